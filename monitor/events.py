@@ -1,0 +1,318 @@
+"""Turn one webhook delivery into a typed record.
+
+Pure functions, no I/O. Decoding a body can fail (that is a rejection with a
+reason); extracting fields from a decoded object never raises: a field that is
+missing, null or of the wrong type is ``None`` and, when it was present but
+unusable, a note says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+
+#: ``created_at`` values above this are taken as milliseconds (year 2286 in s).
+_MILLIS_THRESHOLD = 10_000_000_000
+
+_BOM = b"\xef\xbb\xbf"
+
+GATEWAY_VIEW = "payment_gateway.view"
+GATEWAY_CLOSE = "payment_gateway.close"
+GATEWAY_EVENTS = (GATEWAY_VIEW, GATEWAY_CLOSE)
+
+
+class InvalidBody(ValueError):
+    """A body that is not a JSON object; ``str(exc)`` says what was wrong."""
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """The parsed columns of one accepted delivery (names match the store)."""
+
+    kind: str = "event"  # "event" (Conscent's wrapper) or "legacy" (flat)
+    entity: str | None = None
+    event: str | None = None
+    user_id: str | None = None
+    created_at: float | None = None
+    contains: str | None = None  # comma-separated names, as sent
+    # payload.user
+    phone_number: str | None = None
+    username: str | None = None
+    name: str | None = None
+    email: str | None = None
+    city: str | None = None
+    country: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    postcode: str | None = None
+    # client_info
+    user_agent: str | None = None
+    client_country: str | None = None
+    country_code: str | None = None
+    device_type: str | None = None
+    device_model: str | None = None
+    # payload.action
+    page_url: str | None = None
+    content_id: str | None = None
+    click_action: str | None = None
+    # the pageUrl query string
+    client_id: str | None = None
+    anon_id: str | None = None
+    paywall_id: str | None = None
+    gateway_session_id: str | None = None
+    client_content_id: str | None = None
+    user_source: str | None = None
+    article_url: str | None = None
+    # payload.transaction / purchase / refund, when present
+    transaction_id: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+    payment_status: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def columns(self) -> dict[str, Any]:
+        """The record as store columns (notes joined into one text)."""
+        row = asdict(self)
+        row["notes"] = "; ".join(self.notes) if self.notes else None
+        return row
+
+
+COLUMNS: tuple[str, ...] = tuple(EventRecord.__dataclass_fields__)
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """Decode a delivery body into a JSON object or raise :class:`InvalidBody`."""
+    if not body or not body.strip():
+        raise InvalidBody("empty body")
+    if body.startswith(_BOM):
+        body = body[len(_BOM) :]
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidBody(f"body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidBody(f"body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidBody(f"JSON body is {_json_type(value)}, not an object")
+    return value
+
+
+def parse_body(body: bytes) -> EventRecord:
+    """``decode_body`` then ``extract``; raises only :class:`InvalidBody`."""
+    return extract(decode_body(body))
+
+
+def extract(obj: dict[str, Any]) -> EventRecord:
+    """Read every known field of a decoded delivery; never raises."""
+    fields = _Fields(obj)
+    if "event" in obj or "payload" in obj:
+        return _extract_wrapped(fields)
+    return _extract_legacy(fields)
+
+
+def normalise_created_at(value: Any) -> float | None:
+    """Epoch seconds from seconds, milliseconds or a numeric string."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        return None
+    if number > _MILLIS_THRESHOLD:
+        number /= 1000.0
+    return number
+
+
+def page_url_params(page_url: str) -> dict[str, str]:
+    """The first value of each query parameter of a pageUrl, decoded once."""
+    try:
+        query = urlsplit(page_url).query
+        parsed = parse_qs(query, keep_blank_values=True)
+    except ValueError:
+        return {}
+    return {key: values[0] for key, values in parsed.items() if values}
+
+
+def _extract_wrapped(f: _Fields) -> EventRecord:
+    rec = EventRecord(kind="event")
+    rec.entity = f.text("entity")
+    rec.event = f.text("event")
+    rec.created_at = f.created_at("created_at")
+    contains = f.get("contains")
+    if isinstance(contains, list):
+        rec.contains = ",".join(str(item) for item in contains if item is not None)
+    elif contains is not None:
+        f.note("contains", contains, "a list")
+    user = f.obj("payload", "user")
+    _read_user(f, user, rec)
+    rec.user_id = f.text("user_id") or f.text_in(user, "payload.user.userId", "userId")
+    client = f.obj("client_info")
+    rec.user_agent = f.text_in(client, "client_info.userAgent", "userAgent")
+    rec.client_country = f.text_in(client, "client_info.country", "country")
+    rec.country_code = f.text_in(client, "client_info.countryCode", "countryCode")
+    rec.device_type = f.text_in(client, "client_info.deviceType", "deviceType")
+    rec.device_model = f.text_in(client, "client_info.deviceModel", "deviceModel")
+    action = f.obj("payload", "action")
+    rec.page_url = f.text_in(action, "payload.action.pageUrl", "pageUrl")
+    rec.content_id = f.text_in(action, "payload.action.contentId", "contentId")
+    rec.click_action = f.text_in(action, "payload.action.clickAction", "clickAction")
+    if rec.page_url:
+        _read_page_url(rec.page_url, rec)
+    _read_money(f, rec)
+    rec.notes = f.notes
+    return rec
+
+
+def _extract_legacy(f: _Fields) -> EventRecord:
+    rec = EventRecord(kind="legacy")
+    rec.user_id = f.text("userId") or f.text("user_id") or f.text("_id")
+    _read_user(f, f.root, rec, prefix="")
+    rec.created_at = f.created_at("createdAt") or f.created_at("created_at")
+    rec.client_id = f.text("clientId")
+    rec.content_id = f.text("contentId") or f.text("clientContentId")
+    rec.transaction_id = f.text("transactionId") or f.text("orderId")
+    rec.amount = f.number_in(f.root, "amount", "amount")
+    rec.currency = f.text("currency")
+    rec.payment_status = f.text("status")
+    rec.notes = f.notes
+    return rec
+
+
+def _read_user(f: _Fields, user: dict[str, Any], rec: EventRecord, prefix: str = "payload.user.") -> None:
+    rec.phone_number = f.text_in(user, prefix + "phoneNumber", "phoneNumber")
+    rec.username = f.text_in(user, prefix + "username", "username")
+    rec.name = f.text_in(user, prefix + "name", "name")
+    rec.email = f.text_in(user, prefix + "email", "email")
+    rec.city = f.text_in(user, prefix + "city", "city")
+    rec.country = f.text_in(user, prefix + "country", "country")
+    location = f.sub(user, prefix + "location", "location")
+    rec.latitude = f.number_in(location, prefix + "location.latitude", "latitude")
+    rec.longitude = f.number_in(location, prefix + "location.longitude", "longitude")
+    rec.postcode = f.text_in(location, prefix + "location.postcode", "postcode")
+
+
+def _read_page_url(page_url: str, rec: EventRecord) -> None:
+    params = page_url_params(page_url)
+    rec.client_id = params.get("clientId") or None
+    rec.anon_id = params.get("anonId") or None
+    rec.paywall_id = params.get("paywallId") or None
+    rec.gateway_session_id = params.get("sessionId") or None
+    rec.client_content_id = params.get("clientContentId") or None
+    rec.user_source = params.get("userSourceData") or None
+    nested = params.get("pageUrl")
+    if nested:
+        # Conscent encodes the article URL twice; parse_qs undid one layer.
+        rec.article_url = unquote(nested)
+
+
+def _read_money(f: _Fields, rec: EventRecord) -> None:
+    payload = f.obj("payload")
+    for name in ("transaction", "purchase", "refund", "renewal"):
+        part = f.sub(payload, f"payload.{name}", name)
+        if not part:
+            continue
+        where = f"payload.{name}."
+        rec.transaction_id = rec.transaction_id or (
+            f.text_in(part, where + "transactionId", "transactionId")
+            or f.text_in(part, where + "_id", "_id")
+            or f.text_in(part, where + "orderId", "orderId")
+        )
+        if rec.amount is None:
+            rec.amount = f.number_in(part, where + "amount", "amount") or f.number_in(part, where + "price", "price")
+        rec.currency = rec.currency or f.text_in(part, where + "currency", "currency")
+        rec.payment_status = rec.payment_status or f.text_in(part, where + "status", "status") or f.text_in(part, where + "type", "type")
+
+
+class _Fields:
+    """Typed, forgiving access to a decoded object, collecting notes."""
+
+    def __init__(self, root: dict[str, Any]) -> None:
+        self.root = root
+        self.notes: list[str] = []
+
+    def note(self, where: str, value: Any, wanted: str) -> None:
+        self.notes.append(f"{where}: expected {wanted}, got {_json_type(value)}")
+
+    def get(self, key: str) -> Any:
+        return self.root.get(key)
+
+    def text(self, key: str) -> str | None:
+        return self.text_in(self.root, key, key)
+
+    def obj(self, *path: str) -> dict[str, Any]:
+        node: dict[str, Any] = self.root
+        for depth, key in enumerate(path):
+            node = self.sub(node, ".".join(path[: depth + 1]), key)
+        return node
+
+    def sub(self, node: dict[str, Any], where: str, key: str) -> dict[str, Any]:
+        value = node.get(key)
+        if isinstance(value, dict):
+            return value
+        if value is not None:
+            self.note(where, value, "an object")
+        return {}
+
+    def text_in(self, node: dict[str, Any], where: str, key: str) -> str | None:
+        value = node.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        self.note(where, value, "a string")
+        return None
+
+    def number_in(self, node: dict[str, Any], where: str, key: str) -> float | None:
+        value = node.get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+            return number if math.isfinite(number) else None
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+            else:
+                if math.isfinite(number):
+                    return number
+        self.note(where, value, "a number")
+        return None
+
+    def created_at(self, key: str) -> float | None:
+        value = self.root.get(key)
+        if value is None:
+            return None
+        seconds = normalise_created_at(value)
+        if seconds is None:
+            self.note(key, value, "epoch seconds")
+        return seconds
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

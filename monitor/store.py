@@ -1,0 +1,259 @@
+"""The SQLite database: schema, upgrades, sessions and the group-commit write.
+
+A plain sqlite-utils database that other tools (sqlite-utils, Datasette) can
+open. Times are epoch seconds (REAL). The schema is documented in README.md;
+``SCHEMA_VERSION`` is stored in ``PRAGMA user_version``.
+
+Only the writer thread writes events; every other reader opens its own
+connection (WAL lets readers and the writer work side by side).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from monitor.events import COLUMNS as EVENT_COLUMNS
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "conscent-monitor.db"
+REJECTED_BODY_LIMIT = 64 * 1024
+BUSY_TIMEOUT_MS = 2000
+
+_TEXT, _REAL, _INT, _BLOB = str, float, int, bytes
+
+SESSION_COLUMNS: dict[str, type] = {
+    "id": _INT,
+    "started_at": _REAL,
+    "ended_at": _REAL,
+    "listen": _TEXT,
+    "mode": _TEXT,
+    "pid": _INT,
+    "version": _TEXT,
+    "source": _TEXT,
+}
+
+#: Delivery columns, before the parsed columns of :class:`EventRecord`.
+DELIVERY_COLUMNS: dict[str, type] = {
+    "id": _INT,
+    "session_id": _INT,
+    "received_at": _REAL,
+    "method": _TEXT,
+    "path": _TEXT,
+    "remote_addr": _TEXT,
+    "headers": _TEXT,
+    "content_type": _TEXT,
+    "body": _BLOB,
+    "body_size": _INT,
+    "body_sha256": _TEXT,
+    "duplicate_of": _INT,
+    "signature": _TEXT,
+    "basic_auth": _TEXT,
+}
+
+_PARSED_TYPES: dict[str, type] = {
+    "created_at": _REAL,
+    "latitude": _REAL,
+    "longitude": _REAL,
+    "amount": _REAL,
+}
+
+EVENTS_COLUMNS: dict[str, type] = DELIVERY_COLUMNS | {
+    name: _PARSED_TYPES.get(name, _TEXT) for name in EVENT_COLUMNS
+}
+
+REJECTED_COLUMNS: dict[str, type] = {
+    "id": _INT,
+    "session_id": _INT,
+    "received_at": _REAL,
+    "method": _TEXT,
+    "path": _TEXT,
+    "remote_addr": _TEXT,
+    "headers": _TEXT,
+    "status": _INT,
+    "reason": _TEXT,
+    "body": _BLOB,
+    "body_size": _INT,
+}
+
+TABLES: dict[str, dict[str, type]] = {
+    "sessions": SESSION_COLUMNS,
+    "events": EVENTS_COLUMNS,
+    "rejected": REJECTED_COLUMNS,
+}
+
+#: The queries the UI runs: newest first per session, by event, reader,
+#: content, pairing key and exact bytes (duplicates).
+INDEXES: dict[str, list[tuple[str, ...]]] = {
+    "events": [
+        ("received_at",),
+        ("session_id", "received_at"),
+        ("event", "received_at"),
+        ("session_id", "event", "received_at"),
+        ("user_id", "received_at"),
+        ("content_id",),
+        ("gateway_session_id",),
+        ("body_sha256",),
+    ],
+    "rejected": [("received_at",), ("session_id", "received_at")],
+}
+
+
+class StoreError(Exception):
+    """The database cannot be opened or is not a monitor database."""
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be written right now (read-only, full, locked)."""
+
+
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Database:
+    """Open a connection configured the way every part of the monitor expects."""
+    if readonly:
+        uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn.isolation_level = None  # we issue BEGIN/COMMIT ourselves
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    if not readonly:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+def open_store(path: str | Path) -> sqlite_utils.Database:
+    """Open (creating or upgrading) the database at ``path`` for writing."""
+    try:
+        db = connect(path)
+        migrate(db)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a usable SQLite database ({exc})") from None
+    return db
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Create missing tables, columns and indexes; record the schema version.
+
+    Every upgrade so far only adds, so the generic step below is the whole
+    migration: an older database gains the new columns (NULL for old rows).
+    """
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"database schema {version} is newer than this program ({SCHEMA_VERSION})")
+    foreign = set(db.table_names()) - set(TABLES) - {"sqlite_sequence"}
+    if version == 0 and foreign and not set(TABLES) & set(db.table_names()):
+        raise StoreError(f"not a conscent-monitor database (tables: {', '.join(sorted(foreign))})")
+    with db.atomic():
+        for name, columns in TABLES.items():
+            table = db.table(name)
+            if not table.exists():
+                table.create(columns, pk="id")
+                continue
+            have = set(table.columns_dict)
+            for column, kind in columns.items():
+                if column not in have:
+                    table.add_column(column, kind)
+        for name, indexes in INDEXES.items():
+            for cols in indexes:
+                db.table(name).create_index(cols, if_not_exists=True)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def start_session(db: sqlite_utils.Database, *, listen: str | None, mode: str, source: str | None = None) -> int:
+    from monitor import __version__
+
+    with db.atomic():
+        cursor = db.execute(
+            "INSERT INTO sessions (started_at, listen, mode, pid, version, source) VALUES (?, ?, ?, ?, ?, ?)",
+            [time.time(), listen, mode, os.getpid(), __version__, source],
+        )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def set_session_listen(db: sqlite_utils.Database, session_id: int, listen: str) -> None:
+    with db.atomic():
+        db.execute("UPDATE sessions SET listen = ? WHERE id = ?", [listen, session_id])
+
+
+def end_session(db: sqlite_utils.Database, session_id: int) -> None:
+    with db.atomic():
+        db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", [time.time(), session_id])
+
+
+@dataclass(slots=True)
+class Committed:
+    """What one group commit wrote: the new ids, in order."""
+
+    event_ids: list[int]
+    rejected_ids: list[int]
+
+
+_EVENT_NAMES = [c for c in EVENTS_COLUMNS if c != "duplicate_of"]
+_INSERT_EVENT = "INSERT INTO events ({}) VALUES ({})".format(
+    ", ".join(["duplicate_of", *_EVENT_NAMES]), ", ".join("?" * (len(_EVENT_NAMES) + 1))
+)
+_INSERT_REJECTED = "INSERT INTO rejected ({}) VALUES ({})".format(
+    ", ".join(REJECTED_COLUMNS), ", ".join("?" * len(REJECTED_COLUMNS))
+)
+
+
+def write_batch(conn: sqlite3.Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]) -> Committed:
+    """Insert deliveries and rejections in one transaction; all or nothing.
+
+    Ids are assigned here (the write lock is held), so a delivery can point at
+    the first delivery of the same bytes even when both are in this batch.
+    ``sqlite3.Error`` propagates after a rollback.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        event_ids = _assign_ids(conn, "events", len(events))
+        firsts = _first_by_sha(conn, {row["body_sha256"] for row in events})
+        event_rows = []
+        for new_id, row in zip(event_ids, events, strict=True):
+            sha = row["body_sha256"]
+            first = firsts.setdefault(sha, new_id)
+            values = [first if first != new_id else None]
+            values.extend(new_id if name == "id" else row.get(name) for name in _EVENT_NAMES)
+            event_rows.append(values)
+        rejected_ids = _assign_ids(conn, "rejected", len(rejected))
+        rejected_rows = [
+            [new_id if name == "id" else row.get(name) for name in REJECTED_COLUMNS]
+            for new_id, row in zip(rejected_ids, rejected, strict=True)
+        ]
+        if event_rows:
+            conn.executemany(_INSERT_EVENT, event_rows)
+        if rejected_rows:
+            conn.executemany(_INSERT_REJECTED, rejected_rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return Committed(event_ids, rejected_ids)
+
+
+def _assign_ids(conn: sqlite3.Connection, table: str, count: int) -> list[int]:
+    if not count:
+        return []
+    top = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+    return list(range(top + 1, top + 1 + count))
+
+
+def _first_by_sha(conn: sqlite3.Connection, shas: Iterable[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    pending = list(shas)
+    for start in range(0, len(pending), 500):
+        chunk = pending[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT body_sha256, min(id) FROM events WHERE body_sha256 IN ({marks}) GROUP BY body_sha256"
+        found.update(conn.execute(sql, chunk).fetchall())
+    return found
