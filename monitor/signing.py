@@ -74,7 +74,8 @@ def parse_credentials(text: str) -> tuple[str, str]:
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Headers as a JSON-ready dict; repeated names are joined with ", "."""
     out: dict[str, str] = {}
-    for name, value in headers:
+    for raw_name, value in headers:
+        name = str(raw_name)  # aiohttp gives istr, which orjson will not take as a key
         if name.lower() in SECRET_HEADERS:
             scheme = value.split(" ", 1)[0] if " " in value and name.lower() != "cookie" else ""
             value = f"{scheme} {REDACTED}".strip()

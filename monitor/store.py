@@ -206,7 +206,9 @@ _INSERT_REJECTED = "INSERT INTO rejected ({}) VALUES ({})".format(
 )
 
 
-def write_batch(conn: sqlite3.Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]) -> Committed:
+def write_batch(
+    conn: sqlite3.Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]
+) -> Committed:
     """Insert deliveries and rejections in one transaction; all or nothing.
 
     Ids are assigned here (the write lock is held), so a delivery can point at

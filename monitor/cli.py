@@ -1,0 +1,141 @@
+"""The ``conscent-monitor`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor import __version__, store
+from monitor.listener import DEFAULT_MAX_BODY
+from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options, Service
+from monitor.signing import parse_credentials
+from monitor.textsafe import cell
+from monitor.writer import CommitNotice
+
+
+class _DefaultToWatch(click.Group):
+    """``conscent-monitor [OPTIONS]`` with no command means ``watch``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h", "--version")):
+            args = ["watch", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultToWatch, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="conscent-monitor")
+def cli() -> None:
+    """Watch Conscent.ai paywall webhooks live, and review them later.
+
+    With no command, runs `watch` (the live monitor).
+    """
+
+
+def _credentials(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    try:
+        return parse_credentials(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on; 0 takes a free one.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"SQLite database file.  [default: ./{store.DEFAULT_DB}; a fresh temporary one with --demo]")
+@click.option("--secret", envvar="CONSCENT_WEBHOOK_SECRET", help="Webhook secret: check X-Conscent-Signature.")
+@click.option("--basic-auth", callback=_credentials, metavar="KEY:SECRET",
+              help="Check HTTP Basic auth (older Conscent webhooks).")
+@click.option("--require-signature", "require_auth", is_flag=True,
+              help="Refuse (401) deliveries whose signature or basic auth is missing or wrong.")
+@click.option("--max-body", default=DEFAULT_MAX_BODY, show_default=True, type=click.IntRange(1),
+              help="Largest body accepted, in bytes (after decompression).")
+@click.option("--allow-unauthenticated", is_flag=True,
+              help="Allow a non-loopback --host without --secret or --basic-auth.")
+@click.option("--headless", is_flag=True, help="No TUI: print one line per delivery.")
+@click.option("--demo", is_flag=True, help="Post a generated stream of Conscent events to the monitor itself.")
+def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> None:
+    """Receive webhooks and show them as they arrive."""
+    if db_path is None:
+        db_path = _demo_db() if demo else Path(store.DEFAULT_DB)
+    if demo and kwargs["port"] == DEFAULT_PORT:
+        kwargs["port"] = 0
+    options = Options(db_path=db_path, mode="headless" if headless else ("demo" if demo else "tui"), **kwargs)
+    try:
+        if headless:
+            asyncio.run(_headless(options, demo))
+        else:
+            from monitor.app import run_live
+
+            run_live(options, demo=demo)
+    except ExposureError as exc:
+        raise click.UsageError(str(exc)) from None
+    except store.StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}") from None
+
+
+def _demo_db() -> Path:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="conscent-monitor-demo-"))
+    return folder / "demo.db"
+
+
+async def _headless(options: Options, demo: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def on_commit(notice: CommitNotice) -> None:
+        loop.call_soon_threadsafe(_print_notice, notice)
+
+    service = Service(options, on_commit=on_commit)
+    url = await service.start()
+    click.echo(f"conscent-monitor {__version__}: listening on {url}  (database {options.db_path}, "
+               f"session {service.session_id}); Ctrl-C stops", err=False)
+    sys.stdout.flush()
+    demo_task = None
+    if demo:
+        from monitor.demo import run_demo
+
+        demo_task = asyncio.create_task(run_demo(url, secret=options.secret, stop=stop))
+    await stop.wait()
+    if demo_task is not None:
+        await demo_task
+    await service.stop()
+    click.echo(f"stopped; session {service.session_id} closed")
+
+
+def _print_notice(notice: CommitNotice) -> None:
+    lines = []
+    for row in notice.events:
+        who = row.get("name") or row.get("username") or row.get("user_id") or "-"
+        event = row.get("event") or ("(legacy)" if row.get("kind") == "legacy" else "-")
+        lines.append(
+            f"{_clock(row['received_at'])}  200  #{row['id']:<6} {cell(event, 32):<24} {cell(who, 40):<28} "
+            f"sig={row.get('signature')}"
+        )
+    for row in notice.rejected:
+        lines.append(f"{_clock(row['received_at'])}  {row['status']}  rejected #{row['id']}: {cell(row['reason'], 120)}")
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+def main() -> None:
+    cli(prog_name="conscent-monitor")

@@ -1,0 +1,214 @@
+"""The aiohttp webhook listener: validate, hand to the writer, answer.
+
+POST on any path is a delivery. It is answered 200 ``{"ok": true, "id": N}``
+only after the writer has committed it. Anything refused gets a JSON error
+``{"ok": false, "error": ...}`` and a row in ``rejected``. GET ``/`` is a
+short JSON status. The listener never touches SQLite or the UI itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from monitor import signing
+from monitor.events import InvalidBody, parse_body
+from monitor.store import REJECTED_BODY_LIMIT, StoreUnavailable
+from monitor.writer import Writer
+
+DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_READ_TIMEOUT = 30.0
+_ENCODINGS = {"identity", "gzip", "x-gzip", "deflate"}
+
+WRITER_KEY = web.AppKey("writer", Writer)
+CONFIG_KEY: web.AppKey[ListenerConfig] = web.AppKey("config")
+
+
+@dataclass(slots=True)
+class ListenerConfig:
+    session_id: int
+    secret: str | None = None
+    basic_auth: tuple[str, str] | None = None
+    #: Refuse (401) deliveries whose configured checks do not pass.
+    require_auth: bool = False
+    max_body: int = DEFAULT_MAX_BODY
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    db_path: str = ""
+    started_at: float = field(default_factory=time.time)
+
+
+class Rejection(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def make_app(config: ListenerConfig, writer: Writer) -> web.Application:
+    app = web.Application()
+    app[CONFIG_KEY] = config
+    app[WRITER_KEY] = writer
+    app.router.add_route("*", "/{tail:.*}", _handle)
+    return app
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    # We decompress ourselves, so the limit applies after decompression and
+    # the exact bytes received are known.
+    return web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    config = request.app[CONFIG_KEY]
+    writer = request.app[WRITER_KEY]
+    received_at = time.time()
+    if request.method in ("GET", "HEAD") and request.path == "/":
+        return _status(config, writer)
+    wire = b""
+    try:
+        if request.method != "POST":
+            raise Rejection(405, f"method {request.method} not allowed: webhooks are POSTed")
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+        if encoding not in _ENCODINGS:
+            raise Rejection(415, f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
+        wire = await _read_body(request, config)
+        body = wire if encoding == "identity" else _decompress(wire, encoding, config.max_body)
+        sig_header = request.headers.get(signing.SIGNATURE_HEADER)
+        signature = signing.check_signature(sig_header, config.secret, body, wire)
+        basic = signing.check_basic_auth(request.headers.get("Authorization"), config.basic_auth)
+        if config.require_auth:
+            _enforce(signature, basic)
+        try:
+            record = parse_body(body)
+        except InvalidBody as exc:
+            raise Rejection(400, str(exc)) from None
+    except Rejection as rej:
+        return await _reject(request, writer, config, received_at, wire, rej)
+    row: dict[str, Any] = {
+        "session_id": config.session_id,
+        "received_at": received_at,
+        "method": request.method,
+        "path": request.path_qs,
+        "remote_addr": request.remote,
+        "headers": _headers_json(request),
+        "content_type": request.headers.get("Content-Type"),
+        "body": body,
+        "body_size": len(body),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "signature": signature,
+        "basic_auth": basic,
+    }
+    row.update(record.columns())
+    try:
+        new_id = await writer.submit("events", row)
+    except StoreUnavailable as exc:
+        return await _reject(request, writer, config, received_at, wire, Rejection(503, str(exc)))
+    return _json(200, {"ok": True, "id": new_id})
+
+
+def _enforce(signature: str, basic: str) -> None:
+    if signature in (signing.MISSING, signing.INVALID):
+        raise Rejection(401, f"X-Conscent-Signature is {signature}")
+    if basic in (signing.MISSING, signing.INVALID):
+        raise Rejection(401, f"basic auth is {basic}")
+
+
+async def _read_body(request: web.Request, config: ListenerConfig) -> bytes:
+    limit = config.max_body
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise Rejection(413, f"body of {declared} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(config.read_timeout):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    raise Rejection(413, f"body is over the {limit}-byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise Rejection(408, f"body not received within {config.read_timeout:g} s") from None
+    return b"".join(chunks)
+
+
+def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
+    wbits = zlib.MAX_WBITS | 16 if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+    for bits in (wbits, -zlib.MAX_WBITS):  # deflate is sometimes sent raw
+        inflater = zlib.decompressobj(bits)
+        try:
+            out = inflater.decompress(data, limit + 1)
+        except zlib.error:
+            if encoding == "deflate" and bits > 0:
+                continue
+            raise Rejection(400, f"body is not valid {encoding} data") from None
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise Rejection(413, f"decompressed body is over the {limit}-byte limit")
+        if not inflater.eof:
+            raise Rejection(400, f"{encoding} body is truncated")
+        return out
+    raise Rejection(400, f"body is not valid {encoding} data")
+
+
+async def _reject(
+    request: web.Request,
+    writer: Writer,
+    config: ListenerConfig,
+    received_at: float,
+    wire: bytes,
+    rej: Rejection,
+) -> web.Response:
+    row = {
+        "session_id": config.session_id,
+        "received_at": received_at,
+        "method": request.method,
+        "path": request.path_qs,
+        "remote_addr": request.remote,
+        "headers": _headers_json(request),
+        "status": rej.status,
+        "reason": rej.reason,
+        "body": wire[:REJECTED_BODY_LIMIT],
+        "body_size": len(wire) if wire or request.content_length is None else request.content_length,
+    }
+    response = _json(rej.status, {"ok": False, "error": rej.reason})
+    if rej.status in (408, 413):
+        # The rest of the body was not read; do not reuse this connection.
+        response.force_close()
+    try:
+        await writer.submit("rejected", row)
+    except StoreUnavailable:
+        pass  # the writer keeps the record and writes it once it can
+    return response
+
+
+def _status(config: ListenerConfig, writer: Writer) -> web.Response:
+    stats = writer.stats
+    return _json(
+        200,
+        {
+            "ok": writer.healthy,
+            "service": "conscent-monitor",
+            "session": config.session_id,
+            "database": config.db_path,
+            "uptime_s": round(time.time() - config.started_at, 1),
+            "events": stats.committed_events,
+            "rejected": stats.committed_rejected,
+            "by_event": dict(stats.by_event),
+            "error": stats.last_error,
+        },
+    )
+
+
+def _headers_json(request: web.Request) -> str:
+    return orjson.dumps(signing.redact_headers(request.headers.items())).decode()
+
+
+def _json(status: int, payload: dict[str, Any]) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")

@@ -1,0 +1,154 @@
+"""One monitoring run: session row, writer thread and listener, together.
+
+Headless mode runs the listener on the main event loop. The TUI runs it on a
+loop of its own in a background thread (:meth:`Service.start_in_thread`), so
+a busy screen never delays an answer to Conscent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from monitor import store
+from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, ListenerConfig, make_app, make_runner
+from monitor.writer import CommitNotice, Writer
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+
+
+@dataclass(slots=True)
+class Options:
+    db_path: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    secret: str | None = None
+    basic_auth: tuple[str, str] | None = None
+    require_auth: bool = False
+    max_body: int = DEFAULT_MAX_BODY
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    allow_unauthenticated: bool = False
+    mode: str = "headless"
+
+
+class ExposureError(ValueError):
+    """A non-loopback address without any authentication."""
+
+
+def check_exposure(options: Options) -> None:
+    if is_loopback(options.host) or options.secret or options.basic_auth or options.allow_unauthenticated:
+        return
+    raise ExposureError(
+        f"refusing to listen on {options.host} without --secret or --basic-auth: anyone who can reach it "
+        "could write to your database (pass --allow-unauthenticated if you really mean it)"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Service:
+    def __init__(self, options: Options, on_commit: Callable[[CommitNotice], None] | None = None) -> None:
+        check_exposure(options)
+        self.options = options
+        self._db = store.open_store(options.db_path)
+        self.session_id = store.start_session(self._db, listen=None, mode=options.mode)
+        self.writer = Writer(options.db_path, on_commit=on_commit)
+        self.config = ListenerConfig(
+            session_id=self.session_id,
+            secret=options.secret,
+            basic_auth=options.basic_auth,
+            require_auth=options.require_auth,
+            max_body=options.max_body,
+            read_timeout=options.read_timeout,
+            db_path=str(options.db_path),
+        )
+        self._runner: web.AppRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        """Start writer and listener on the running loop; returns the URL."""
+        self.writer.start()
+        self._runner = make_runner(make_app(self.config, self.writer))
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self.writer.stop()
+            self._close_session()
+            raise
+        port = self._runner.addresses[0][1]
+        host = self.options.host if ":" not in self.options.host else f"[{self.options.host}]"
+        self.url = f"http://{host}:{port}/"
+        store.set_session_listen(self._db, self.session_id, self.url)
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, write, close the session."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await asyncio.to_thread(self.writer.stop)
+        self._close_session()
+
+    def _close_session(self) -> None:
+        if self._db is None:
+            return
+        store.end_session(self._db, self.session_id)
+        self._db.close()
+        self._db = None  # type: ignore[assignment]
+
+    def start_in_thread(self) -> str:
+        """Run the listener on its own loop in a daemon thread."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="monitor-listener", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            raise failure[0]
+        return self.url
+
+    def stop_thread(self, timeout: float = 15.0) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self.stop(), loop)
+        try:
+            future.result(timeout)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            self._loop = self._thread = None

@@ -1,0 +1,46 @@
+"""Make untrusted webhook text inert before it reaches a terminal.
+
+Everything in a delivery is attacker-controlled. Before it is printed or put
+in a cell it goes through :func:`clean`: control characters (C0, DEL, C1),
+bidirectional overrides and invisible format characters are replaced by
+visible stand-ins, so ESC, BEL and OSC sequences cannot drive the terminal and
+text cannot hide or reorder itself. Markup is a separate concern: the UI builds
+``rich.text.Text`` objects from plain strings and never parses markup.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls map to their Unicode "control pictures" (U+2400..U+241F), so a
+# developer can still see that an ESC or a NUL was there.
+_C0 = {code: chr(0x2400 + code) for code in range(0x20)}
+_C0[0x7F] = "\u2421"  # DEL
+_REPLACEMENT = "\ufffd"
+
+# C1 controls, bidi embeddings/overrides/isolates, zero-width and other
+# invisible format characters, line/paragraph separators.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f\x80-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+)
+
+
+def _replace(match: re.Match[str]) -> str:
+    char = match.group()
+    return _C0.get(ord(char), _REPLACEMENT)
+
+
+def clean(text: str, *, keep_newlines: bool = False, limit: int | None = None) -> str:
+    """``text`` with every unsafe character made visible and inert."""
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "\u2026"
+    if keep_newlines:
+        return "\n".join(_UNSAFE.sub(_replace, line) for line in text.split("\n"))
+    return _UNSAFE.sub(_replace, text)
+
+
+def cell(value: object, limit: int = 200) -> str:
+    """A single-line, inert string for a table cell or a log line."""
+    if value is None:
+        return ""
+    return clean(str(value), limit=limit)

@@ -1,0 +1,221 @@
+"""The group-commit writer: the only thread that writes deliveries.
+
+Request handlers hand rows to :meth:`Writer.submit` and await the returned
+future; the writer drains everything that is waiting, commits it in one
+transaction, and only then resolves the futures. So a 200 is sent only for a
+committed row, and the cost of a commit is shared by every request that
+arrived while the previous one ran.
+
+When a commit fails (database read-only, full, locked), accepted deliveries
+fail with :class:`~monitor.store.StoreUnavailable` (the listener answers 503
+and Conscent retries); rejection records are kept and written with the next
+commit that succeeds, so they are not lost while the database recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor import store
+from monitor.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 2000
+#: Rejection records kept while the database cannot be written.
+MAX_REJECTED_BACKLOG = 10_000
+
+Connect = Callable[[], sqlite3.Connection]
+
+
+@dataclass(slots=True)
+class _Item:
+    table: str  # "events" or "rejected"
+    row: dict[str, Any]
+    future: asyncio.Future[int] | None
+    loop: asyncio.AbstractEventLoop | None
+
+
+@dataclass(slots=True)
+class CommitNotice:
+    """Told to ``on_commit`` after each successful commit (writer thread)."""
+
+    event_ids: list[int]
+    rejected_ids: list[int]
+    events: list[dict[str, Any]]  # the committed rows, without body
+    rejected: list[dict[str, Any]]
+
+
+@dataclass
+class WriterStats:
+    committed_events: int = 0
+    committed_rejected: int = 0
+    commits: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    by_event: Counter[str] = field(default_factory=Counter)
+
+
+class Writer:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        on_commit: Callable[[CommitNotice], None] | None = None,
+        connect: Connect | None = None,
+    ) -> None:
+        self._path = Path(path)
+        self._connect = connect or (lambda: store.connect(self._path).conn)
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._backlog: list[_Item] = []
+        self._thread = threading.Thread(target=self._run, name="monitor-writer", daemon=True)
+        self._conn: sqlite3.Connection | None = None
+        self.stats = WriterStats()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Write everything already submitted, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def submit(self, table: str, row: dict[str, Any]) -> asyncio.Future[int]:
+        """Queue a row; the future resolves to its id once committed.
+
+        Must be called from a running event loop (the listener's).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._queue.put(_Item(table, row, future, loop))
+        return future
+
+    def submit_nowait(self, table: str, row: dict[str, Any]) -> None:
+        """Queue a row that nobody waits for (e.g. from a thread)."""
+        self._queue.put(_Item(table, row, None, None))
+
+    @property
+    def healthy(self) -> bool:
+        return self.stats.last_error is None
+
+    def _run(self) -> None:
+        running = True
+        while running:
+            first = self._queue.get()
+            batch: list[_Item] = []
+            if first is None:
+                running = False
+            else:
+                batch.append(first)
+            # Everything that queued up while we were committing goes into
+            # this one transaction.
+            while len(batch) < MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    running = False
+                    continue
+                batch.append(item)
+            if batch or self._backlog:
+                self._commit(batch)
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+
+    def _commit(self, batch: list[_Item]) -> None:
+        pending = self._backlog + batch
+        events = [item for item in pending if item.table == "events"]
+        rejected = [item for item in pending if item.table == "rejected"]
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            done = store.write_batch(self._conn, [i.row for i in events], [i.row for i in rejected])
+        except sqlite3.Error as exc:
+            self._fail(events, rejected, exc)
+            return
+        self._backlog = []
+        self.stats.commits += 1
+        self.stats.last_error = None
+        self.stats.committed_events += len(events)
+        self.stats.committed_rejected += len(rejected)
+        for item in events:
+            self.stats.by_event[item.row.get("event") or "(none)"] += 1
+        _resolve(events, done.event_ids)
+        _resolve(rejected, done.rejected_ids)
+        if self._on_commit is not None:
+            notice = CommitNotice(
+                done.event_ids,
+                done.rejected_ids,
+                [_light(i.row, new_id) for i, new_id in zip(events, done.event_ids, strict=True)],
+                [_light(i.row, new_id) for i, new_id in zip(rejected, done.rejected_ids, strict=True)],
+            )
+            try:
+                self._on_commit(notice)
+            except Exception:
+                log.exception("on_commit callback failed")
+
+    def _fail(self, events: list[_Item], rejected: list[_Item], exc: sqlite3.Error) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = str(exc)
+        log.warning("commit failed: %s", exc)
+        # A fresh connection next time: a file that was replaced or made
+        # writable again is only seen by a new connection.
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+        error = StoreUnavailable(f"database cannot be written: {exc}")
+        _settle_all([(item, None, error) for item in events + rejected])
+        # Rejections are our own records of refused deliveries; keep them
+        # (bounded) for the next commit that succeeds.
+        self._backlog = rejected[-MAX_REJECTED_BACKLOG:]
+        for item in self._backlog:
+            item.future = None
+
+
+def _light(row: dict[str, Any], new_id: int) -> dict[str, Any]:
+    light = {k: v for k, v in row.items() if k not in ("body", "headers")}
+    light["id"] = new_id
+    return light
+
+
+def _resolve(items: list[_Item], ids: list[int]) -> None:
+    _settle_all([(item, new_id, None) for item, new_id in zip(items, ids, strict=True)])
+
+
+_Outcome = tuple[_Item, int | None, BaseException | None]
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
+    """Resolve futures with one wake-up per event loop, not one per row."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], int | None, BaseException | None]]] = {}
+    for item, value, error in outcomes:
+        if item.future is not None and item.loop is not None:
+            by_loop.setdefault(item.loop, []).append((item.future, value, error))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[int], int | None, BaseException | None]]) -> None:
+    for future, value, error in settled:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        elif value is not None:
+            future.set_result(value)
