@@ -1,0 +1,34 @@
+"""Messages that cross from the core's threads into the UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from monitor.writer import CommitNotice
+
+
+@dataclass
+class RowsCommitted(Message):
+    """The writer committed rows (posted from the writer thread)."""
+
+    notice: CommitNotice
+
+    def can_replace(self, message: Message) -> bool:
+        return False
+
+
+@dataclass
+class ReaderRequested(Message):
+    """Open the drill-down for a reader."""
+
+    user_id: str
+
+
+@dataclass
+class DeliveryRequested(Message):
+    """Open the detail view of one delivery."""
+
+    source: str
+    id: int

@@ -1,0 +1,208 @@
+"""The main screen: header counters and the live table of deliveries."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Literal
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from monitor import queries
+from monitor.filters import FilterError, compile_filter
+from monitor.widgets.event_table import ALL_COLUMNS, GATEWAY_COLUMNS, EventTable, header_text
+from monitor.widgets.stats_bar import StatsBar
+from monitor.writer import CommitNotice
+
+if TYPE_CHECKING:
+    from monitor.app import MonitorApp
+
+Mode = Literal["gateway", "all"]
+
+
+class MainScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("a", "toggle_mode", "Gateway/all"),
+        Binding("u", "readers", "Readers"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    app: MonitorApp
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode: Mode = "gateway"
+        self.filter_text = ""
+        self.view = queries.View(mode="gateway", session_id=None)
+
+    def compose(self) -> ComposeResult:
+        yield StatsBar(id="stats")
+        yield Static(id="columns")
+        yield EventTable(id="table")
+        yield Static(id="statusline")
+        yield Input(placeholder="filter: event:view user:… content:… country:… device:… sig:… -term \"phrase\"",
+                    id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.refresh_origin()
+        self.reload()
+        self.query_one(EventTable).focus()
+
+    @property
+    def table(self) -> EventTable:
+        return self.query_one(EventTable)
+
+    # -- the query -----------------------------------------------------------
+
+    def reload(self) -> None:
+        """Re-run the current view from the top (mode, filter or session changed)."""
+        app = self.app
+        compiled = compile_filter(self.filter_text, table="events")
+        rejected = compile_filter(self.filter_text, table="rejected")
+        self.view = queries.View(
+            mode=self.mode,
+            session_id=app.session_id,
+            where=compiled.where,
+            params=compiled.params,
+            rejected_where=rejected.where,
+            rejected_params=rejected.params,
+        )
+        view = self.view
+        total = queries.count_rows(app.db, view)
+        columns = GATEWAY_COLUMNS if self.mode == "gateway" else ALL_COLUMNS
+        table = self.table
+        table.show(lambda offset, limit: queries.fetch_rows(app.db, view, offset, limit, total=table.total), total,
+                   columns)
+        self.query_one("#columns", Static).update(Text(header_text(columns), style="bold"))
+        self.update_statusline()
+
+    def rows_committed(self, notices: list[CommitNotice]) -> None:
+        """New rows were committed: count those this view shows, let the table place them."""
+        event_ids = [i for n in notices for i in n.event_ids]
+        rejected_ids = [i for n in notices for i in n.rejected_ids]
+        view = self.view
+        added = 0
+        if event_ids:
+            added += queries.count_rows(self.app.db, dataclasses.replace(
+                view,
+                where=f"id BETWEEN ? AND ? AND ({view.where})",
+                params=(min(event_ids), max(event_ids), *view.params),
+                rejected_where="0", rejected_params=(),
+            ))
+        if rejected_ids and view.mode == "all":
+            added += queries.count_rows(self.app.db, dataclasses.replace(
+                view,
+                where="0", params=(),
+                rejected_where=f"id BETWEEN ? AND ? AND ({view.rejected_where})",
+                rejected_params=(min(rejected_ids), max(rejected_ids), *view.rejected_params),
+            ))
+        self.table.add_new(added)
+        self.update_statusline()
+
+    def refresh_origin(self) -> None:
+        app = self.app
+        session = "all sessions" if app.session_id is None else f"session #{app.session_id}"
+        if app.live_session_id is not None and app.session_id == app.live_session_id:
+            session += " (live)"
+        self.query_one(StatsBar).set_origin(
+            url=app.url, db_path=str(app.db_path), session=session, healthy=app.listener_healthy
+        )
+
+    def set_stats(self, stats: queries.Stats) -> None:
+        self.query_one(StatsBar).set_stats(stats)
+
+    def update_statusline(self) -> None:
+        table = self.table
+        text = Text()
+        text.append(" GATEWAY " if self.mode == "gateway" else " ALL EVENTS ", style="bold reverse")
+        text.append(f"  {table.total:,} rows", style="bold")
+        if self.filter_text:
+            text.append("   filter ", style="dim")
+            text.append(self.filter_text)
+        if table.waiting:
+            text.append(f"   ↑ {table.waiting} new — press Home to follow", style="bold yellow")
+        elif table.total:
+            text.append("   following newest" if table.following else "", style="dim")
+        if self.app.masked:
+            text.append("   PII masked", style="bold magenta")
+        self.query_one("#statusline", Static).update(text)
+
+    # -- events from the table -------------------------------------------------
+
+    @on(EventTable.WaitingChanged)
+    def _waiting(self) -> None:
+        self.update_statusline()
+
+    @on(EventTable.RowSelected)
+    def _row_selected(self, message: EventTable.RowSelected) -> None:
+        row = message.row
+        if row.source == "rejected" or not row.user_id:
+            self.app.open_delivery(row.source, row.id)
+        else:
+            self.app.open_reader(row.user_id)
+
+    @on(EventTable.DetailsRequested)
+    def _details(self, message: EventTable.DetailsRequested) -> None:
+        self.app.open_delivery(message.row.source, message.row.id)
+
+    # -- filter --------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.value = self.filter_text
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display:
+            box.display = False
+            self.table.focus()
+        if self.filter_text:
+            self.filter_text = ""
+            self.reload()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, message: Input.Changed) -> None:
+        try:
+            compile_filter(message.value)
+        except FilterError as exc:
+            message.input.add_class("-invalid")
+            self.query_one("#statusline", Static).update(
+                Text(f" ✗ {exc.message} (at column {exc.position + 1})", style="bold red")
+            )
+        else:
+            message.input.remove_class("-invalid")
+            self.update_statusline()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, message: Input.Submitted) -> None:
+        try:
+            compile_filter(message.value)
+        except FilterError:
+            return  # the status line already says what is wrong; change nothing
+        self.filter_text = message.value.strip()
+        message.input.display = False
+        self.reload()
+        self.table.focus()
+
+    def action_toggle_mode(self) -> None:
+        self.mode = "all" if self.mode == "gateway" else "gateway"
+        self.reload()
+
+    def action_readers(self) -> None:
+        self.app.open_readers()
+
+    @work(thread=True, exclusive=True, group="stats")
+    def load_stats(self) -> None:
+        with self.app.read_connection() as db:
+            stats = queries.header_stats(db, self.app.session_id, time.time())
+        self.app.call_from_thread(self.set_stats, stats)

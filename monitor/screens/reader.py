@@ -1,0 +1,157 @@
+"""A reader's drill-down: profile, counts, and the paired journey."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
+from monitor.journey import JourneyStep, PairSummary
+from monitor.masking import mask_if
+from monitor.textsafe import cell
+from monitor.widgets.event_table import event_label, format_duration
+
+if TYPE_CHECKING:
+    from monitor.app import MonitorApp
+
+PROFILE_FIELDS = (
+    ("name", "Name"),
+    ("username", "Username"),
+    ("phone_number", "Phone"),
+    ("email", "Email"),
+    ("city", "City"),
+    ("country", "Country"),
+    ("location", "Location"),
+    ("device", "Device"),
+    ("user_agent", "User agent"),
+)
+
+OUTCOME_STYLE = {"closed": "magenta", "open": "bold yellow", "converted": "bold green"}
+
+
+@dataclass(frozen=True)
+class ReaderData:
+    """Everything the drill-down shows, fetched off the UI thread."""
+
+    user_id: str
+    profile: dict[str, Any]
+    counts: list[tuple[str, int]]
+    steps: list[JourneyStep]
+    summary: PairSummary
+
+
+class ReaderScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+
+    app: MonitorApp
+
+    def __init__(self, data: ReaderData) -> None:
+        super().__init__()
+        self.data = data
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="reader-title", classes="title")
+        with Horizontal(id="reader-top"):
+            yield Static(id="reader-profile", classes="panel")
+            yield Static(id="reader-counts", classes="panel")
+        yield Static(id="reader-summary")
+        yield DataTable(id="journey", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#journey", DataTable)
+        for title in ("Time", "Event", "Click action", "Content", "Pairing", "Time to close", "Outcome"):
+            table.add_column(title)
+        self.watch(self.app, "masked", self._show, init=True)
+        table.focus()
+
+    def _show(self, masked: bool) -> None:
+        data = self.data
+        profile = data.profile
+        title = Text("Reader ", style="bold")
+        who = profile.get("name") or profile.get("username") or data.user_id
+        title.append(cell(mask_if("name", who, masked)), style="bold cyan")
+        title.append(f"   {cell(data.user_id)}", style="dim")
+        self.query_one("#reader-title", Static).update(title)
+        self.query_one("#reader-profile", Static).update(self._profile(masked))
+        self.query_one("#reader-counts", Static).update(self._counts())
+        s = data.summary
+        summary = Text()
+        summary.append(f"{s.views} views, {s.closes} closes: ", style="bold")
+        summary.append(f"{s.closed} closed  ", style="magenta")
+        summary.append(f"{s.open} open  ", style="yellow")
+        summary.append(f"{s.converted} converted", style="green")
+        if s.median_time_to_close is not None:
+            summary.append(f"   median time to close {format_duration(s.median_time_to_close)}")
+        self.query_one("#reader-summary", Static).update(summary)
+        self._journey()
+
+    def _profile(self, masked: bool) -> Table:
+        p = self.data.profile
+        values: dict[str, Any] = dict(p)
+        location = [str(p[k]) for k in ("latitude", "longitude") if p.get(k) is not None]
+        values["location"] = ", ".join(location + ([str(p["postcode"])] if p.get("postcode") else []))
+        values["device"] = " ".join(str(p[k]) for k in ("device_type", "device_model") if p.get(k))
+        table = Table(title="Profile (latest known)", title_justify="left", show_header=False, box=None, padding=(0, 1))
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column(overflow="fold")
+        for key, label in PROFILE_FIELDS:
+            value = values.get(key)
+            if key == "location" and masked and value:
+                value = "••••"
+            table.add_row(Text(label), Text(cell(mask_if(key, value, masked), 300)))
+        for key, label in (("first_seen", "First seen"), ("last_seen", "Last seen")):
+            if p.get(key):
+                table.add_row(Text(label), Text(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p[key]))))
+        return table
+
+    def _counts(self) -> Table:
+        table = Table(title="Events", title_justify="left", show_header=False, box=None, padding=(0, 1))
+        table.add_column(overflow="fold")
+        table.add_column(justify="right")
+        for event, count in self.data.counts:
+            table.add_row(Text(cell(event or "(legacy)")), Text(str(count)))
+        return table
+
+    def _journey(self) -> None:
+        table = self.query_one("#journey", DataTable)
+        table.clear()
+        for step in self.data.steps:
+            row = step.row
+            when = row.get("created_at") or row.get("received_at")
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""
+            event = row.get("event")
+            style = "green" if event == GATEWAY_VIEW else "magenta" if event == GATEWAY_CLOSE else ""
+            pairing = ""
+            if step.pair_id is not None:
+                arrow = "→ close" if step.is_view else "← view"
+                pairing = f"{arrow} #{step.pair_id} by {step.paired_by}"
+            elif step.duplicate:
+                pairing = f"duplicate of #{row.get('duplicate_of')}"
+            ttc = format_duration(step.time_to_close) if step.time_to_close is not None else ""
+            outcome = step.outcome or ""
+            table.add_row(
+                Text(stamp),
+                Text(event_label(event), style=style),
+                Text(cell(row.get("click_action") or step.close_action or "")),
+                Text(cell(row.get("content_id"))),
+                Text(pairing, style="dim"),
+                Text(ttc),
+                Text(outcome, style=OUTCOME_STYLE.get(outcome, "")),
+                key=str(step.id),
+            )
+
+    @on(DataTable.RowSelected, "#journey")
+    def _open(self, message: DataTable.RowSelected) -> None:
+        if message.row_key.value is not None:
+            self.app.open_delivery("event", int(message.row_key.value))
