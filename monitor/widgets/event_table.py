@@ -60,7 +60,7 @@ GATEWAY_COLUMNS = (
 ALL_COLUMNS = (
     Column("time", "Received", 14),
     Column("event", "Event", 22),
-    Column("reader", "Reader / reason", 28),
+    Column("reader", "Reader / reason", 25),
     Column("phone", "Phone", 12),
     Column("content", "Content", 18),
     Column("action", "Click action", 20),
