@@ -1,0 +1,471 @@
+"""The filter language of the event list, compiled to a parameterised SQL WHERE.
+
+Pure functions, no I/O and no Textual. User text never becomes SQL: every value
+is passed as a ``?`` parameter, so ``Compiled.where`` only ever holds column
+names, operators and placeholders.
+
+Grammar (terms are separated by whitespace and all must match)::
+
+    filter  := group*                      groups are ANDed
+    group   := term ("OR" term)*           a bare, upper-case OR binds tighter
+    term    := ["-"] (phrase | field ":" value | "lag" cmp duration)
+    phrase  := word | '"' text '"'         case-insensitive substring
+    value   := word | '"' text '"'         \\" and \\\\ escape inside quotes
+    cmp     := ">" | "<" | ">=" | "<="
+    duration:= 500ms | 90s | 10m | 2h | 3d | 1w | 1h30m   (lag also takes bare seconds)
+
+``-term`` negates a term (a NULL column counts as "not matching", so
+``-city:delhi`` keeps rows without a city; ``-lag>5s`` means ``lag<=5s`` and
+still needs a ``created_at``). ``word:value`` with an identifier ``word`` must
+name a field (:data:`FIELDS`, case-insensitive) or it is an error, except URLs
+(``https://...``); quote other free text containing ``:``. ``a=b`` and ``a>b``
+with an unknown ``a`` are free text. Quoted values are literal (no ``*``).
+
+Times are epoch seconds; dates and clock times without an offset are local.
+``since:`` is inclusive (``received_at >= t``), ``until:`` exclusive.
+
+Examples::
+
+    event:view city:"new delhi"          gateway views from New Delhi
+    user:665f0c... -sig:valid            one reader, signature not valid
+    event:view OR event:close since:2h   either gateway event, last two hours
+    lag>5s OR status:5xx                 slow events; server-error rejections
+
+The same filter can run over both tables: a field the table does not have
+matches nothing there (``0``), or everything when negated (``1``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from typing import Any, Literal
+
+from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
+from monitor.signing import INVALID, MISSING, UNCHECKED, VALID
+
+Table = Literal["events", "rejected"]
+_Sql = tuple[str, tuple[Any, ...]]
+_FALSE: _Sql = ("0", ())
+_MAX_INT = 2**63 - 1
+
+#: Columns searched by free text, per table.
+EVENTS_TEXT_COLUMNS = (
+    "event", "user_id", "name", "username", "phone_number", "email", "content_id", "click_action", "paywall_id",
+    "gateway_session_id", "anon_id", "city", "country", "client_country", "device_type", "device_model",
+    "user_agent", "path", "transaction_id",
+)  # fmt: skip
+REJECTED_TEXT_COLUMNS = ("reason", "path", "method", "CAST(body AS TEXT)")
+
+
+class FilterError(ValueError):
+    """A filter that cannot be compiled; ``position`` is a 0-based offset into the text."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """``where`` is safe to AND with other conditions; ``"1"`` for an empty filter."""
+
+    where: str
+    params: tuple[Any, ...]
+
+
+# --- SQL building blocks ----------------------------------------------------
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _escape_glob(text: str) -> str:
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
+
+
+def _like(column: str, pattern: str) -> _Sql:
+    return f"{column} LIKE ? ESCAPE '\\'", (pattern,)
+
+
+def _or(pieces: Iterable[_Sql]) -> _Sql:
+    parts = list(pieces)
+    if len(parts) == 1:
+        return parts[0]
+    return "(" + " OR ".join(sql for sql, _ in parts) + ")", tuple(p for _, params in parts for p in params)
+
+
+def _likes(columns: Iterable[str], value: str) -> list[_Sql]:
+    pattern = f"%{_escape_like(value)}%"
+    return [_like(column, pattern) for column in columns]
+
+
+def _contains(columns: Iterable[str], value: str) -> _Sql:
+    """Case-insensitive (ASCII) substring match in any of ``columns``."""
+    return _or(_likes(columns, value))
+
+
+def _not(piece: _Sql) -> _Sql:
+    sql, params = piece
+    if sql in ("0", "1"):
+        return ("1" if sql == "0" else "0"), ()
+    return f"(NOT coalesce({sql}, 0))", params  # NULL (unknown) counts as "did not match"
+
+
+def free_text_sql(term: str, table: Table) -> _Sql:
+    """SQL for one free-text term: the single place to switch to an FTS5 table."""
+    return _contains(EVENTS_TEXT_COLUMNS if table == "events" else REJECTED_TEXT_COLUMNS, term)
+
+
+# --- tokens -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Term:
+    pos: int  # start of the term (its "-" when negated)
+    negated: bool
+    field: str | None  # None for free text
+    op: str  # ":" or a comparison; "" for free text
+    op_pos: int
+    value: str
+    value_pos: int
+    quoted: bool  # some of the value was inside quotes
+    is_or: bool = False
+
+
+_FIELD_HEAD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(:|<=|>=|!=|==|<|>|=)", re.ASCII)
+
+
+def _tokenize(text: str) -> Iterator[_Term]:
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        start = i
+        negated = text[i] == "-" and i + 1 < n and not text[i + 1].isspace()
+        i += negated
+        parts: list[tuple[str, bool, int]] = []  # (text, quoted, position)
+        while i < n and not text[i].isspace():
+            if text[i] == '"':
+                j, buf = i + 1, []
+                while j < n and text[j] != '"':
+                    step = 2 if text[j] == "\\" and j + 1 < n and text[j + 1] in '"\\' else 1
+                    buf.append(text[j + step - 1])
+                    j += step
+                if j >= n:
+                    raise FilterError("unterminated quote", i)
+                parts.append(("".join(buf), True, i))
+                i = j + 1
+            else:
+                j = i
+                while j < n and not text[j].isspace() and text[j] != '"':
+                    j += 1
+                parts.append((text[i:j], False, i))
+                i = j
+        yield _make_term(start, negated, parts)
+
+
+def _make_term(start: int, negated: bool, parts: list[tuple[str, bool, int]]) -> _Term:
+    first, first_quoted, first_pos = parts[0]
+    whole = "".join(part for part, _, _ in parts)
+    if not negated and len(parts) == 1 and not first_quoted and first == "OR":
+        return _Term(start, False, None, "", start, "OR", start, False, is_or=True)
+    head = None if first_quoted else _FIELD_HEAD.match(first)
+    if head is not None:
+        name, op = head[1].lower(), head[2]
+        rest = first[head.end() :]
+        if name in _FIELDS:
+            value = rest + "".join(part for part, _, _ in parts[1:])
+            quoted = any(q for _, q, _ in parts[1:])
+            return _Term(start, negated, name, op, first_pos + head.end(1), value, first_pos + head.end(), quoted)
+        if op == ":" and not rest.startswith("/"):  # https://... and a=b stay free text
+            known = ", ".join(_FIELDS)
+            raise FilterError(f"unknown field {head[1]!r} (known: {known})", first_pos)
+    return _Term(start, negated, None, "", first_pos, whole, first_pos, any(q for _, q, _ in parts))
+
+
+# --- field values -----------------------------------------------------------
+
+_HEX_ID = re.compile(r"[0-9a-fA-F]{24}", re.ASCII)
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", re.ASCII)
+_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d|w))+", re.ASCII)
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)", re.ASCII)
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?", re.ASCII)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_ID_RANGE = re.compile(r"([0-9]*)\.\.([0-9]*)|([0-9]+)", re.ASCII)
+_STATUS = re.compile(r"([0-9]{1,3})|([1-5])xx", re.ASCII | re.IGNORECASE)
+_NEGATED_OP = {">": "<=", "<": ">=", ">=": "<", "<=": ">"}
+_YES, _NO = ("yes", "y", "true", "1"), ("no", "n", "false", "0")
+_SIGNATURES = (VALID, INVALID, MISSING, UNCHECKED)
+
+
+def _seconds(text: str, *, bare_number: bool = False) -> float | None:
+    """Seconds in ``90s``, ``1h30m``, ``500ms`` (or ``5`` when ``bare_number``); None if not a duration."""
+    if bare_number and _NUMBER.fullmatch(text):
+        total = float(text)
+    elif _DURATION.fullmatch(text):
+        total = sum(float(number) * _UNITS[unit] for number, unit in _DURATION_PART.findall(text))
+    else:
+        return None
+    return total if math.isfinite(total) else None
+
+
+def _instant(t: _Term, now: float) -> float:
+    """Epoch seconds for a ``since:``/``until:`` value."""
+    value = t.value.strip()
+    ago = _seconds(value.lower())
+    if ago is not None:
+        return now - ago
+    try:
+        if value.lower() in ("today", "yesterday"):
+            day = datetime.fromtimestamp(now).date() - timedelta(days=value.lower() == "yesterday")
+            return datetime.combine(day, clock_time()).timestamp()
+        if clock := _CLOCK.fullmatch(value):
+            at = clock_time(int(clock[1]), int(clock[2]), int(clock[3] or 0))
+            return datetime.combine(datetime.fromtimestamp(now).date(), at).timestamp()
+        if _DATE.match(value):
+            return datetime.fromisoformat(value).timestamp()  # naive = local time
+    except (ValueError, OverflowError, OSError):
+        raise FilterError(f"bad date or time {_shown(value)}", t.value_pos) from None
+    raise FilterError(f"bad time {_shown(value)}: use 10m, 2h, 3d, 2026-11-20, 2026-11-20T14:30 or 14:30", t.value_pos)
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 30 else value[:27] + "...")
+
+
+def _int(text: str, t: _Term) -> int:
+    number = int(text)
+    if number > _MAX_INT:
+        raise FilterError(f"{t.field} {_shown(text)} is out of range", t.value_pos)
+    return number
+
+
+def _choice(t: _Term, choices: tuple[str, ...]) -> str:
+    value = t.value.lower()
+    if value not in choices:
+        raise FilterError(f"{t.field}: must be one of {', '.join(choices)}", t.value_pos)
+    return value
+
+
+# --- fields -----------------------------------------------------------------
+
+
+def _event(t: _Term, now: float) -> _Sql:
+    value = t.value
+    alias = {"view": GATEWAY_VIEW, "close": GATEWAY_CLOSE}.get(value.lower())
+    if value.lower() == "legacy":
+        return "kind = ?", ("legacy",)
+    if alias is not None:
+        return "event = ?", (alias,)
+    if value.endswith("*") and not t.quoted:  # GLOB on the BINARY index is a range scan
+        return "event GLOB ?", (_escape_glob(value[:-1]) + "*",)
+    if "." in value:
+        return "event = ?", (value,)
+    glob = _escape_glob(value)
+    return _or([("event = ?", (value,)), ("event GLOB ?", (glob + ".*",)), ("event GLOB ?", ("*." + glob,))])
+
+
+def _user(t: _Term, now: float) -> _Sql:
+    if _HEX_ID.fullmatch(t.value):
+        return "user_id = ?", (t.value,)
+    return _or([("user_id = ?", (t.value,)), *_likes(("name", "username", "phone_number", "email"), t.value)])
+
+
+def _id_or_substring(column: str, *columns: str) -> Callable[[_Term, float], _Sql]:
+    """Equality on the indexed ``column`` for an id-shaped value, else a substring search."""
+
+    def build(t: _Term, now: float) -> _Sql:
+        if _HEX_ID.fullmatch(t.value) or _UUID.fullmatch(t.value):
+            return f"{column} = ?", (t.value,)
+        return _contains((column, *columns), t.value)
+
+    return build
+
+
+def _country(t: _Term, now: float) -> _Sql:
+    exact = _escape_like(t.value)  # LIKE without wildcards: case-insensitive equality
+    if len(t.value) <= 2:
+        return _or(_like(column, exact) for column in ("country_code", "country", "client_country"))
+    return _or([_like("country_code", exact), *_likes(("country", "client_country"), t.value)])
+
+
+def _substring(*columns: str) -> Callable[[_Term, float], _Sql]:
+    return lambda t, now: _contains(columns, t.value)
+
+
+def _one_of(column: str, choices: tuple[str, ...]) -> Callable[[_Term, float], _Sql]:
+    return lambda t, now: (f"{column} = ?", (_choice(t, choices),))
+
+
+def _received(op: str) -> Callable[[_Term, float], _Sql]:
+    return lambda t, now: (f"received_at {op} ?", (_instant(t, now),))
+
+
+def _dup(t: _Term, now: float) -> _Sql:
+    return ("duplicate_of IS NOT NULL" if _choice(t, _YES + _NO) in _YES else "duplicate_of IS NULL"), ()
+
+
+def _method(t: _Term, now: float) -> _Sql:
+    return _like("method", _escape_like(t.value))  # no wildcards: case-insensitive equality
+
+
+def _id(t: _Term, now: float) -> _Sql:
+    match = _ID_RANGE.fullmatch(t.value)
+    if match is None or match[0] == "..":
+        raise FilterError("id: use N, N..M, N.. or ..M", t.value_pos)
+    if match[3]:
+        return "id = ?", (_int(match[3], t),)
+    used = [(sql, _int(text, t)) for sql, text in (("id >= ?", match[1]), ("id <= ?", match[2])) if text]
+    return "(" + " AND ".join(sql for sql, _ in used) + ")", tuple(value for _, value in used)
+
+
+def _status(t: _Term, now: float) -> _Sql:
+    match = _STATUS.fullmatch(t.value)
+    if match is None:
+        raise FilterError("status: use a code like 404 or a class like 4xx", t.value_pos)
+    if match[1]:
+        return "status = ?", (int(match[1]),)
+    low = int(match[2]) * 100
+    return "(status >= ? AND status <= ?)", (low, low + 99)
+
+
+def _lag(t: _Term, now: float) -> _Sql:
+    sign, text = (-1.0, t.value[1:]) if t.value.startswith("-") else (1.0, t.value)
+    seconds = _seconds(text.lower(), bare_number=True)
+    if seconds is None:
+        raise FilterError(f"bad duration {_shown(t.value)}: use 500ms, 5s, 2m or 1h", t.value_pos)
+    op = _NEGATED_OP[t.op] if t.negated else t.op  # negating keeps rows without created_at out
+    return f"(created_at IS NOT NULL AND received_at - created_at {op} ?)", (sign * seconds,)
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    help: str
+    build: Callable[[_Term, float], _Sql]
+    tables: tuple[Table, ...] = ("events",)
+    comparison: bool = False  # written lag>5s rather than field:value
+
+
+_BOTH: tuple[Table, ...] = ("events", "rejected")
+_FIELDS: dict[str, _Field] = {
+    "event": _Field("event name; view, close, legacy; purchase* (prefix); purchase = purchase.* or *.purchase", _event),
+    "user": _Field("reader: user id (exact), or name / username / phone / email containing", _user),
+    "content": _Field(
+        "content id or client content id containing (exact for a 24-hex id)",
+        _id_or_substring("content_id", "client_content_id"),
+    ),
+    "country": _Field("country code (exact), or user / client country containing", _country),
+    "device": _Field("device type or model containing", _substring("device_type", "device_model")),
+    "sig": _Field("signature check: valid, invalid, missing or unchecked", _one_of("signature", _SIGNATURES)),
+    "action": _Field("click action containing", _substring("click_action")),
+    "paywall": _Field("paywall id containing", _substring("paywall_id")),
+    "session": _Field(
+        "gateway session id containing (exact for a uuid / 24-hex id)", _id_or_substring("gateway_session_id")
+    ),
+    "anon": _Field("anonymous id containing", _substring("anon_id")),
+    "phone": _Field("phone number containing", _substring("phone_number")),
+    "name": _Field("reader name containing", _substring("name")),
+    "city": _Field("city containing", _substring("city")),
+    "path": _Field("request path containing", _substring("path"), _BOTH),
+    "method": _Field("HTTP method, e.g. method:get", _method, _BOTH),
+    "dup": _Field("dup:yes = a repeat of earlier bytes, dup:no = first delivery", _dup),
+    "kind": _Field("event (Conscent's wrapper) or legacy (flat body)", _one_of("kind", ("event", "legacy"))),
+    "id": _Field("row id: N, N..M, N.. or ..M", _id, _BOTH),
+    "status": _Field("rejections: HTTP status 404 or class 4xx / 5xx", _status, ("rejected",)),
+    "reason": _Field("rejections: reason containing", _substring("reason"), ("rejected",)),
+    "since": _Field(
+        "received at/after: 10m, 2h, 3d, today, 2026-11-20, 2026-11-20T14:30, 14:30", _received(">="), _BOTH
+    ),
+    "until": _Field("received before (same forms as since)", _received("<"), _BOTH),
+    "lag": _Field("lag>5s, lag<2s, lag>=1m, lag<=500ms: received_at - created_at", _lag, comparison=True),
+}
+
+#: Field name -> one-line help, for the help screen.
+FIELDS: dict[str, str] = {name: spec.help for name, spec in _FIELDS.items()}
+
+
+# --- compiling --------------------------------------------------------------
+
+
+def _compile_term(t: _Term, table: Table, now: float) -> _Sql:
+    if t.field is None:
+        if not t.value:
+            raise FilterError("empty phrase", t.pos)
+        piece = free_text_sql(t.value, table)
+    else:
+        spec = _FIELDS[t.field]
+        if spec.comparison and t.op not in _NEGATED_OP:
+            raise FilterError(f"{t.field} compares with >, <, >= or <=, e.g. {t.field}>5s", t.op_pos)
+        if not spec.comparison and t.op != ":":
+            raise FilterError(f"bad comparison {t.op!r}: write {t.field}:value", t.op_pos)
+        if not t.value:
+            raise FilterError(f"empty value for {t.field}{t.op}", t.value_pos)
+        piece = spec.build(t, now)  # always: a bad value is an error for every table
+        if table not in spec.tables:
+            piece = _FALSE
+        elif spec.comparison:
+            return piece  # lag negates itself
+    return _not(piece) if t.negated else piece
+
+
+def compile_filter(text: str, *, table: Table = "events", now: float | None = None) -> Compiled:
+    """Compile filter ``text`` for ``table``; raises :class:`FilterError`."""
+    for position, char in enumerate(text):
+        if "\ud800" <= char <= "\udfff":
+            raise FilterError("invalid character", position)
+    when = time.time() if now is None else now
+    groups: list[list[_Sql]] = []
+    pending_or: _Term | None = None
+    for term in _tokenize(text):
+        if term.is_or:
+            if not groups or pending_or is not None:
+                raise FilterError("OR needs a term on each side", term.pos)
+            pending_or = term
+            continue
+        piece = _compile_term(term, table, when)
+        if pending_or is not None:
+            groups[-1].append(piece)
+            pending_or = None
+        else:
+            groups.append([piece])
+    if pending_or is not None:
+        raise FilterError("OR needs a term on each side", pending_or.pos)
+    anded: list[_Sql] = []
+    for group in groups:
+        if any(sql == "1" for sql, _ in group):
+            continue
+        alive = [piece for piece in group if piece[0] != "0"]
+        if not alive:
+            return Compiled("0", ())
+        anded.append(_or(alive))
+    if not anded:
+        return Compiled("1", ())
+    return Compiled(" AND ".join(sql for sql, _ in anded), tuple(p for _, params in anded for p in params))
+
+
+def help_text() -> str:
+    """A short description of the language, for the help screen and README."""
+    width = max(map(len, FIELDS)) + 1
+    fields = "\n".join(f"  {name + ':':<{width}} {text}" for name, text in FIELDS.items() if name != "lag")
+    return (
+        "Filter: words separated by spaces; a row must match all of them.\n"
+        '  word / "two words"   text anywhere (case-insensitive)\n'
+        "  -term                NOT term\n"
+        "  a OR b               either (OR binds tighter than the spaces)\n"
+        '  field:value          field:"value with spaces"\n'
+        "  lag>5s lag<=500ms    received_at - created_at (>, <, >=, <=)\n"
+        "Fields:\n"
+        f"{fields}\n"
+        "Fields a table lacks match nothing there (-field: matches everything)."
+    )
