@@ -1,0 +1,371 @@
+"""The read queries the UI runs, returning plain dataclasses and dicts.
+
+No Textual here. Every function takes a :class:`sqlite_utils.Database`
+(normally a read-only connection from :func:`monitor.store.connect`) and
+stays cheap at a million rows by walking the indexes in ``store.INDEXES``:
+
+- table pages walk a covering index for ``(source, id)`` only, merging the
+  arms of a ``UNION ALL`` in index order (no sort of the whole table), then
+  read the full columns of just the page's rows;
+- a page past the middle is read from the other end, so "jump to the end"
+  costs no more than "jump to the middle".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+import sqlite_utils
+
+from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
+
+Source = Literal["event", "rejected"]
+
+#: Below this offset a forward walk is cheap; no need to count first.
+_FORWARD_WALK = 5000
+#: The header's events-per-minute sparkline covers this many minutes.
+MINUTES = 30
+
+
+def _country(alias: str = "") -> str:
+    """Conscent's user country, else the client's country name or code."""
+    names = ("country", "client_country", "country_code")
+    return "coalesce({})".format(", ".join(f"nullif({alias}{name}, '')" for name in names))
+
+
+_COUNTRY = _country()
+
+
+@dataclass(frozen=True)
+class View:
+    """What the table shows: the rows of one session (or all) under a filter.
+
+    ``where``/``params`` is an extra SQL condition on ``events``;
+    ``rejected_where``/``rejected_params`` the same on ``rejected`` (used in
+    ``"all"`` mode only).
+    """
+
+    mode: Literal["gateway", "all"]
+    session_id: int | None
+    where: str = "1"
+    params: tuple[Any, ...] = ()
+    rejected_where: str = "1"
+    rejected_params: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One table line: an accepted event or a rejected delivery."""
+
+    source: Source
+    id: int
+    received_at: float
+    created_at: float | None = None
+    event: str | None = None
+    user_id: str | None = None
+    name: str | None = None
+    username: str | None = None
+    phone_number: str | None = None
+    content_id: str | None = None
+    click_action: str | None = None
+    paywall_id: str | None = None
+    device_type: str | None = None
+    device_model: str | None = None
+    country: str | None = None
+    signature: str | None = None
+    duplicate_of: int | None = None
+    status: int | None = None  # HTTP status we answered a rejected delivery with
+    reason: str | None = None
+
+
+_ROW_FIELDS = tuple(Row.__dataclass_fields__)
+_EVENT_ONLY = {"source": "'event'", "country": _COUNTRY, "status": "NULL", "reason": "NULL"}
+_EVENT_ROW_SQL = "SELECT {} FROM events WHERE id IN ({{}})".format(
+    ", ".join(_EVENT_ONLY.get(name, name) for name in _ROW_FIELDS)
+)
+_REJECTED_ROW_SQL = "SELECT {} FROM rejected WHERE id IN ({{}})".format(
+    ", ".join(
+        "'rejected'" if name == "source" else name if name in ("id", "received_at", "status", "reason") else "NULL"
+        for name in _ROW_FIELDS
+    )
+)
+
+
+def _arms(view: View) -> list[tuple[str, list[Any]]]:
+    """One ``SELECT source, id, received_at`` per index range the view covers."""
+    session, args = _session_where(view.session_id), _session_args(view.session_id)
+    select = "SELECT '{}' AS source, id, received_at FROM {} WHERE " + session
+    if view.mode == "gateway":
+        arm = select.format("event", "events") + f"event = ? AND ({view.where})"
+        return [(arm, [*args, name, *view.params]) for name in (GATEWAY_VIEW, GATEWAY_CLOSE)]
+    return [
+        (select.format("event", "events") + f"({view.where})", [*args, *view.params]),
+        (select.format("rejected", "rejected") + f"({view.rejected_where})", [*args, *view.rejected_params]),
+    ]
+
+
+def count_rows(db: sqlite_utils.Database, view: View) -> int:
+    return sum(db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0] for sql, params in _arms(view))
+
+
+def page_sql(view: View, *, descending: bool = True) -> tuple[str, list[Any]]:
+    """The ``(source, id)`` walk for one page; takes LIMIT and OFFSET last."""
+    arms = _arms(view)
+    direction = "DESC" if descending else "ASC"
+    sql = " UNION ALL ".join(sql for sql, _ in arms)
+    sql += f" ORDER BY received_at {direction}, id {direction}, source {direction} LIMIT ? OFFSET ?"
+    return sql, [param for _, params in arms for param in params]
+
+
+def fetch_rows(
+    db: sqlite_utils.Database, view: View, offset: int, limit: int, *, total: int | None = None
+) -> list[Row]:
+    """Rows ``offset .. offset+limit`` of the view, newest first.
+
+    Pass ``total`` (the view's :func:`count_rows`) when known: deep pages are
+    read from the oldest end, which needs it.
+    """
+    offset, limit = max(0, offset), max(0, limit)
+    if total is None and offset > _FORWARD_WALK:
+        total = count_rows(db, view)
+    descending = total is None or 2 * offset + limit <= total
+    if not descending:
+        assert total is not None
+        start = max(0, total - offset - limit)
+        limit, offset = max(0, total - offset - start), start
+    sql, params = page_sql(view, descending=descending)
+    keys: list[tuple[Source, int]] = [(s, i) for s, i, _ in db.execute(sql, [*params, limit, offset]).fetchall()]
+    if not descending:
+        keys.reverse()
+    return _load_rows(db, keys)
+
+
+def _load_rows(db: sqlite_utils.Database, keys: Sequence[tuple[Source, int]]) -> list[Row]:
+    found: dict[tuple[str, int], Row] = {}
+    for source, template in (("event", _EVENT_ROW_SQL), ("rejected", _REJECTED_ROW_SQL)):
+        ids = [i for s, i in keys if s == source]
+        if ids:
+            cursor = db.execute(template.format(", ".join("?" * len(ids))), ids)
+            found.update(((row[0], row[1]), Row(*row)) for row in cursor.fetchall())
+    return [found[key] for key in keys if key in found]
+
+
+def get_delivery(db: sqlite_utils.Database, source: Source, id: int) -> dict[str, Any] | None:
+    """Every column of one delivery, with ``headers`` decoded from JSON."""
+    table = "events" if source == "event" else "rejected"
+    rows = _dicts(db, f"SELECT * FROM {table} WHERE id = ?", [id])
+    if not rows:
+        return None
+    row = rows[0]
+    row["source"] = source
+    if isinstance(row.get("headers"), str | bytes):
+        with contextlib.suppress(orjson.JSONDecodeError):  # else shown as stored
+            row["headers"] = orjson.loads(row["headers"])
+    return row
+
+
+_PROFILE_FIELDS = (
+    "name", "username", "phone_number", "email", "city", "country", "latitude", "longitude",
+    "postcode", "device_type", "device_model", "user_agent",
+)  # fmt: skip
+
+
+def reader_profile(db: sqlite_utils.Database, user_id: str) -> dict[str, Any]:
+    """The latest non-empty value of each field (each on its own), and when seen.
+
+    ``country`` is the reader's country, else the client's country or code.
+    """
+    parts = []
+    for name in _PROFILE_FIELDS:
+        value = _COUNTRY if name == "country" else f"nullif({name}, '')"
+        parts.append(
+            f"(SELECT {value} FROM events WHERE user_id = :u AND {value} IS NOT NULL"
+            f" ORDER BY received_at DESC, id DESC LIMIT 1) AS {name}"
+        )
+    parts.append("(SELECT min(received_at) FROM events WHERE user_id = :u) AS first_seen")
+    parts.append("(SELECT max(received_at) FROM events WHERE user_id = :u) AS last_seen")
+    return _dicts(db, "SELECT " + ", ".join(parts), {"u": user_id})[0]
+
+
+def event_counts_for_reader(db: sqlite_utils.Database, user_id: str) -> list[tuple[str, int]]:
+    """How many of each event the reader sent, most frequent first."""
+    sql = (
+        "SELECT coalesce(event, '(' || kind || ')'), count(*) AS n FROM events WHERE user_id = ?"
+        " GROUP BY 1 ORDER BY n DESC, 1"
+    )
+    return [(str(event), int(n)) for event, n in db.execute(sql, [user_id]).fetchall()]
+
+
+def reader_events(db: sqlite_utils.Database, user_id: str, session_id: int | None = None) -> list[dict[str, Any]]:
+    """All of a reader's events, oldest first by ``created_at`` (else receipt), without body."""
+    columns = ", ".join(c for c in db.table("events").columns_dict if c != "body")
+    sql = (
+        f"SELECT {columns} FROM events WHERE {_session_where(session_id)}user_id = ?"
+        " ORDER BY coalesce(created_at, received_at), id"
+    )
+    return _dicts(db, sql, [*_session_args(session_id), user_id])
+
+
+def readers(
+    db: sqlite_utils.Database,
+    session_id: int | None,
+    where: str = "1",
+    params: Sequence[Any] = (),
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    """One row per reader, most recently seen first.
+
+    Counts honour the session and ``where``; name, username, phone and country
+    are the latest known anywhere.
+    """
+    latest = ", ".join(
+        f"(SELECT {value} FROM events e WHERE e.user_id = g.user_id AND {value} IS NOT NULL"
+        f" ORDER BY e.received_at DESC, e.id DESC LIMIT 1) AS {name}"
+        for name, value in (
+            ("name", "nullif(e.name, '')"),
+            ("username", "nullif(e.username, '')"),
+            ("phone_number", "nullif(e.phone_number, '')"),
+            ("country", _country("e.")),
+        )
+    )
+    # Grouping by (session_id, user_id) first lets an index on those columns
+    # answer the counts without reading the table.
+    sql = (
+        f"SELECT g.user_id, {latest}, g.events, g.views, g.closes, g.last_seen FROM ("
+        "SELECT user_id, sum(n) AS events, sum(v) AS views, sum(c) AS closes, max(last) AS last_seen FROM ("
+        " SELECT user_id, count(*) AS n, sum(event = ?) AS v, sum(event = ?) AS c, max(received_at) AS last"
+        f" FROM events WHERE {_session_where(session_id)}user_id IS NOT NULL AND ({where})"
+        " GROUP BY session_id, user_id)"
+        " GROUP BY user_id ORDER BY last_seen DESC LIMIT ?) g ORDER BY g.last_seen DESC"
+    )
+    args: list[Any] = [GATEWAY_VIEW, GATEWAY_CLOSE, *_session_args(session_id), *params, limit]
+    return _dicts(db, sql, args)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The header counters of one session (or all)."""
+
+    views: int = 0
+    closes: int = 0
+    other: int = 0  # accepted events that are neither a view nor a close
+    rejected: int = 0
+    readers: int = 0  # distinct user ids
+    per_minute: list[int] = field(default_factory=lambda: [0] * MINUTES)  # accepted events, oldest first
+
+    @property
+    def events(self) -> int:
+        return self.views + self.closes + self.other
+
+    @property
+    def close_rate(self) -> float | None:
+        return self.closes / self.views if self.views else None
+
+
+def _minute(t: float) -> int:
+    """Buckets are wall-clock minutes; the last is the current, partial one."""
+    return math.floor(t / 60)
+
+
+def header_stats(db: sqlite_utils.Database, session_id: int | None, now: float) -> Stats:
+    """The counters, from index-only counts; the buckets read the last 30 minutes only."""
+    session, args = _session_where(session_id), _session_args(session_id)
+    views, closes = (
+        db.execute(f"SELECT count(*) FROM events WHERE {session}event = ?", [*args, name]).fetchone()[0]
+        for name in (GATEWAY_VIEW, GATEWAY_CLOSE)
+    )
+    total = db.execute(f"SELECT count(*) FROM events WHERE {session}1", args).fetchone()[0]
+    rejected = db.execute(f"SELECT count(*) FROM rejected WHERE {session}1", args).fetchone()[0]
+    readers = db.execute(f"SELECT count(DISTINCT user_id) FROM events WHERE {session}1", args).fetchone()[0]
+    return Stats(views, closes, total - views - closes, rejected, readers, _per_minute(db, session_id, now))
+
+
+def _per_minute(db: sqlite_utils.Database, session_id: int | None, now: float) -> list[int]:
+    first = _minute(now) - MINUTES + 1
+    sql = (
+        "SELECT CAST(received_at / 60 AS INTEGER) AS minute, count(*) FROM events"
+        f" WHERE {_session_where(session_id)}received_at >= ? AND received_at < ? GROUP BY minute"
+    )
+    buckets = [0] * MINUTES
+    for minute, count in db.execute(sql, [*_session_args(session_id), first * 60, (first + MINUTES) * 60]):
+        buckets[minute - first] = count
+    return buckets
+
+
+class StatsAccumulator:
+    """Header counters kept current from committed rows, without queries.
+
+    Start empty for a new session, or from the database with :meth:`load`.
+    """
+
+    def __init__(self) -> None:
+        self.views = self.closes = self.other = self.rejected = 0
+        self.user_ids: set[str] = set()
+        self._minutes: Counter[int] = Counter()
+
+    @classmethod
+    def load(cls, db: sqlite_utils.Database, session_id: int | None, now: float) -> StatsAccumulator:
+        """Start from what the database holds (reads every distinct reader once)."""
+        stats = header_stats(db, session_id, now)
+        acc = cls()
+        acc.views, acc.closes, acc.other, acc.rejected = stats.views, stats.closes, stats.other, stats.rejected
+        sql = f"SELECT DISTINCT user_id FROM events WHERE {_session_where(session_id)}user_id IS NOT NULL"
+        acc.user_ids.update(user_id for (user_id,) in db.execute(sql, _session_args(session_id)))
+        first = _minute(now) - MINUTES + 1
+        acc._minutes.update({first + i: n for i, n in enumerate(stats.per_minute) if n})
+        return acc
+
+    def add(self, event: str | None, user_id: str | None, received_at: float, rejected: bool) -> None:
+        if rejected:
+            self.rejected += 1
+            return
+        if event == GATEWAY_VIEW:
+            self.views += 1
+        elif event == GATEWAY_CLOSE:
+            self.closes += 1
+        else:
+            self.other += 1
+        if user_id is not None:
+            self.user_ids.add(user_id)
+        self._minutes[_minute(received_at)] += 1
+
+    def snapshot(self, now: float) -> Stats:
+        first = _minute(now) - MINUTES + 1
+        for old in [minute for minute in self._minutes if minute < first]:
+            del self._minutes[old]
+        per_minute = [self._minutes.get(first + i, 0) for i in range(MINUTES)]
+        return Stats(self.views, self.closes, self.other, self.rejected, len(self.user_ids), per_minute)
+
+
+def sessions(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """Every session, newest first, with its counts."""
+    count = "(SELECT count(*) FROM {} WHERE session_id = s.id{})"
+    sql = (
+        "SELECT s.*,"
+        f" {count.format('events', '')} AS events,"
+        f" {count.format('rejected', '')} AS rejected,"
+        f" {count.format('events', ' AND event = :view')} AS views,"
+        f" {count.format('events', ' AND event = :close')} AS closes"
+        " FROM sessions s ORDER BY s.id DESC"
+    )
+    return _dicts(db, sql, {"view": GATEWAY_VIEW, "close": GATEWAY_CLOSE})
+
+
+def _session_where(session_id: int | None) -> str:
+    return "" if session_id is None else "session_id = ? AND "
+
+
+def _session_args(session_id: int | None) -> list[Any]:
+    return [] if session_id is None else [session_id]
+
+
+def _dicts(db: sqlite_utils.Database, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[dict[str, Any]]:
+    cursor = db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
