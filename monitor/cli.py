@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -51,7 +54,8 @@ def _credentials(_ctx: click.Context, _param: click.Parameter, value: str | None
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on; 0 takes a free one.")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"SQLite database file.  [default: ./{store.DEFAULT_DB}; a fresh temporary one with --demo]")
+              # The file name comes first so that help wrapping cannot split it at its hyphen.
+              help=f"SQLite file; default ./{store.DEFAULT_DB} (with --demo, a fresh temporary one).")
 @click.option("--secret", envvar="CONSCENT_WEBHOOK_SECRET", help="Webhook secret: check X-Conscent-Signature.")
 @click.option("--basic-auth", callback=_credentials, metavar="KEY:SECRET",
               help="Check HTTP Basic auth (older Conscent webhooks).")
@@ -98,10 +102,8 @@ async def _headless(options: Options, demo: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    def on_commit(notice: CommitNotice) -> None:
-        loop.call_soon_threadsafe(_print_notice, notice)
-
-    service = Service(options, on_commit=on_commit)
+    printer = _Printer()
+    service = Service(options, on_commit=printer)
     url = await service.start()
     click.echo(f"conscent-monitor {__version__}: listening on {url}  (database {options.db_path}, "
                f"session {service.session_id}); Ctrl-C stops", err=False)
@@ -115,10 +117,54 @@ async def _headless(options: Options, demo: bool) -> None:
     if demo_task is not None:
         await demo_task
     await service.stop()
-    click.echo(f"stopped; session {service.session_id} closed")
+    await asyncio.to_thread(printer.close)
+    with contextlib.suppress(OSError):
+        click.echo(f"stopped; session {service.session_id} closed")
 
 
-def _print_notice(notice: CommitNotice) -> None:
+class _Printer:
+    """Prints one line per delivery from a thread of its own.
+
+    A stdout that does not keep up (a pipe nobody reads, a paused pager, Ctrl-S
+    in a terminal) must never hold up the listener: when too much is waiting,
+    lines are dropped and counted instead.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._queue: queue.Queue[CommitNotice | None] = queue.Queue(limit)
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._run, name="monitor-printer", daemon=True)
+        self._thread.start()
+
+    def __call__(self, notice: CommitNotice) -> None:
+        """``on_commit``: called on the writer thread, never blocks."""
+        try:
+            self._queue.put_nowait(notice)
+        except queue.Full:
+            self._dropped += len(notice.events) + len(notice.rejected)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Print what is queued, then end the thread."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (notice := self._queue.get()) is not None:
+            text = _notice_text(notice)
+            if self._dropped:
+                dropped, self._dropped = self._dropped, 0
+                text = f"({dropped} deliveries not printed: output too slow)\n{text}"
+            try:
+                click.echo(text)
+                sys.stdout.flush()
+            except OSError:  # stdout closed (piped into head?): keep receiving, stop printing
+                while self._queue.get() is not None:
+                    pass
+                return
+
+
+def _notice_text(notice: CommitNotice) -> str:
     lines = []
     for row in notice.events:
         who = row.get("name") or row.get("username") or row.get("user_id") or "-"
@@ -128,9 +174,9 @@ def _print_notice(notice: CommitNotice) -> None:
             f"sig={row.get('signature')}"
         )
     for row in notice.rejected:
-        lines.append(f"{_clock(row['received_at'])}  {row['status']}  rejected #{row['id']}: {cell(row['reason'], 120)}")
-    click.echo("\n".join(lines))
-    sys.stdout.flush()
+        reason = cell(row["reason"], 120)
+        lines.append(f"{_clock(row['received_at'])}  {row['status']}  rejected #{row['id']}: {reason}")
+    return "\n".join(lines)
 
 
 def _clock(epoch: float) -> str:

@@ -9,6 +9,7 @@ short JSON status. The listener never touches SQLite or the UI itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 import zlib
@@ -21,11 +22,13 @@ from aiohttp import web
 from monitor import signing
 from monitor.events import InvalidBody, parse_body
 from monitor.store import REJECTED_BODY_LIMIT, StoreUnavailable
-from monitor.writer import Writer
+from monitor.textsafe import utf8_safe
+from monitor.writer import UnstorableRow, Writer
 
 DEFAULT_MAX_BODY = 1024 * 1024
 DEFAULT_READ_TIMEOUT = 30.0
 _ENCODINGS = {"identity", "gzip", "x-gzip", "deflate"}
+_READ_CHUNK = 64 * 1024
 
 WRITER_KEY = web.AppKey("writer", Writer)
 CONFIG_KEY: web.AppKey[ListenerConfig] = web.AppKey("config")
@@ -45,10 +48,13 @@ class ListenerConfig:
 
 
 class Rejection(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, *, received: bytes | None = None, size: int | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        #: What was read of the body before giving up, and how many bytes that was.
+        self.received = received
+        self.size = size
 
 
 def make_app(config: ListenerConfig, writer: Writer) -> web.Application:
@@ -79,7 +85,8 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         if encoding not in _ENCODINGS:
             raise Rejection(415, f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
         wire = await _read_body(request, config)
-        body = wire if encoding == "identity" else _decompress(wire, encoding, config.max_body)
+        # An empty body is empty whatever its encoding says (and is refused below).
+        body = wire if encoding == "identity" or not wire else _decompress(wire, encoding, config.max_body)
         sig_header = request.headers.get(signing.SIGNATURE_HEADER)
         signature = signing.check_signature(sig_header, config.secret, body, wire)
         basic = signing.check_basic_auth(request.headers.get("Authorization"), config.basic_auth)
@@ -98,7 +105,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         "path": request.path_qs,
         "remote_addr": request.remote,
         "headers": _headers_json(request),
-        "content_type": request.headers.get("Content-Type"),
+        "content_type": _header(request, "Content-Type"),
         "body": body,
         "body_size": len(body),
         "body_sha256": hashlib.sha256(body).hexdigest(),
@@ -110,7 +117,14 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         new_id = await writer.submit("events", row)
     except StoreUnavailable as exc:
         return await _reject(request, writer, config, received_at, wire, Rejection(503, str(exc)))
+    except UnstorableRow as exc:
+        return await _reject(request, writer, config, received_at, wire, Rejection(500, f"cannot store: {exc}"))
     return _json(200, {"ok": True, "id": new_id})
+
+
+def _header(request: web.Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    return None if value is None else utf8_safe(value)
 
 
 def _enforce(signature: str, basic: str) -> None:
@@ -129,14 +143,22 @@ async def _read_body(request: web.Request, config: ListenerConfig) -> bytes:
     size = 0
     try:
         async with asyncio.timeout(config.read_timeout):
-            while chunk := await request.content.readany():
+            # Never ask for more than one byte past the limit: what is held in
+            # memory stays bounded whatever the sender does.
+            while chunk := await request.content.read(min(_READ_CHUNK, limit + 1 - size)):
                 size += len(chunk)
-                if size > limit:
-                    raise Rejection(413, f"body is over the {limit}-byte limit")
                 chunks.append(chunk)
+                if size > limit:
+                    raise Rejection(413, f"body is over the {limit}-byte limit", received=_head(chunks), size=size)
     except TimeoutError:
-        raise Rejection(408, f"body not received within {config.read_timeout:g} s") from None
+        raise Rejection(
+            408, f"body not received within {config.read_timeout:g} s", received=_head(chunks), size=size
+        ) from None
     return b"".join(chunks)
+
+
+def _head(chunks: list[bytes]) -> bytes:
+    return b"".join(chunks)[:REJECTED_BODY_LIMIT]
 
 
 def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
@@ -165,6 +187,12 @@ async def _reject(
     wire: bytes,
     rej: Rejection,
 ) -> web.Response:
+    if rej.received is not None:
+        body, size = rej.received, rej.size
+    elif wire:
+        body, size = wire[:REJECTED_BODY_LIMIT], len(wire)
+    else:
+        body, size = b"", request.content_length  # not read (405, 415, 413 by Content-Length)
     row = {
         "session_id": config.session_id,
         "received_at": received_at,
@@ -174,17 +202,22 @@ async def _reject(
         "headers": _headers_json(request),
         "status": rej.status,
         "reason": rej.reason,
-        "body": wire[:REJECTED_BODY_LIMIT],
-        "body_size": len(wire) if wire or request.content_length is None else request.content_length,
+        "body": body,
+        "body_size": size,
     }
     response = _json(rej.status, {"ok": False, "error": rej.reason})
-    if rej.status in (408, 413):
+    if rej.status == 405:
+        response.headers["Allow"] = "POST" if request.path != "/" else "GET, HEAD, POST"
+    if not request.content.at_eof():
         # The rest of the body was not read; do not reuse this connection.
         response.force_close()
-    try:
-        await writer.submit("rejected", row)
-    except StoreUnavailable:
-        pass  # the writer keeps the record and writes it once it can
+    if rej.status == 503:
+        # The database cannot be written right now: do not wait for a commit
+        # that will fail too; the writer keeps the record and retries.
+        writer.submit_nowait("rejected", row)
+        return response
+    with contextlib.suppress(StoreUnavailable, UnstorableRow):
+        await writer.submit("rejected", row)  # answered once recorded
     return response
 
 

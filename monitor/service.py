@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from aiohttp import web
 from monitor import store
 from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, ListenerConfig, make_app, make_runner
 from monitor.writer import CommitNotice, Writer
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
@@ -65,7 +69,11 @@ class Service:
         check_exposure(options)
         self.options = options
         self._db = store.open_store(options.db_path)
-        self.session_id = store.start_session(self._db, listen=None, mode=options.mode)
+        try:
+            self.session_id = store.start_session(self._db, listen=None, mode=options.mode)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise store.StoreError(f"{options.db_path}: cannot start a session ({exc})") from None
         self.writer = Writer(options.db_path, on_commit=on_commit)
         self.config = ListenerConfig(
             session_id=self.session_id,
@@ -111,9 +119,13 @@ class Service:
     def _close_session(self) -> None:
         if self._db is None:
             return
-        store.end_session(self._db, self.session_id)
-        self._db.close()
-        self._db = None  # type: ignore[assignment]
+        try:
+            store.end_session(self._db, self.session_id)
+        except sqlite3.Error as exc:  # e.g. locked or full right now: the rows are safe, only ended_at is missing
+            log.warning("could not close session %s: %s", self.session_id, exc)
+        finally:
+            self._db.close()
+            self._db = None  # type: ignore[assignment]
 
     def start_in_thread(self) -> str:
         """Run the listener on its own loop in a daemon thread."""

@@ -13,13 +13,17 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
+from monitor.textsafe import utf8_safe
+
 SIGNATURE_HEADER = "X-Conscent-Signature"
 
 VALID, INVALID, MISSING, UNCHECKED = "valid", "invalid", "missing", "unchecked"
 
 #: Headers whose values are credentials; stored and shown redacted.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 REDACTED = "[redacted]"
+#: Authorization schemes kept in front of a redacted value (anything else might be the secret itself).
+_SCHEMES = frozenset({"basic", "bearer", "digest", "token", "negotiate"})
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -72,12 +76,17 @@ def parse_credentials(text: str) -> tuple[str, str]:
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Headers as a JSON-ready dict; repeated names are joined with ", "."""
+    """Headers as a JSON-ready dict; repeated names are joined with ", ".
+
+    Credentials keep only their scheme (``Basic [redacted]``); text that is not
+    valid UTF-8 is replaced so the result can always be stored and serialised.
+    """
     out: dict[str, str] = {}
-    for raw_name, value in headers:
-        name = str(raw_name)  # aiohttp gives istr, which orjson will not take as a key
+    for raw_name, raw_value in headers:
+        name = utf8_safe(str(raw_name))  # aiohttp gives istr, which orjson will not take as a key
+        value = utf8_safe(str(raw_value))
         if name.lower() in SECRET_HEADERS:
-            scheme = value.split(" ", 1)[0] if " " in value and name.lower() != "cookie" else ""
-            value = f"{scheme} {REDACTED}".strip()
+            scheme = value.strip().split(" ", 1)[0]
+            value = f"{scheme} {REDACTED}" if " " in value.strip() and scheme.lower() in _SCHEMES else REDACTED
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out

@@ -10,6 +10,7 @@ connection (WAL lets readers and the writer work side by side).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -114,28 +115,49 @@ class StoreUnavailable(Exception):
     """The database cannot be written right now (read-only, full, locked)."""
 
 
-def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Database:
-    """Open a connection configured the way every part of the monitor expects."""
+def connect(
+    path: str | Path, *, readonly: bool = False, busy_timeout: float = BUSY_TIMEOUT_MS / 1000
+) -> sqlite_utils.Database:
+    """Open a connection configured the way every part of the monitor expects.
+
+    ``busy_timeout`` is how long (seconds) a write waits for another
+    connection's lock before failing with "database is locked".
+    """
     if readonly:
         uri = f"{Path(path).resolve().as_uri()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=busy_timeout)
     else:
-        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-    conn.isolation_level = None  # we issue BEGIN/COMMIT ourselves
-    db = sqlite_utils.Database(conn, execute_plugins=False)
-    if not readonly:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=busy_timeout)
+    try:
+        conn.isolation_level = None  # we issue BEGIN/COMMIT ourselves
+        db = sqlite_utils.Database(conn, execute_plugins=False)
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        conn.close()
+        raise
     return db
 
 
 def open_store(path: str | Path) -> sqlite_utils.Database:
-    """Open (creating or upgrading) the database at ``path`` for writing."""
+    """Open (creating or upgrading) the database at ``path`` for writing.
+
+    Raises :class:`StoreError` when the file is not a SQLite database, belongs
+    to another program, comes from a newer version, or cannot be written.
+    """
     try:
         db = connect(path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open the database ({exc})") from None
+    try:
         migrate(db)
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{path}: not a usable SQLite database ({exc})") from None
+    except sqlite3.Error as exc:
+        db.close()
+        raise StoreError(f"{path}: cannot use the database ({exc})") from None
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -148,9 +170,9 @@ def migrate(db: sqlite_utils.Database) -> None:
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(f"database schema {version} is newer than this program ({SCHEMA_VERSION})")
-    foreign = set(db.table_names()) - set(TABLES) - {"sqlite_sequence"}
-    if version == 0 and foreign and not set(TABLES) & set(db.table_names()):
-        raise StoreError(f"not a conscent-monitor database (tables: {', '.join(sorted(foreign))})")
+    names = set(db.table_names()) - {"sqlite_sequence"}
+    if version == 0 and names and not _looks_like_ours(db, names):
+        raise StoreError(f"not a conscent-monitor database (tables: {', '.join(sorted(names))})")
     with db.atomic():
         for name, columns in TABLES.items():
             table = db.table(name)
@@ -165,6 +187,17 @@ def migrate(db: sqlite_utils.Database) -> None:
             for cols in indexes:
                 db.table(name).create_index(cols, if_not_exists=True)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _looks_like_ours(db: sqlite_utils.Database, names: set[str]) -> bool:
+    """An unversioned database with tables is ours when it has our ``events`` table.
+
+    Every version so far has stored the received time and the raw body; a
+    table that merely shares a name (``sessions`` is common) is not enough.
+    """
+    if "events" not in names:
+        return False
+    return {"received_at", "body"} <= set(db.table("events").columns_dict)
 
 
 def start_session(db: sqlite_utils.Database, *, listen: str | None, mode: str, source: str | None = None) -> int:
@@ -238,7 +271,8 @@ def write_batch(
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # keep the original error
+                conn.execute("ROLLBACK")
         raise
     return Committed(event_ids, rejected_ids)
 

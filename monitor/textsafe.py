@@ -18,10 +18,13 @@ _C0 = {code: chr(0x2400 + code) for code in range(0x20)}
 _C0[0x7F] = "\u2421"  # DEL
 _REPLACEMENT = "\ufffd"
 
-# C1 controls, bidi embeddings/overrides/isolates, zero-width and other
-# invisible format characters, line/paragraph separators.
+# C1 controls, the soft hyphen, bidi marks, embeddings, overrides and
+# isolates, zero-width and other invisible format characters, line/paragraph
+# separators, interlinear annotations, tag characters, and lone surrogates
+# (which cannot even be encoded for the terminal).
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f\x80-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]"
+    "[\x00-\x1f\x7f\x80-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069"
+    "\ud800-\udfff\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
 )
 
 
@@ -33,7 +36,7 @@ def _replace(match: re.Match[str]) -> str:
 def clean(text: str, *, keep_newlines: bool = False, limit: int | None = None) -> str:
     """``text`` with every unsafe character made visible and inert."""
     if limit is not None and len(text) > limit:
-        text = text[: max(limit - 1, 0)] + "\u2026"
+        text = text[: limit - 1] + "\u2026" if limit > 0 else ""
     if keep_newlines:
         return "\n".join(_UNSAFE.sub(_replace, line) for line in text.split("\n"))
     return _UNSAFE.sub(_replace, text)
@@ -44,3 +47,20 @@ def cell(value: object, limit: int = 200) -> str:
     if value is None:
         return ""
     return clean(str(value), limit=limit)
+
+
+def utf8_safe(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode replaced by U+FFFD.
+
+    aiohttp decodes header bytes that are not UTF-8 with ``surrogateescape``;
+    such strings can be neither stored in SQLite nor serialised to JSON.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")  # the bytes that were received
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
+    return text

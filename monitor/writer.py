@@ -8,8 +8,10 @@ arrived while the previous one ran.
 
 When a commit fails (database read-only, full, locked), accepted deliveries
 fail with :class:`~monitor.store.StoreUnavailable` (the listener answers 503
-and Conscent retries); rejection records are kept and written with the next
-commit that succeeds, so they are not lost while the database recovers.
+and Conscent retries); rejection records are kept and retried every
+``retry_interval`` seconds (and with every new delivery), so they are not lost
+while the database recovers. A row that cannot be stored for a reason of its
+own fails alone with :class:`UnstorableRow`; the thread never dies of it.
 """
 
 from __future__ import annotations
@@ -34,8 +36,14 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 2000
 #: Rejection records kept while the database cannot be written.
 MAX_REJECTED_BACKLOG = 10_000
+#: Seconds between retries of the rejection backlog while nothing arrives.
+RETRY_INTERVAL = 1.0
 
 Connect = Callable[[], sqlite3.Connection]
+
+
+class UnstorableRow(Exception):
+    """This row, not the database, is the problem (a bug: it is logged)."""
 
 
 @dataclass(slots=True)
@@ -73,14 +81,18 @@ class Writer:
         *,
         on_commit: Callable[[CommitNotice], None] | None = None,
         connect: Connect | None = None,
+        busy_timeout: float = store.BUSY_TIMEOUT_MS / 1000,
+        retry_interval: float = RETRY_INTERVAL,
     ) -> None:
         self._path = Path(path)
-        self._connect = connect or (lambda: store.connect(self._path).conn)
+        self._connect = connect or (lambda: store.connect(self._path, busy_timeout=busy_timeout).conn)
         self._on_commit = on_commit
+        self._retry_interval = retry_interval
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._backlog: list[_Item] = []
         self._thread = threading.Thread(target=self._run, name="monitor-writer", daemon=True)
         self._conn: sqlite3.Connection | None = None
+        self._closing = False
         self.stats = WriterStats()
 
     def start(self) -> None:
@@ -88,6 +100,7 @@ class Writer:
 
     def stop(self, timeout: float | None = 10.0) -> None:
         """Write everything already submitted, then end the thread."""
+        self._closing = True
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
@@ -95,10 +108,14 @@ class Writer:
     def submit(self, table: str, row: dict[str, Any]) -> asyncio.Future[int]:
         """Queue a row; the future resolves to its id once committed.
 
-        Must be called from a running event loop (the listener's).
+        Must be called from a running event loop (the listener's). After
+        :meth:`stop` the future fails at once with ``StoreUnavailable``.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
+        if self._closing:
+            future.set_exception(StoreUnavailable("the monitor is shutting down"))
+            return future
         self._queue.put(_Item(table, row, future, loop))
         return future
 
@@ -111,13 +128,31 @@ class Writer:
         return self.stats.last_error is None
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException:  # pragma: no cover - a bug; never leave waiters hanging
+            log.exception("writer thread failed")
+            raise
+        finally:
+            self._closing = True
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+                self._conn = None
+            self._drain()
+
+    def _serve(self) -> None:
         running = True
         while running:
-            first = self._queue.get()
             batch: list[_Item] = []
+            try:
+                # With a backlog to retry, wake up on our own now and then.
+                first = self._queue.get(timeout=self._retry_interval if self._backlog else None)
+            except queue.Empty:
+                first = _RETRY
             if first is None:
                 running = False
-            else:
+            elif first is not _RETRY:
                 batch.append(first)
             # Everything that queued up while we were committing goes into
             # this one transaction.
@@ -132,43 +167,97 @@ class Writer:
                 batch.append(item)
             if batch or self._backlog:
                 self._commit(batch)
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
+
+    def _drain(self) -> None:
+        """Fail whatever was queued too late to be written."""
+        late: list[_Item] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                late.append(item)
+        error = StoreUnavailable("the monitor is shutting down")
+        _settle_all([(item, None, error) for item in late])
 
     def _commit(self, batch: list[_Item]) -> None:
         pending = self._backlog + batch
-        events = [item for item in pending if item.table == "events"]
-        rejected = [item for item in pending if item.table == "rejected"]
+        self._backlog = []
+        try:
+            done = self._write(pending)
+        except _Unavailable as exc:
+            self._fail(pending, exc.cause)
+            return
+        except Exception:
+            # Not the database: some row it cannot take. Write them one by one
+            # so only the culprit fails.
+            log.exception("a batch of %d rows could not be written; retrying row by row", len(pending))
+            self._commit_one_by_one(pending)
+            return
+        self._committed(pending, done)
+
+    def _commit_one_by_one(self, pending: list[_Item]) -> None:
+        for index, item in enumerate(pending):
+            try:
+                done = self._write([item])
+            except _Unavailable as exc:
+                self._fail(pending[index:], exc.cause)
+                return
+            except Exception as exc:
+                log.exception("dropping a %s row that cannot be stored", item.table)
+                _settle_all([(item, None, UnstorableRow(f"{type(exc).__name__}: {exc}"))])
+            else:
+                self._committed([item], done)
+
+    def _write(self, pending: list[_Item]) -> store.Committed:
+        """One transaction for ``pending``; raises when nothing was written.
+
+        :class:`_Unavailable` means the database cannot be written (locked,
+        full, read-only, gone); anything else is a problem with some row.
+        """
         try:
             if self._conn is None:
                 self._conn = self._connect()
-            done = store.write_batch(self._conn, [i.row for i in events], [i.row for i in rejected])
+        except Exception as exc:
+            raise _Unavailable(exc) from exc
+        events = [item.row for item in pending if item.table == "events"]
+        rejected = [item.row for item in pending if item.table == "rejected"]
+        try:
+            return store.write_batch(self._conn, events, rejected)
         except sqlite3.Error as exc:
-            self._fail(events, rejected, exc)
-            return
-        self._backlog = []
+            # OperationalError: locked, full, read-only, I/O; a bare
+            # DatabaseError: "file is not a database" and the like. Binding
+            # and constraint errors (Programming/Integrity/...) are the rows'.
+            if isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError) or type(exc) is sqlite3.DatabaseError:
+                raise _Unavailable(exc) from exc
+            raise
+
+    def _committed(self, pending: list[_Item], done: store.Committed) -> None:
+        """Bookkeeping after a commit: stats, futures, ``on_commit``."""
+        events = [item for item in pending if item.table == "events"]
+        rejected = [item for item in pending if item.table == "rejected"]
         self.stats.commits += 1
         self.stats.last_error = None
         self.stats.committed_events += len(events)
         self.stats.committed_rejected += len(rejected)
         for item in events:
-            self.stats.by_event[item.row.get("event") or "(none)"] += 1
+            self.stats.by_event[str(item.row.get("event") or "(none)")] += 1
         _resolve(events, done.event_ids)
         _resolve(rejected, done.rejected_ids)
         if self._on_commit is not None:
-            notice = CommitNotice(
-                done.event_ids,
-                done.rejected_ids,
-                [_light(i.row, new_id) for i, new_id in zip(events, done.event_ids, strict=True)],
-                [_light(i.row, new_id) for i, new_id in zip(rejected, done.rejected_ids, strict=True)],
-            )
             try:
+                notice = CommitNotice(
+                    done.event_ids,
+                    done.rejected_ids,
+                    [_light(i.row, new_id) for i, new_id in zip(events, done.event_ids, strict=True)],
+                    [_light(i.row, new_id) for i, new_id in zip(rejected, done.rejected_ids, strict=True)],
+                )
                 self._on_commit(notice)
             except Exception:
                 log.exception("on_commit callback failed")
 
-    def _fail(self, events: list[_Item], rejected: list[_Item], exc: sqlite3.Error) -> None:
+    def _fail(self, pending: list[_Item], exc: BaseException) -> None:
         self.stats.failures += 1
         self.stats.last_error = str(exc)
         log.warning("commit failed: %s", exc)
@@ -179,12 +268,22 @@ class Writer:
                 self._conn.close()
             self._conn = None
         error = StoreUnavailable(f"database cannot be written: {exc}")
-        _settle_all([(item, None, error) for item in events + rejected])
+        _settle_all([(item, None, error) for item in pending])
         # Rejections are our own records of refused deliveries; keep them
         # (bounded) for the next commit that succeeds.
-        self._backlog = rejected[-MAX_REJECTED_BACKLOG:]
+        self._backlog = [item for item in pending if item.table == "rejected"][-MAX_REJECTED_BACKLOG:]
         for item in self._backlog:
             item.future = None
+
+
+class _Unavailable(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+#: Wakes the writer to retry its backlog (never queued).
+_RETRY = _Item("", {}, None, None)
 
 
 def _light(row: dict[str, Any], new_id: int) -> dict[str, Any]:

@@ -1,0 +1,127 @@
+"""Shared fixtures for the core tests: spec payloads, stores, writers, listeners."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from monitor import store
+from monitor.listener import ListenerConfig, make_app, make_runner
+from monitor.writer import Writer
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = REPO.parent / "shared" / "spec" / "conscent-payment-gateway-webhook.txt"
+SAMPLE_EVENTS = REPO / "sample_events"
+
+#: The two payloads of the spec page, as a fallback when the spec file is not beside the repository.
+_FALLBACK_SPEC_BODIES = {
+    "payment_gateway.view": SAMPLE_EVENTS / "payment_gateway.view.json",
+    "payment_gateway.close": SAMPLE_EVENTS / "payment_gateway.close.json",
+}
+
+
+def spec_bodies() -> dict[str, bytes]:
+    """The JSON objects printed on the spec page, byte for byte, by event name."""
+    if SPEC.is_file():
+        text = SPEC.read_text(encoding="utf-8")
+        decoder = json.JSONDecoder()
+        found: dict[str, bytes] = {}
+        position = text.find("\n{")
+        while position != -1:
+            start = position + 1
+            obj, end = decoder.raw_decode(text, start)
+            found[obj["event"]] = text[start:end].encode("utf-8")
+            position = text.find("\n{", end)
+        if len(found) == 2:
+            return found
+    bodies = {name: path.read_bytes() for name, path in _FALLBACK_SPEC_BODIES.items() if path.is_file()}
+    if len(bodies) != 2:
+        pytest.skip("neither the spec file nor sample_events/ holds the two spec payloads")
+    return bodies
+
+
+@pytest.fixture(scope="session")
+def spec() -> dict[str, bytes]:
+    return spec_bodies()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "monitor.db"
+
+
+@pytest.fixture
+def store_db(db_path: Path) -> Iterator[Any]:
+    db = store.open_store(db_path)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def session_id(store_db: Any) -> int:
+    return store.start_session(store_db, listen=None, mode="test")
+
+
+def read_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Rows from a connection of our own (what another process would see)."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(row) for row in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def make_writer(db_path: Path) -> Iterator[Callable[..., Writer]]:
+    """Build and start writers on the test database; all are stopped afterwards."""
+    writers: list[Writer] = []
+
+    def build(**kwargs: Any) -> Writer:
+        writer = Writer(kwargs.pop("path", db_path), **kwargs)
+        writer.start()
+        writers.append(writer)
+        return writer
+
+    yield build
+    for writer in writers:
+        writer.stop(timeout=10)
+
+
+class ListenerTestServer(TestServer):
+    """A test server whose runner is the production one (``make_runner``).
+
+    aiohttp's ``TestServer`` drops runner keyword arguments such as
+    ``auto_decompress=False``, which the listener relies on to limit and
+    decompress bodies itself.
+    """
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return make_runner(self.app)
+
+
+@pytest.fixture
+async def listen(
+    aiohttp_client: Any, store_db: Any, session_id: int, db_path: Path, make_writer: Callable[..., Writer]
+) -> AsyncIterator[Callable[..., Any]]:
+    """``await listen(**config)`` -> an aiohttp test client on the real listener app.
+
+    The server is built the way :func:`monitor.listener.make_runner` builds it
+    (``auto_decompress=False``): the listener decompresses bodies itself.
+    """
+
+    async def start(*, writer: Writer | None = None, **config: Any) -> TestClient[web.Request, web.Application]:
+        cfg = ListenerConfig(session_id=session_id, db_path=str(db_path), **config)
+        app = make_app(cfg, writer or make_writer())
+        server = ListenerTestServer(app, host="127.0.0.1", port=0)
+        client: TestClient[web.Request, web.Application] = await aiohttp_client(server)
+        return client
+
+    yield start
