@@ -131,22 +131,24 @@ class _Printer:
     """
 
     def __init__(self, limit: int = 10_000) -> None:
-        self._queue: queue.Queue[CommitNotice | None] = queue.Queue(limit)
+        # SimpleQueue: put() is a C call that never waits on a lock the
+        # printing thread holds, so the writer is never held up.
+        self._queue: queue.SimpleQueue[CommitNotice | None] = queue.SimpleQueue()
+        self._limit = limit
         self._dropped = 0
         self._thread = threading.Thread(target=self._run, name="monitor-printer", daemon=True)
         self._thread.start()
 
     def __call__(self, notice: CommitNotice) -> None:
         """``on_commit``: called on the writer thread, never blocks."""
-        try:
-            self._queue.put_nowait(notice)
-        except queue.Full:
+        if self._queue.qsize() >= self._limit:
             self._dropped += len(notice.events) + len(notice.rejected)
+        else:
+            self._queue.put(notice)
 
     def close(self, timeout: float = 10.0) -> None:
         """Print what is queued, then end the thread."""
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
+        self._queue.put(None)
         self._thread.join(timeout)
 
     def _run(self) -> None:

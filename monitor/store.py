@@ -27,6 +27,7 @@ SCHEMA_VERSION = 1
 DEFAULT_DB = "conscent-monitor.db"
 REJECTED_BODY_LIMIT = 64 * 1024
 BUSY_TIMEOUT_MS = 2000
+PAGE_SIZE = 16384
 
 _TEXT, _REAL, _INT, _BLOB = str, float, int, bytes
 
@@ -132,6 +133,9 @@ def connect(
         conn.isolation_level = None  # we issue BEGIN/COMMIT ourselves
         db = sqlite_utils.Database(conn, execute_plugins=False)
         if not readonly:
+            # Only takes effect on a new, empty database: a delivery row is
+            # about 2.5 KB, and 16 KiB pages pack them a third tighter than 4 KiB.
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
     except BaseException:
@@ -285,11 +289,15 @@ def _assign_ids(conn: sqlite3.Connection, table: str, count: int) -> list[int]:
 
 
 def _first_by_sha(conn: sqlite3.Connection, shas: Iterable[str]) -> dict[str, int]:
+    # One indexed probe per distinct body: "ORDER BY id LIMIT 1" stops at the
+    # first entry, where min() with GROUP BY would walk every earlier copy
+    # (a load test that repeats one body makes that quadratic).
     found: dict[str, int] = {}
-    pending = list(shas)
-    for start in range(0, len(pending), 500):
-        chunk = pending[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT body_sha256, min(id) FROM events WHERE body_sha256 IN ({marks}) GROUP BY body_sha256"
-        found.update(conn.execute(sql, chunk).fetchall())
+    for sha in shas:
+        row = conn.execute(_FIRST_BY_SHA, (sha,)).fetchone()
+        if row is not None:
+            found[sha] = row[0]
     return found
+
+
+_FIRST_BY_SHA = "SELECT id FROM events WHERE body_sha256 = ? ORDER BY id LIMIT 1"
