@@ -120,8 +120,28 @@ def _not(piece: _Sql) -> _Sql:
 
 
 def free_text_sql(term: str, table: Table) -> _Sql:
-    """SQL for one free-text term: the single place to switch to an FTS5 table."""
-    return _contains(EVENTS_TEXT_COLUMNS if table == "events" else REJECTED_TEXT_COLUMNS, term)
+    """SQL for one free-text term.
+
+    Events: the bodies' full-text index (every word of the term, each as a
+    word prefix) for indexed rows, and a substring scan of the parsed columns
+    and the body for the few rows the index has not reached yet.
+    """
+    if table == "rejected":
+        return _contains(REJECTED_TEXT_COLUMNS, term)
+    scan_sql, scan_params = _contains((*EVENTS_TEXT_COLUMNS, "CAST(body AS TEXT)"), term)
+    words = _WORD.findall(term)
+    if not words:
+        return scan_sql, scan_params
+    match = " ".join(f'"{word}"*' for word in words)  # words hold no quotes: safe FTS5 syntax
+    sql = (
+        "(id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
+        f" OR (id > (SELECT indexed_upto FROM search_state) AND {scan_sql}))"
+    )
+    return sql, (match, *scan_params)
+
+
+#: What FTS5's unicode61 tokenizer calls a word: letters and digits.
+_WORD = re.compile(r"[^\W_]+")
 
 
 # --- tokens -----------------------------------------------------------------

@@ -28,6 +28,7 @@ DEFAULT_DB = "conscent-monitor.db"
 REJECTED_BODY_LIMIT = 64 * 1024
 BUSY_TIMEOUT_MS = 2000
 PAGE_SIZE = 16384
+SEARCH_TABLE = "events_fts"
 
 _TEXT, _REAL, _INT, _BLOB = str, float, int, bytes
 
@@ -190,7 +191,50 @@ def migrate(db: sqlite_utils.Database) -> None:
         for name, indexes in INDEXES.items():
             for cols in indexes:
                 db.table(name).create_index(cols, if_not_exists=True)
+        _create_search(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _create_search(db: sqlite_utils.Database) -> None:
+    # Contentless and detail=none: the index only answers "which rows hold
+    # these words", which is all the filter asks, at a fraction of the size.
+    db.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {SEARCH_TABLE} USING fts5(body, content='', detail=none)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS search_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_upto INTEGER NOT NULL)"
+    )
+    db.execute("INSERT OR IGNORE INTO search_state (id, indexed_upto) VALUES (1, 0)")
+
+
+def index_pending(conn: sqlite3.Connection, limit: int = 2000) -> int:
+    """Add up to ``limit`` not-yet-indexed bodies to the search index.
+
+    Search indexing is kept off the delivery path: the writer catches up when
+    it is idle, an import at its end. Rows above ``search_state.indexed_upto``
+    are still found by the filter, with a slower substring scan.
+    Returns how many rows were indexed (0 when up to date).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        upto = conn.execute("SELECT indexed_upto FROM search_state WHERE id = 1").fetchone()[0]
+        rows = conn.execute("SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?", (upto, limit)).fetchall()
+        if rows:
+            conn.executemany(
+                f"INSERT INTO {SEARCH_TABLE} (rowid, body) VALUES (?, ?)",
+                [(row_id, _search_text(body)) for row_id, body in rows],
+            )
+            conn.execute("UPDATE search_state SET indexed_upto = ? WHERE id = 1", (rows[-1][0],))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+def _search_text(body: bytes | str | None) -> str:
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")
+    return body or ""
 
 
 def _looks_like_ours(db: sqlite_utils.Database, names: set[str]) -> bool:

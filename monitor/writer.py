@@ -34,6 +34,8 @@ from monitor.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000
+#: Bodies added to the search index per idle step (a few milliseconds).
+SEARCH_CHUNK = 500
 #: Rejection records kept while the database cannot be written.
 MAX_REJECTED_BACKLOG = 10_000
 #: Seconds between retries of the rejection backlog while nothing arrives.
@@ -90,6 +92,7 @@ class Writer:
         self._retry_interval = retry_interval
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._backlog: list[_Item] = []
+        self._search_behind = True  # catch up with whatever the database holds
         self._thread = threading.Thread(target=self._run, name="monitor-writer", daemon=True)
         self._conn: sqlite3.Connection | None = None
         self._closing = False
@@ -146,8 +149,17 @@ class Writer:
         while running:
             batch: list[_Item] = []
             try:
-                # With a backlog to retry, wake up on our own now and then.
-                first = self._queue.get(timeout=self._retry_interval if self._backlog else None)
+                if self._search_behind:
+                    # Idle time goes to the search index, a chunk at a time,
+                    # so a delivery never waits long behind it.
+                    try:
+                        first = self._queue.get_nowait()
+                    except queue.Empty:
+                        self._index_search()
+                        continue
+                else:
+                    # With a backlog to retry, wake up on our own now and then.
+                    first = self._queue.get(timeout=self._retry_interval if self._backlog else None)
             except queue.Empty:
                 first = _RETRY
             if first is None:
@@ -167,6 +179,17 @@ class Writer:
                 batch.append(item)
             if batch or self._backlog:
                 self._commit(batch)
+
+    def _index_search(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            indexed = store.index_pending(self._conn, SEARCH_CHUNK)
+        except Exception as exc:
+            # The index is a convenience: the filter falls back to scanning.
+            log.warning("search indexing paused: %s", exc)
+            indexed = 0
+        self._search_behind = indexed == SEARCH_CHUNK
 
     def _drain(self) -> None:
         """Fail whatever was queued too late to be written."""
@@ -241,6 +264,7 @@ class Writer:
         self.stats.last_error = None
         self.stats.committed_events += len(events)
         self.stats.committed_rejected += len(rejected)
+        self._search_behind = self._search_behind or bool(events)
         for item in events:
             self.stats.by_event[str(item.row.get("event") or "(none)")] += 1
         _resolve(events, done.event_ids)

@@ -103,6 +103,16 @@ async def test_an_unstorable_row_fails_alone(make_writer: Callable[..., Writer],
     assert writer.healthy
 
 
+async def test_idle_writer_builds_the_search_index(make_writer: Callable[..., Writer], db_path: Path) -> None:
+    writer = make_writer()
+    bodies = [f'{{"word":"w{i}"}}'.encode() for i in range(1200)]
+    ids = await asyncio.gather(*(writer.submit("events", event_row(body)) for body in bodies))
+    upto = lambda: read_rows(db_path, "SELECT indexed_upto AS n FROM search_state")[0]["n"]  # noqa: E731
+    await wait_for(lambda: upto() == max(ids), what="the search index to catch up")
+    hits = read_rows(db_path, "SELECT rowid AS id FROM events_fts WHERE events_fts MATCH ?", ('"w1199"',))
+    assert [h["id"] for h in hits] == [ids[1199]]
+
+
 # --- faults and recovery ----------------------------------------------------------------------
 
 
