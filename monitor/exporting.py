@@ -1,0 +1,453 @@
+"""Export recorded deliveries: JSONL, CSV, HAR, or a bash script of curl commands.
+
+No Textual here. :func:`export` streams the selected ``events`` rows in id
+order from a cursor and writes to a binary file in chunks, so memory stays
+flat at any table size. A selection is a session (or all), a filter in the
+language of :mod:`monitor.filters` and/or an explicit list of ids.
+
+- ``jsonl``: one body per line, its exact bytes. A body containing a newline
+  (a pretty-printed sample) cannot be one line: it is written compacted and
+  counted in :attr:`ExportReport.reformatted`. With ``meta=True`` each line is
+  a JSON object with the delivery's metadata and its body as ``body_text`` (or
+  ``body_base64`` when it is not UTF-8), so bodies round-trip byte for byte.
+- ``csv``: every events column except ``body`` and ``headers``, with a header row.
+- ``har``: HAR 1.2, one entry per delivery with the answer the listener gave.
+- ``curl``: a bash script, one ``curl`` per delivery, reproducing the exact
+  body and headers (see :func:`curl_command`).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+import sqlite_utils
+
+from monitor import __version__
+from monitor.filters import compile_filter
+from monitor.signing import REDACTED
+from monitor.store import EVENTS_COLUMNS
+
+Format = Literal["jsonl", "csv", "har", "curl"]
+FORMATS: tuple[Format, ...] = ("jsonl", "csv", "har", "curl")
+DEFAULT_BASE_URL = "http://127.0.0.1:8787"
+
+#: Keys of a ``jsonl --meta`` line besides the body (``body_text`` or ``body_base64``).
+META_KEYS = (
+    "id", "session_id", "received_at", "method", "path", "remote_addr", "headers", "signature", "basic_auth", "event",
+)  # fmt: skip
+#: Headers curl computes itself, or that describe the wire rather than the delivery.
+HOP_BY_HOP = frozenset(
+    {"host", "content-length", "connection", "transfer-encoding", "content-encoding", "accept-encoding", "expect"}
+    | {"keep-alive", "te", "trailer", "upgrade", "proxy-connection"}
+)
+#: Headers curl adds on its own; removed (``-H 'Name:'``) when the delivery did not have them.
+_CURL_DEFAULTS = ("Accept", "User-Agent", "Content-Type", "Expect")
+#: Above this many quoted bytes the body goes through bash's printf and a pipe
+#: (Linux limits one program argument to 128 KiB; builtins have no limit).
+_MAX_ARGUMENT = 100_000
+_CHUNK = 1 << 20
+_ID_CHUNK = 500
+_MAX_NOTED = 20
+
+
+@dataclass
+class ExportReport:
+    exported: int = 0
+    #: jsonl: bodies with newlines written compacted (not byte-exact); their first ids.
+    reformatted: int = 0
+    reformatted_ids: list[int] = field(default_factory=list)
+    #: jsonl: bodies with newlines that are not JSON either (cannot be one line); left out.
+    skipped: int = 0
+    skipped_ids: list[int] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.reformatted:
+            out.append(
+                f"{self.reformatted} bodies contained newlines and were written compacted, not byte for byte "
+                f"(ids {_ids(self.reformatted_ids, self.reformatted)}); use --meta for exact bodies"
+            )
+        if self.skipped:
+            out.append(
+                f"{self.skipped} bodies contained newlines and are not JSON, so were left out "
+                f"(ids {_ids(self.skipped_ids, self.skipped)}); use --meta for exact bodies"
+            )
+        return out
+
+
+def _ids(ids: list[int], total: int) -> str:
+    return ", ".join(map(str, ids)) + (", ..." if total > len(ids) else "")
+
+
+def select_sql(
+    columns: Sequence[str], *, session_id: int | None = None, filter_text: str = ""
+) -> tuple[str, list[Any]]:
+    """``SELECT columns FROM events WHERE ...`` for a session (None: all) and a filter.
+
+    Raises :class:`monitor.filters.FilterError` for a bad filter.
+    """
+    compiled = compile_filter(filter_text, table="events")
+    where, params = [f"({compiled.where})"], list(compiled.params)
+    if session_id is not None:
+        where.append("session_id = ?")
+        params.append(session_id)
+    return f"SELECT {', '.join(columns)} FROM events WHERE {' AND '.join(where)}", params
+
+
+def iter_rows(
+    db: sqlite_utils.Database,
+    columns: Sequence[str],
+    *,
+    session_id: int | None = None,
+    filter_text: str = "",
+    ids: Sequence[int] | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """Selected rows as tuples of ``columns``, in id order, streamed.
+
+    Everything: one scan in rowid order. Otherwise the matching ids come first
+    (through the indexes; sorting integers is cheap, sorting whole rows with
+    their bodies is not), then the rows, a few hundred at a time, by id.
+    """
+    sql, params = select_sql(columns, session_id=session_id, filter_text=filter_text)
+    if ids is None and session_id is None and compile_filter(filter_text).where == "1":
+        yield from _stream(db.execute(f"SELECT {', '.join(columns)} FROM events ORDER BY id"))
+        return
+    if ids is None:
+        id_sql, id_params = select_sql(("id",), session_id=session_id, filter_text=filter_text)
+        sql, params = f"SELECT {', '.join(columns)} FROM events WHERE 1", []  # the ids already match
+        chunks = _id_chunks(db.execute(id_sql + " ORDER BY id", id_params))
+    else:
+        wanted = sorted(set(ids))
+        chunks = iter([wanted[start : start + _ID_CHUNK] for start in range(0, len(wanted), _ID_CHUNK)])
+    for chunk in chunks:
+        marks = ", ".join("?" * len(chunk))
+        yield from db.execute(f"{sql} AND id IN ({marks}) ORDER BY id", [*params, *chunk]).fetchall()
+
+
+def _id_chunks(cursor: Any) -> Iterator[list[int]]:
+    while rows := cursor.fetchmany(_ID_CHUNK):
+        yield [row[0] for row in rows]
+
+
+def _stream(cursor: Any) -> Iterator[tuple[Any, ...]]:
+    while rows := cursor.fetchmany(1000):
+        yield from rows
+
+
+def export(
+    db: sqlite_utils.Database,
+    out: BinaryIO,
+    fmt: Format,
+    *,
+    session_id: int | None = None,
+    filter_text: str = "",
+    ids: Sequence[int] | None = None,
+    meta: bool = False,
+    base_url: str = DEFAULT_BASE_URL,
+) -> ExportReport:
+    """Write the selected deliveries to ``out`` in ``fmt``; raises FilterError for a bad filter."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    selection: dict[str, Any] = {"session_id": session_id, "filter_text": filter_text, "ids": ids}
+    report = ExportReport()
+    sink = _Sink(out)
+    if fmt == "jsonl" and not meta:
+        for row_id, body in iter_rows(db, ("id", "body"), **selection):
+            line = _plain_line(row_id, _bytes(body), report)
+            if line is not None:
+                sink.write(line)
+    elif fmt == "jsonl":
+        names = (*META_KEYS, "body")
+        for row in iter_rows(db, names, **selection):
+            sink.write(orjson.dumps(meta_record(dict(zip(names, row, strict=True)))) + b"\n")
+            report.exported += 1
+    elif fmt == "csv":
+        _csv(db, sink, selection, report)
+    elif fmt == "har":
+        _har(db, sink, selection, report)
+    else:
+        _curl_script(db, sink, selection, report, base_url)
+    sink.flush()
+    return report
+
+
+class _Sink:
+    """Collects small writes and hands ``out`` about a megabyte at a time."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            self.out.write(b"".join(self.parts))
+            self.parts, self.size = [], 0
+        self.out.flush()
+
+
+def _bytes(body: Any) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    return b"" if body is None else str(body).encode("utf-8", "surrogatepass")
+
+
+def _plain_line(row_id: int, body: bytes, report: ExportReport) -> bytes | None:
+    if b"\n" not in body:
+        report.exported += 1
+        return body + b"\n"
+    compact = compact_json(body)
+    noted = report.skipped_ids if compact is None else report.reformatted_ids
+    if len(noted) < _MAX_NOTED:
+        noted.append(row_id)
+    if compact is None:
+        report.skipped += 1
+        return None
+    report.exported += 1
+    report.reformatted += 1
+    return compact + b"\n"
+
+
+def compact_json(body: bytes) -> bytes | None:
+    """``body`` as compact one-line JSON (a leading BOM kept), or None when it is not JSON.
+
+    The stdlib, not orjson: it keeps integers beyond 64 bits exactly.
+    """
+    bom = b"\xef\xbb\xbf" if body.startswith(b"\xef\xbb\xbf") else b""
+    try:
+        value = json.loads(body[len(bom) :].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return bom + json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+
+def meta_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``jsonl --meta`` object for a delivery row (``headers`` as stored JSON or a dict)."""
+    record = {key: row.get(key) for key in META_KEYS}
+    record["headers"] = headers_of(row)
+    body = _bytes(row.get("body"))
+    try:
+        record["body_text"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        record["body_base64"] = base64.b64encode(body).decode("ascii")
+    return record
+
+
+def headers_of(row: Mapping[str, Any]) -> dict[str, str]:
+    """The delivery's headers as a dict, whether stored as JSON text or already decoded."""
+    value = row.get("headers")
+    if isinstance(value, str | bytes):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(name): str(text) for name, text in value.items()}
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def csv_columns(db: sqlite_utils.Database) -> list[str]:
+    """Every events column except the body and headers, in schema order."""
+    have = set(db.table("events").columns_dict)
+    return [name for name in EVENTS_COLUMNS if name in have and name not in ("body", "headers")]
+
+
+def _csv(db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], report: ExportReport) -> None:
+    columns = csv_columns(db)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in iter_rows(db, columns, **selection):
+        writer.writerow(row)
+        report.exported += 1
+        if buffer.tell() >= _CHUNK:
+            sink.write(buffer.getvalue().encode("utf-8", "surrogatepass"))
+            buffer.seek(0)
+            buffer.truncate()
+    sink.write(buffer.getvalue().encode("utf-8", "surrogatepass"))
+
+
+_HAR_COLUMNS = ("id", "session_id", "received_at", "method", "path", "headers", "content_type", "body", "signature")
+
+
+def _har(db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], report: ExportReport) -> None:
+    creator = {"name": "conscent-monitor", "version": __version__}
+    head = orjson.dumps({"version": "1.2", "creator": creator})
+    sink.write(b'{"log":' + head[:-1] + b',"entries":[\n')
+    for row in iter_rows(db, _HAR_COLUMNS, **selection):
+        if report.exported:
+            sink.write(b",\n")
+        sink.write(orjson.dumps(har_entry(dict(zip(_HAR_COLUMNS, row, strict=True)))))
+        report.exported += 1
+    sink.write(b"\n]}}\n")
+
+
+def har_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One HAR 1.2 entry: the request as received and the answer the listener gave."""
+    headers = headers_of(row)
+    path = _path(row)
+    host = _header(headers, "Host") or "127.0.0.1"
+    body = _bytes(row.get("body"))
+    post: dict[str, Any] = {"mimeType": row.get("content_type") or _header(headers, "Content-Type") or ""}
+    try:
+        post["text"] = body.decode("utf-8")
+    except UnicodeDecodeError:  # HAR has no encoding field for requests; "_encoding" is ours
+        post["text"], post["_encoding"] = base64.b64encode(body).decode("ascii"), "base64"
+    answer = orjson.dumps({"ok": True, "id": row.get("id")}).decode()
+    return {
+        "startedDateTime": iso_time(float(row.get("received_at") or 0)),
+        "time": 0,
+        "request": {
+            "method": row.get("method") or "POST",
+            "url": f"http://{host}{path}",
+            "httpVersion": "HTTP/1.1",
+            "cookies": [],
+            "headers": [{"name": name, "value": value} for name, value in headers.items()],
+            "queryString": [{"name": k, "value": v} for k, v in parse_qsl(urlsplit(path).query, True)],
+            "postData": post,
+            "headersSize": -1,
+            "bodySize": len(body),
+        },
+        "response": {
+            "status": 200,
+            "statusText": "OK",
+            "httpVersion": "HTTP/1.1",
+            "cookies": [],
+            "headers": [{"name": "Content-Type", "value": "application/json"}],
+            "content": {"size": len(answer), "mimeType": "application/json", "text": answer},
+            "redirectURL": "",
+            "headersSize": -1,
+            "bodySize": len(answer),
+        },
+        "cache": {},
+        "timings": {"send": 0, "wait": 0, "receive": 0},
+        "_id": row.get("id"),
+        "_session": row.get("session_id"),
+        "_signature": row.get("signature"),
+    }
+
+
+def iso_time(seconds: float) -> str:
+    """ISO 8601 in UTC with milliseconds, as HAR tools write it."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _path(row: Mapping[str, Any]) -> str:
+    path = str(row.get("path") or "/")
+    return path if path.startswith("/") else "/" + path
+
+
+_CURL_COLUMNS = ("id", "received_at", "method", "path", "headers", "body", "event")
+
+
+def _curl_script(
+    db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], report: ExportReport, base_url: str
+) -> None:
+    sink.write(
+        b"#!/usr/bin/env bash\n"
+        b"# Deliveries recorded by conscent-monitor, replayed byte for byte (body and headers).\n"
+        b"set -u\n"
+    )
+    for row in iter_rows(db, _CURL_COLUMNS, **selection):
+        delivery = dict(zip(_CURL_COLUMNS, row, strict=True))
+        when = iso_time(float(delivery.get("received_at") or 0))
+        event = _comment(str(delivery.get("event") or ""))
+        sink.write(f"\n# delivery {delivery['id']} · {event} · received {when}\n".encode("utf-8", "replace"))
+        sink.write(curl_command(delivery, base_url).encode("utf-8", "surrogatepass") + b"\necho\n")
+        report.exported += 1
+
+
+def curl_command(delivery: Mapping[str, Any], base_url: str = DEFAULT_BASE_URL) -> str:
+    """A bash command that sends ``delivery`` again: same method, path, headers and exact body.
+
+    ``delivery`` is a row of ``events`` (``headers`` as JSON text or a dict,
+    ``body`` as bytes), e.g. from :func:`monitor.queries.get_delivery`. Headers
+    that curl computes (Host, Content-Length, ...) are left to curl; curl's own
+    defaults the delivery did not have are removed. A redacted credential
+    cannot be replayed: it is left out, with a comment saying what to add.
+    """
+    headers = headers_of(delivery)
+    body = _bytes(delivery.get("body"))
+    url = base_url.rstrip("/") + _path(delivery)
+    comments: list[str] = []
+    parts = [f"curl -sS -X {shell_quote(str(delivery.get('method') or 'POST'))} {shell_quote(url)}"]
+    sent: set[str] = set()
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP:
+            continue
+        if REDACTED in value:
+            hint = "add -u KEY:SECRET" if lowered == "authorization" else f"add -H '{_comment(name)}: ...'"
+            comments.append(f"# {_comment(name)} was redacted when recorded: {hint}")
+            continue
+        if any(char in name + value for char in "\r\n\0") or not name.strip() or ":" in name:
+            comments.append(f"# header {_comment(name)} cannot be sent by curl; left out")
+            continue
+        # "Name;" sends an empty header; "Name:" would remove it.
+        parts.append("-H " + shell_quote(f"{name}: {value}" if value else f"{name};"))
+        sent.add(lowered)
+    parts += [f"-H '{name}:'" for name in _CURL_DEFAULTS if name.lower() not in sent]
+    quoted = ansi_c_quote(body)
+    if b"\0" in body or len(quoted) > _MAX_ARGUMENT:
+        parts[0] = f"printf {printf_quote(body)} |\n  {parts[0]}"
+        parts.append("--data-binary @-")
+    else:
+        parts.append("--data-binary " + quoted)
+    command = " \\\n  ".join(parts)
+    return "\n".join([*comments, command])
+
+
+def _comment(text: str) -> str:
+    return "".join(char if char.isprintable() else "?" for char in text)
+
+
+def ansi_c_quote(data: bytes | str) -> str:
+    """``$'...'`` that bash turns into exactly ``data`` (a NUL byte would end it)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return "$'" + "".join(map(_ANSI_C.__getitem__, raw)) + "'"
+
+
+def printf_quote(data: bytes) -> str:
+    """A single-quoted format for bash's builtin ``printf`` that prints exactly ``data`` (NULs too)."""
+    return "'" + "".join(map(_PRINTF.__getitem__, data)) + "'"
+
+
+def shell_quote(text: str) -> str:
+    """A bare word, single quotes when ``text`` is plain printable ASCII, else ANSI-C quoting."""
+    if text.isalnum() and text.isascii():
+        return text
+    if all(" " <= char <= "~" and char not in "'\\" for char in text):
+        return f"'{text}'"
+    return ansi_c_quote(text)
+
+
+def _escapes(specials: dict[str, str]) -> list[str]:
+    """How to write each byte: printable ASCII as itself, the rest as ``\\xHH``."""
+    table = [chr(byte) if 0x20 <= byte <= 0x7E else f"\\x{byte:02x}" for byte in range(256)]
+    for char, escaped in specials.items():
+        table[ord(char)] = escaped
+    return table
+
+
+_ANSI_C = _escapes({"\\": "\\\\", "'": "\\'"})
+_PRINTF = _escapes({"\\": "\\\\", "'": "\\x27", "%": "%%"})

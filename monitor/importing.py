@@ -1,0 +1,414 @@
+"""Import captured deliveries into a database as a new session.
+
+No Textual here. :func:`import_paths` reads JSONL (plain bodies, or the
+``jsonl --meta`` lines of :mod:`monitor.exporting`), single ``.json`` files
+(the file's bytes are the body), directories of ``.json`` files and HAR
+captures, streaming line by line. Every good body becomes an ``events`` row
+with the columns the listener writes; a bad line is reported with its file and
+line number and skipped. Rows are written ``batch_size`` at a time with
+:func:`monitor.store.write_batch`, one transaction each. An interrupt
+(KeyboardInterrupt, e.g. raised by the ``progress`` callback or Ctrl-C) keeps
+the batches already committed, drops the rest whole, and still ends the
+session row.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import gzip
+import hashlib
+import operator
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from monitor import store
+from monitor.events import COLUMNS, InvalidBody, decode_body, extract
+from monitor.signing import UNCHECKED, redact_headers
+
+Progress = Callable[[int, int], None]
+
+_BOM = b"\xef\xbb\xbf"
+_FIELDS = operator.attrgetter(*COLUMNS)
+_NOTES = COLUMNS.index("notes")
+_DELIVERY = (
+    "session_id", "received_at", "method", "path", "remote_addr", "headers", "content_type",
+    "body", "body_size", "body_sha256", "signature", "basic_auth",
+)  # fmt: skip
+_ROW_NAMES = (*_DELIVERY, *COLUMNS)
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One delivery to store: its exact body, decoded object, and what is known of the request."""
+
+    body: bytes
+    obj: dict[str, Any]
+    received_at: float | None = None
+    method: str = "POST"
+    path: str = "/"
+    remote_addr: str | None = None
+    headers: str = "{}"  # JSON object text, credentials redacted
+    content_type: str | None = None
+    signature: str = UNCHECKED
+    basic_auth: str = UNCHECKED
+
+
+@dataclass(slots=True)
+class Bad:
+    """An input that is not a delivery: ``where`` is ``file:line`` (or ``file: entry N``)."""
+
+    where: str
+    reason: str
+
+
+Item = Incoming | Bad
+
+
+@dataclass
+class ImportReport:
+    session_id: int = 0
+    files: int = 0
+    lines: int = 0  # JSONL lines, HAR entries and single files read
+    imported: int = 0  # rows committed
+    skipped: int = 0
+    duplicates: int = 0  # imported rows whose bytes were already stored
+    errors: list[str] = field(default_factory=list)  # the first ``max_errors`` "file:line: reason"
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.imported / self.seconds if self.seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        text = (
+            f"{self.imported} imported into session {self.session_id} from {self.files} file(s), "
+            f"{self.lines} read, {self.skipped} skipped, {self.duplicates} duplicates, "
+            f"{self.seconds:.1f} s ({self.rate:,.0f}/s)"
+        )
+        return text + (" - interrupted: the last, unfinished batch was not written" if self.interrupted else "")
+
+
+def event_row(session_id: int, item: Incoming, now: float) -> dict[str, Any]:
+    """The ``events`` row the listener would have written for ``item`` (id and duplicate_of aside)."""
+    body = item.body
+    values = list(_FIELDS(extract(item.obj)))
+    notes = values[_NOTES]
+    values[_NOTES] = "; ".join(notes) if notes else None
+    received = now if item.received_at is None else item.received_at
+    sha = hashlib.sha256(body).hexdigest()
+    request = (item.method, item.path, item.remote_addr, item.headers, item.content_type)
+    delivery = (session_id, received, *request, body, len(body), sha, item.signature, item.basic_auth)
+    return dict(zip(_ROW_NAMES, (*delivery, *values), strict=True))
+
+
+def import_paths(
+    db_path: str | Path,
+    paths: Sequence[str | Path],
+    *,
+    progress: Progress | None = None,
+    batch_size: int = 5000,
+    max_errors: int = 100,
+) -> ImportReport:
+    """Import files and directories into ``db_path`` (created if missing) as a new session.
+
+    ``progress(bytes_read, bytes_total)`` is called after each batch and at
+    the end. Missing paths raise FileNotFoundError before anything is written;
+    :class:`monitor.store.StoreError` when the database cannot be used.
+    """
+    files = expand_paths(paths)
+    total = sum(_size(path) for path in files)
+    counter = _Counter()
+
+    def items() -> Iterator[Item]:
+        for path in files:
+            counter.files += 1
+            yield from read_file(path, counter)
+
+    def report_bytes(_done: int, _total: int) -> None:
+        if progress is not None:
+            progress(min(counter.bytes, total), total)
+
+    source = ", ".join(str(path) for path in paths)
+    report = import_items(
+        db_path, items(), source=source, progress=report_bytes, batch_size=batch_size, max_errors=max_errors
+    )
+    report.files, report.lines = counter.files, counter.lines
+    return report
+
+
+def import_items(
+    db_path: str | Path,
+    items: Iterable[Item],
+    *,
+    source: str | None,
+    mode: str = "import",
+    progress: Progress | None = None,
+    total: int = 0,
+    batch_size: int = 5000,
+    max_errors: int = 100,
+) -> ImportReport:
+    """Store ``items`` as a new session; ``progress(items_taken, total)`` after each batch."""
+    db = store.open_store(db_path)
+    started = time.perf_counter()
+    report = ImportReport()
+    try:
+        db.execute("PRAGMA cache_size = -65536")  # 64 MiB: index upkeep on big tables
+        db.execute("PRAGMA wal_autocheckpoint = 25000")  # fewer, larger checkpoints: less time writing
+        report.session_id = store.start_session(db, listen=None, mode=mode, source=source)
+        now, taken, batch = time.time(), 0, []
+        for item in items:
+            taken += 1
+            if isinstance(item, Bad):
+                report.skipped += 1
+                if len(report.errors) < max_errors:
+                    report.errors.append(f"{item.where}: {item.reason}")
+                continue
+            batch.append(event_row(report.session_id, item, now))
+            if len(batch) >= batch_size:
+                _write(db.conn, batch, report)
+                batch = []
+                if progress is not None:
+                    progress(taken, total)
+        _write(db.conn, batch, report)
+        if progress is not None:
+            progress(taken, total)
+    except KeyboardInterrupt:
+        # write_batch rolled back a batch it was in the middle of; the rest was never started.
+        report.interrupted = True
+    finally:
+        try:
+            if report.session_id:
+                with contextlib.suppress(sqlite3.Error):  # keep the error that stopped the import
+                    store.end_session(db, report.session_id)
+        finally:
+            db.close()
+            report.seconds = time.perf_counter() - started
+    return report
+
+
+# Parsing and writing were tried on a thread and in worker processes: on two
+# cores both were slower than this loop (GIL hand-offs, pickling rows).
+def _write(conn: sqlite3.Connection, batch: list[dict[str, Any]], report: ImportReport) -> None:
+    """One transaction; counts the rows that turned out to repeat earlier bytes."""
+    if not batch:
+        return
+    ids = store.write_batch(conn, batch, []).event_ids
+    sql = "SELECT count(*) FROM events WHERE id BETWEEN ? AND ? AND duplicate_of IS NOT NULL"
+    report.duplicates += conn.execute(sql, (ids[0], ids[-1])).fetchone()[0]
+    report.imported += len(ids)
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.files = 0
+        self.lines = 0
+        self.bytes = 0
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Files to read: each file as given, each directory's ``*.json`` in name order."""
+    files: list[Path] = []
+    for entry in map(Path, paths):
+        if entry.is_dir():
+            files.extend(sorted(p for p in entry.glob("*.json") if p.is_file()))
+        elif entry.exists():
+            files.append(entry)
+        else:
+            raise FileNotFoundError(f"{entry}: no such file or directory")
+    return files
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def read_file(path: Path, counter: _Counter | None = None) -> Iterator[Item]:
+    """The deliveries of one file, whatever its format (by suffix, then by content)."""
+    counter = counter or _Counter()
+    name = str(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    try:
+        if suffixes[-1:] == [".gz"]:
+            with gzip.open(path, "rb") as stream:
+                yield from read_jsonl(stream, name, counter)
+        elif suffixes[-1:] == [".har"]:
+            counter.bytes += _size(path)
+            yield from read_har(path.read_bytes(), name, counter)
+        elif suffixes[-1:] == [".json"]:
+            yield from _read_json_file(path, name, counter)
+        else:
+            with path.open("rb") as stream:
+                yield from read_jsonl(stream, name, counter)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip: bad header, truncated, corrupt
+        counter.lines += 1
+        yield Bad(name, f"cannot read: {getattr(exc, 'strerror', None) or exc}")
+
+
+def _read_json_file(path: Path, name: str, counter: _Counter) -> Iterator[Item]:
+    data = path.read_bytes()
+    text = data[3:] if data.startswith(_BOM) else data
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        first = text.split(b"\n", 1)[0]
+        if b"\n" in text.strip() and _is_object(first):  # JSONL named .json
+            with path.open("rb") as stream:
+                yield from read_jsonl(stream, name, counter)
+            return
+        obj = None
+    if isinstance(obj, dict) and isinstance(obj.get("log"), dict) and "entries" in obj["log"]:
+        counter.bytes += len(data)
+        yield from read_har(data, name, counter)
+        return
+    counter.lines += 1
+    counter.bytes += len(data)
+    yield _body_item(data, name)
+
+
+def _is_object(line: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _body_item(body: bytes, where: str, **known: Any) -> Item:
+    try:
+        return Incoming(body, decode_body(body), **known)
+    except InvalidBody as exc:
+        return Bad(where, str(exc))
+
+
+def read_jsonl(stream: Iterable[bytes], name: str, counter: _Counter | None = None) -> Iterator[Item]:
+    """One delivery per line: a body, or a ``jsonl --meta`` object (``body_text``/``body_base64``)."""
+    counter = counter or _Counter()
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    for number, raw in enumerate(stream, start=1):
+        counter.lines += 1
+        counter.bytes += len(raw)
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        try:
+            obj = loads(line[3:] if line.startswith(_BOM) else line)
+        except decode_error:
+            obj = None
+        if type(obj) is not dict:
+            yield _bad_line(line, f"{name}:{number}")
+        elif "body_text" in obj or "body_base64" in obj:
+            yield meta_item(obj, f"{name}:{number}")
+        else:
+            yield Incoming(line, obj)
+
+
+def _bad_line(line: bytes, where: str) -> Bad:
+    if not line.strip():
+        return Bad(where, "empty line")
+    try:
+        decode_body(line)
+    except InvalidBody as exc:
+        return Bad(where, str(exc).replace("body", "line", 1))
+    return Bad(where, "not a JSON object")  # pragma: no cover - decode_body accepts what orjson accepts
+
+
+def meta_item(record: dict[str, Any], where: str) -> Item:
+    """A delivery from a ``jsonl --meta`` line (see :func:`monitor.exporting.meta_record`)."""
+    text, encoded = record.get("body_text"), record.get("body_base64")
+    if isinstance(text, str):
+        body = text.encode("utf-8", "surrogatepass")
+    elif isinstance(encoded, str):
+        try:
+            body = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return Bad(where, "body_base64 is not base64")
+    else:
+        return Bad(where, "body_text / body_base64 is not a string")
+    headers = record.get("headers")
+    if isinstance(headers, str):  # the stored JSON text
+        with contextlib.suppress(orjson.JSONDecodeError):
+            headers = orjson.loads(headers)
+    pairs = [(str(k), str(v)) for k, v in headers.items()] if isinstance(headers, dict) else []
+    known: dict[str, Any] = _request(pairs, record.get("method"), record.get("path"))
+    received = record.get("received_at")
+    if isinstance(received, int | float) and not isinstance(received, bool):
+        known["received_at"] = float(received)
+    if isinstance(record.get("remote_addr"), str):
+        known["remote_addr"] = record["remote_addr"]
+    for key in ("signature", "basic_auth"):
+        if isinstance(record.get(key), str):
+            known[key] = record[key]
+    return _body_item(body, where, **known)
+
+
+def _request(pairs: list[tuple[str, str]], method: Any, path: Any) -> dict[str, Any]:
+    headers = redact_headers(pairs)
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    known: dict[str, Any] = {"headers": orjson.dumps(headers).decode(), "content_type": content_type}
+    if isinstance(method, str) and method:
+        known["method"] = method
+    if isinstance(path, str) and path:
+        known["path"] = path
+    return known
+
+
+def read_har(data: bytes, name: str, counter: _Counter | None = None) -> Iterator[Item]:
+    """Each HAR entry's request: postData.text (``_encoding: base64`` honoured), headers, url, time."""
+    counter = counter or _Counter()
+    try:
+        entries = orjson.loads(data[3:] if data.startswith(_BOM) else data)["log"]["entries"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        counter.lines += 1
+        yield Bad(name, "not a HAR file (no log.entries)")
+        return
+    for number, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
+        counter.lines += 1
+        yield _har_item(entry, f"{name}: entry {number}")
+
+
+def _har_item(entry: Any, where: str) -> Item:
+    request = entry.get("request") if isinstance(entry, dict) else None
+    post = request.get("postData") if isinstance(request, dict) else None
+    if not isinstance(request, dict) or not isinstance(post, dict) or not isinstance(post.get("text"), str):
+        return Bad(where, "no request body (request.postData.text)")
+    if post.get("_encoding") == "base64" or post.get("encoding") == "base64":
+        try:
+            body = base64.b64decode(post["text"], validate=True)
+        except (binascii.Error, ValueError):
+            return Bad(where, "postData.text is not base64")
+    else:
+        body = post["text"].encode("utf-8", "surrogatepass")
+    headers = request.get("headers")
+    pairs = [
+        (str(h.get("name")), str(h.get("value", "")))
+        for h in (headers if isinstance(headers, list) else [])
+        if isinstance(h, dict) and h.get("name")
+    ]
+    url = request.get("url")
+    path = None
+    if isinstance(url, str):
+        split = urlsplit(url)
+        path = (split.path or "/") + (f"?{split.query}" if split.query else "")
+    known = _request(pairs, request.get("method"), path)
+    if not known["content_type"] and isinstance(post.get("mimeType"), str):
+        known["content_type"] = post["mimeType"] or None
+    started = entry.get("startedDateTime")
+    if isinstance(started, str):
+        try:
+            moment = datetime.fromisoformat(started.replace("Z", "+00:00"))
+            known["received_at"] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        except ValueError:
+            pass
+    return _body_item(body, where, **known)

@@ -1,0 +1,245 @@
+"""Large, realistic synthetic captures: a JSONL file or a whole database.
+
+No Textual here. The journeys are the demo's (:mod:`monitor.demo`: meter
+banner, paywall click, gateway view, close or payment, purchases, refunds,
+cancellations) for many readers at once, spread over days: arrivals follow a
+daily rhythm, popular readers come back more often, each gateway view and its
+close share the pageUrl ``sessionId``, deliveries arrive a little after their
+``created_at`` (now and then much later, as a retry), and a few are delivered
+twice with the same bytes. The demo's own interleaving suits a few dozen
+readers; this one picks a free reader in constant time, so a million events
+are generated in seconds (storing them is bound by parsing and SQLite).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from monitor import demo, importing, store
+
+#: Journeys in progress at any moment (the demo runs three).
+CONCURRENT = 12
+#: Share of deliveries sent twice (a retry after a lost answer), and of late ones.
+DUPLICATE_SHARE = 0.002
+LATE_SHARE = 0.01
+_REMOTE_ADDRS = ("13.235.14.112", "13.235.91.7", "65.0.48.201", "3.110.52.19")
+_HEADERS = (
+    '{{"Host":"127.0.0.1:8787","Content-Type":"application/json",'
+    '"Accept":"application/json, text/plain, */*","User-Agent":"axios/0.21.1","Content-Length":"{size}",'
+    '"Connection":"keep-alive"}}'
+)
+
+
+@dataclass(slots=True)
+class SynthEvent:
+    received_at: float
+    body: bytes
+    obj: dict[str, Any]
+
+
+@dataclass
+class _Journey:
+    reader_index: int
+    events: Iterator[dict[str, Any]]
+    last: int = 0
+
+
+def events(
+    count: int, *, seed: int = 1, readers: int = 20000, days: float = 7.0, end: float | None = None
+) -> Iterator[SynthEvent]:
+    """``count`` deliveries in arrival order, received over about ``days`` up to ``end`` (default now)."""
+    rng = random.Random(seed)  # noqa: S311 - made-up data, reproducible on purpose
+    start = (time.time() if end is None else end) - days * 86400
+    mean_gap = days * 86400 / max(count, 1)
+    clock = _Clock(start)
+    people = [demo._reader(rng, index, start) for index in range(max(1, readers))]
+    busy: set[int] = set()
+    active: list[_Journey] = []
+    arriving: list[tuple[float, int, SynthEvent]] = []  # a heap: deliveries in flight
+    made = sent = 0
+    while sent < count:
+        # Anything still to be made is received after int(clock.now) > clock.now - 1.
+        while arriving and (arriving[0][0] <= clock.now - 1 or made >= count):
+            yield heapq.heappop(arriving)[2]
+            sent += 1
+            if sent >= count:
+                return
+        if made >= count:  # not reached: everything made was yielded above
+            break
+        while len(active) < min(CONCURRENT, len(people)):
+            active.append(_start(rng, people, busy, clock))
+        run = rng.choice(active)
+        event = next(run.events, None)
+        if event is None:
+            busy.discard(run.reader_index)
+            active.remove(run)
+            continue
+        # Busier by day (India), quieter at night: the gap shrinks with the rate.
+        clock.now += rng.expovariate(1.0) * mean_gap / _daily_rate(clock.now)
+        run.last = max(int(clock.now), run.last + 1)
+        obj = {**event, "created_at": run.last}
+        late = rng.random() < LATE_SHARE
+        lag = rng.uniform(5, 180) if late else rng.lognormvariate(-2.0, 0.8)
+        item = SynthEvent(run.last + lag, orjson.dumps(obj), obj)
+        heapq.heappush(arriving, (item.received_at, made, item))
+        made += 1
+        if made < count and rng.random() < DUPLICATE_SHARE:
+            # The answer was lost, so Conscent sends the same bytes again.
+            again = item.received_at + rng.uniform(10, 60)
+            heapq.heappush(arriving, (again, made, SynthEvent(again, item.body, obj)))
+            made += 1
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _start(rng: random.Random, people: list[demo.Reader], busy: set[int], clock: _Clock) -> _Journey:
+    while True:
+        # Square of a uniform: the first readers are the regulars.
+        index = int(len(people) * rng.random() ** 2)
+        if index not in busy:
+            break
+    busy.add(index)
+    outcome = demo._weighted(rng, demo.OUTCOMES)
+    journey = demo._journey(rng, people[index], outcome, rng.choice(demo.CLOSE_ACTIONS), clock)
+    return _Journey(index, journey)
+
+
+def _daily_rate(moment: float) -> float:
+    """Relative delivery rate by time of day in India (UTC+5:30): 0.25 at 4am, 1.75 at 4pm."""
+    hours = ((moment / 3600) + 5.5) % 24
+    return 1.0 - 0.75 * math.cos((hours - 4) / 24 * 2 * math.pi)
+
+
+def _items(stream: Iterator[SynthEvent], rng: random.Random) -> Iterator[importing.Incoming]:
+    for event in stream:
+        yield importing.Incoming(
+            event.body,
+            event.obj,
+            received_at=event.received_at,
+            remote_addr=rng.choice(_REMOTE_ADDRS),
+            headers=_HEADERS.format(size=len(event.body)),
+            content_type="application/json",
+        )
+
+
+def write_jsonl(
+    path: str | Path,
+    count: int,
+    *,
+    seed: int = 1,
+    readers: int = 20000,
+    days: float = 7.0,
+    end: float | None = None,
+    meta: bool = False,
+) -> None:
+    """Write ``count`` deliveries to ``path``: one compact body per line, or ``jsonl --meta`` lines.
+
+    Plain lines are what a capture holds (an import stamps them with the
+    import time); ``meta=True`` keeps the spread of ``received_at`` and the
+    request headers, as ``conscent-monitor export --meta`` writes them.
+    """
+    rng = random.Random(seed + 1)  # noqa: S311
+    buffer: list[bytes] = []
+    with Path(path).open("wb") as out:
+        for number, item in enumerate(_items(events(count, seed=seed, readers=readers, days=days, end=end), rng), 1):
+            if meta:
+                record = {
+                    "id": number,
+                    "session_id": None,
+                    "received_at": item.received_at,
+                    "method": "POST",
+                    "path": "/",
+                    "remote_addr": item.remote_addr,
+                    "headers": orjson.Fragment(item.headers),
+                    "signature": "unchecked",
+                    "basic_auth": "unchecked",
+                    "event": item.obj.get("event"),
+                    "body_text": item.body.decode("utf-8"),
+                }
+                buffer.append(orjson.dumps(record))
+            else:
+                buffer.append(item.body)
+            if len(buffer) >= 10_000:
+                out.write(b"\n".join(buffer) + b"\n")
+                buffer.clear()
+        if buffer:
+            out.write(b"\n".join(buffer) + b"\n")
+
+
+def build_database(
+    db_path: str | Path,
+    count: int,
+    *,
+    seed: int = 1,
+    readers: int = 20000,
+    sessions: int = 2,
+    days: float = 7.0,
+    end: float | None = None,
+    progress: importing.Progress | None = None,
+) -> list[importing.ImportReport]:
+    """Add ``count`` deliveries to ``db_path`` as ``sessions`` consecutive runs (mode ``synth``).
+
+    Each session row gets the time span of its deliveries. ``progress(done,
+    count)`` is called after each batch.
+    """
+    rng = random.Random(seed + 1)  # noqa: S311
+    stream = _items(events(count, seed=seed, readers=readers, days=days, end=end), rng)
+    sessions = max(1, min(sessions, count or 1))
+    about = f"synthetic: {count} events, seed {seed}, {readers} readers"
+    reports: list[importing.ImportReport] = []
+    for number in range(sessions):
+        done = sum(r.imported + r.skipped for r in reports)
+        share = count // sessions + (1 if number < count % sessions else 0)
+
+        def report(taken: int, _total: int, done: int = done) -> None:
+            if progress is not None:
+                progress(done + taken, count)
+
+        source = f"{about} (part {number + 1} of {sessions})"
+        result = importing.import_items(
+            db_path, _take(stream, share), source=source, mode="synth", progress=report, total=share
+        )
+        reports.append(result)
+        _stamp_session(db_path, result.session_id)
+        if result.interrupted:
+            break
+    return reports
+
+
+def _take(stream: Iterator[importing.Incoming], count: int) -> Iterator[importing.Incoming]:
+    for _ in range(count):
+        item = next(stream, None)
+        if item is None:
+            return
+        yield item
+
+
+def _stamp_session(db_path: str | Path, session_id: int) -> None:
+    """Give a synthetic session the times of its deliveries and a listener URL."""
+    db = store.open_store(db_path)
+    try:
+        with db.atomic():
+            db.execute(
+                "UPDATE sessions SET listen = 'http://127.0.0.1:8787/', "
+                "started_at = coalesce((SELECT min(received_at) - 1 FROM events WHERE session_id = :id), started_at), "
+                "ended_at = coalesce((SELECT max(received_at) + 1 FROM events WHERE session_id = :id), ended_at) "
+                "WHERE id = :id",
+                {"id": session_id},
+            )
+    finally:
+        db.close()
