@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from monitor import __version__, store
+from monitor import __version__, cli_data, cli_send, store
 from monitor.listener import DEFAULT_MAX_BODY
 from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options, Service
 from monitor.signing import parse_credentials
@@ -65,6 +65,12 @@ def _credentials(_ctx: click.Context, _param: click.Parameter, value: str | None
               help="Largest body accepted, in bytes (after decompression).")
 @click.option("--allow-unauthenticated", is_flag=True,
               help="Allow a non-loopback --host without --secret or --basic-auth.")
+@click.option("--forward-to", metavar="URL",
+              help="Also pass every accepted delivery to your application (exact bytes and headers).")
+@click.option("--forward-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds to wait for the forward target.")
+@click.option("--forward-attempts", default=5, show_default=True, type=click.IntRange(1),
+              help="Attempts per delivery when the target fails (connection error, timeout, 5xx, 429).")
 @click.option("--headless", is_flag=True, help="No TUI: print one line per delivery.")
 @click.option("--demo", is_flag=True, help="Post a generated stream of Conscent events to the monitor itself.")
 def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> None:
@@ -178,11 +184,21 @@ def _notice_text(notice: CommitNotice) -> str:
     for row in notice.rejected:
         reason = cell(row["reason"], 120)
         lines.append(f"{_clock(row['received_at'])}  {row['status']}  rejected #{row['id']}: {reason}")
+    for row in notice.forwards:
+        answer = row.get("status") or cell(row.get("error"), 80)
+        lines.append(
+            f"{_clock(row['requested_at'])}  {row['kind']} of #{row['event_id']} (attempt {row['attempt']}) "
+            f"-> {answer}  {row.get('latency_ms') or 0:.0f} ms"
+        )
     return "\n".join(lines)
 
 
 def _clock(epoch: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(epoch))
+
+
+for _command in (cli_send.send, cli_data.open_cmd, cli_data.import_cmd, cli_data.export_cmd, cli_data.generate_cmd):
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ from aiohttp import web
 
 from monitor import signing
 from monitor.events import InvalidBody, parse_body
+from monitor.forwarder import Forwarder
+from monitor.forwarder import summary as forwarding_summary
 from monitor.store import REJECTED_BODY_LIMIT, StoreUnavailable
 from monitor.textsafe import utf8_safe
 from monitor.writer import UnstorableRow, Writer
@@ -32,6 +34,7 @@ _READ_CHUNK = 64 * 1024
 
 WRITER_KEY = web.AppKey("writer", Writer)
 CONFIG_KEY: web.AppKey[ListenerConfig] = web.AppKey("config")
+FORWARDER_KEY: web.AppKey[Forwarder | None] = web.AppKey("forwarder")
 
 
 @dataclass(slots=True)
@@ -57,10 +60,11 @@ class Rejection(Exception):
         self.size = size
 
 
-def make_app(config: ListenerConfig, writer: Writer) -> web.Application:
+def make_app(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None = None) -> web.Application:
     app = web.Application()
     app[CONFIG_KEY] = config
     app[WRITER_KEY] = writer
+    app[FORWARDER_KEY] = forwarder
     app.router.add_route("*", "/{tail:.*}", _handle)
     return app
 
@@ -76,7 +80,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     writer = request.app[WRITER_KEY]
     received_at = time.time()
     if request.method in ("GET", "HEAD") and request.path == "/":
-        return _status(config, writer)
+        return _status(config, writer, request.app[FORWARDER_KEY])
     wire = b""
     try:
         if request.method != "POST":
@@ -119,6 +123,10 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return await _reject(request, writer, config, received_at, wire, Rejection(503, str(exc)))
     except UnstorableRow as exc:
         return await _reject(request, writer, config, received_at, wire, Rejection(500, f"cannot store: {exc}"))
+    forwarder = request.app[FORWARDER_KEY]
+    if forwarder is not None:
+        # Queued, not awaited: the target's answer never delays ours.
+        forwarder.enqueue(new_id, config.session_id, body, request.headers.items())
     return _json(200, {"ok": True, "id": new_id})
 
 
@@ -221,11 +229,12 @@ async def _reject(
     return response
 
 
-def _status(config: ListenerConfig, writer: Writer) -> web.Response:
+def _status(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None) -> web.Response:
     stats = writer.stats
     return _json(
         200,
         {
+            "forward": forwarding_summary(forwarder.stats) if forwarder else None,
             "ok": writer.healthy,
             "service": "conscent-monitor",
             "session": config.session_id,

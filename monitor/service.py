@@ -8,21 +8,27 @@ a busy screen never delays an answer to Conscent.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ipaddress
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from monitor import store
+from monitor.forwarder import DEFAULT_ATTEMPTS, Forwarder
+from monitor.forwarder import DEFAULT_TIMEOUT as DEFAULT_FORWARD_TIMEOUT
 from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, ListenerConfig, make_app, make_runner
 from monitor.writer import CommitNotice, Writer
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
@@ -40,6 +46,9 @@ class Options:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     allow_unauthenticated: bool = False
     mode: str = "headless"
+    forward_to: str | None = None
+    forward_timeout: float = DEFAULT_FORWARD_TIMEOUT
+    forward_attempts: int = DEFAULT_ATTEMPTS
 
 
 class ExposureError(ValueError):
@@ -85,6 +94,7 @@ class Service:
             db_path=str(options.db_path),
         )
         self._runner: web.AppRunner | None = None
+        self.forwarder: Forwarder | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -92,13 +102,25 @@ class Service:
     async def start(self) -> str:
         """Start writer and listener on the running loop; returns the URL."""
         self.writer.start()
-        self._runner = make_runner(make_app(self.config, self.writer))
+        if self.options.forward_to:
+            self.forwarder = Forwarder(
+                self.options.forward_to,
+                self.writer,
+                timeout=self.options.forward_timeout,
+                attempts=self.options.forward_attempts,
+                secret=self.options.secret,
+                basic_auth=self.options.basic_auth,
+            )
+            await self.forwarder.start()
+        self._runner = make_runner(make_app(self.config, self.writer, self.forwarder))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)
         try:
             await site.start()
         except OSError:
             await self._runner.cleanup()
+            if self.forwarder is not None:
+                await self.forwarder.stop()
             self.writer.stop()
             self._close_session()
             raise
@@ -113,6 +135,9 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.forwarder is not None:
+            # Deliveries are recorded already; only retries still waiting are given up.
+            await self.forwarder.stop()
         await asyncio.to_thread(self.writer.stop)
         self._close_session()
 
@@ -152,6 +177,13 @@ class Service:
         if failure:
             raise failure[0]
         return self.url
+
+    def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run a coroutine on the listener's loop (from another thread, e.g. the UI's)."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the listener is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def stop_thread(self, timeout: float = 15.0) -> None:
         loop, thread = self._loop, self._thread

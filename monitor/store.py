@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +86,31 @@ REJECTED_COLUMNS: dict[str, type] = {
     "body_size": _INT,
 }
 
+#: One row per attempt to pass a delivery on to the developer's application:
+#: automatic forwards (``--forward-to``) and replays from the TUI.
+FORWARD_COLUMNS: dict[str, type] = {
+    "id": _INT,
+    "event_id": _INT,
+    "session_id": _INT,
+    "kind": _TEXT,  # "forward" or "replay"
+    "attempt": _INT,
+    "target": _TEXT,
+    "requested_at": _REAL,
+    "status": _INT,  # the target's HTTP status; NULL when no answer
+    "latency_ms": _REAL,
+    "error": _TEXT,
+    "request_body": _BLOB,  # only when it differs from the delivery's body (an edited replay)
+    "request_headers": _TEXT,
+    "response_headers": _TEXT,
+    "response_body": _BLOB,  # first 64 KiB
+    "response_size": _INT,
+}
+
 TABLES: dict[str, dict[str, type]] = {
     "sessions": SESSION_COLUMNS,
     "events": EVENTS_COLUMNS,
     "rejected": REJECTED_COLUMNS,
+    "forwards": FORWARD_COLUMNS,
 }
 
 #: The queries the UI runs: newest first per session, by event, reader,
@@ -106,6 +127,7 @@ INDEXES: dict[str, list[tuple[str, ...]]] = {
         ("body_sha256",),
     ],
     "rejected": [("received_at",), ("session_id", "received_at")],
+    "forwards": [("event_id", "id")],
 }
 
 
@@ -164,6 +186,34 @@ def open_store(path: str | Path) -> sqlite_utils.Database:
         db.close()
         raise
     return db
+
+
+def open_for_review(path: str | Path) -> None:
+    """Check that ``path`` is a monitor database a reader can open; upgrade it if possible.
+
+    Raises :class:`StoreError` with a message for a person: missing file, not
+    SQLite, corrupt, or some other program's database.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no such file")
+    try:
+        db = connect(path, readonly=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open ({exc})") from None
+    try:
+        names = set(db.table_names())
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute("SELECT id FROM events ORDER BY id DESC LIMIT 1").fetchall() if "events" in names else None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not a readable SQLite database ({exc})") from None
+    finally:
+        db.close()
+    if not {"events", "sessions"} <= names:
+        shown = ", ".join(sorted(names)) or "none"
+        raise StoreError(f"{path}: not a conscent-monitor database (tables: {shown})")
+    if version < SCHEMA_VERSION and os.access(path, os.W_OK):
+        open_store(path).close()  # an older schema: add what this version reads
 
 
 def migrate(db: sqlite_utils.Database) -> None:
@@ -276,6 +326,7 @@ class Committed:
 
     event_ids: list[int]
     rejected_ids: list[int]
+    forward_ids: list[int] = field(default_factory=list)
 
 
 _EVENT_NAMES = [c for c in EVENTS_COLUMNS if c != "duplicate_of"]
@@ -285,12 +336,18 @@ _INSERT_EVENT = "INSERT INTO events ({}) VALUES ({})".format(
 _INSERT_REJECTED = "INSERT INTO rejected ({}) VALUES ({})".format(
     ", ".join(REJECTED_COLUMNS), ", ".join("?" * len(REJECTED_COLUMNS))
 )
+_INSERT_FORWARD = "INSERT INTO forwards ({}) VALUES ({})".format(
+    ", ".join(FORWARD_COLUMNS), ", ".join("?" * len(FORWARD_COLUMNS))
+)
 
 
 def write_batch(
-    conn: sqlite3.Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]
+    conn: sqlite3.Connection,
+    events: Sequence[dict[str, Any]],
+    rejected: Sequence[dict[str, Any]],
+    forwards: Sequence[dict[str, Any]] = (),
 ) -> Committed:
-    """Insert deliveries and rejections in one transaction; all or nothing.
+    """Insert deliveries, rejections and forwards in one transaction; all or nothing.
 
     Ids are assigned here (the write lock is held), so a delivery can point at
     the first delivery of the same bytes even when both are in this batch.
@@ -312,17 +369,24 @@ def write_batch(
             [new_id if name == "id" else row.get(name) for name in REJECTED_COLUMNS]
             for new_id, row in zip(rejected_ids, rejected, strict=True)
         ]
+        forward_ids = _assign_ids(conn, "forwards", len(forwards))
+        forward_rows = [
+            [new_id if name == "id" else row.get(name) for name in FORWARD_COLUMNS]
+            for new_id, row in zip(forward_ids, forwards, strict=True)
+        ]
         if event_rows:
             conn.executemany(_INSERT_EVENT, event_rows)
         if rejected_rows:
             conn.executemany(_INSERT_REJECTED, rejected_rows)
+        if forward_rows:
+            conn.executemany(_INSERT_FORWARD, forward_rows)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):  # keep the original error
                 conn.execute("ROLLBACK")
         raise
-    return Committed(event_ids, rejected_ids)
+    return Committed(event_ids, rejected_ids, forward_ids)
 
 
 def _assign_ids(conn: sqlite3.Connection, table: str, count: int) -> list[int]:

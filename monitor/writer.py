@@ -50,7 +50,7 @@ class UnstorableRow(Exception):
 
 @dataclass(slots=True)
 class _Item:
-    table: str  # "events" or "rejected"
+    table: str  # "events", "rejected" or "forwards"
     row: dict[str, Any]
     future: asyncio.Future[int] | None
     loop: asyncio.AbstractEventLoop | None
@@ -64,6 +64,8 @@ class CommitNotice:
     rejected_ids: list[int]
     events: list[dict[str, Any]]  # the committed rows, without body
     rejected: list[dict[str, Any]]
+    forward_ids: list[int] = field(default_factory=list)
+    forwards: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -246,8 +248,9 @@ class Writer:
             raise _Unavailable(exc) from exc
         events = [item.row for item in pending if item.table == "events"]
         rejected = [item.row for item in pending if item.table == "rejected"]
+        forwards = [item.row for item in pending if item.table == "forwards"]
         try:
-            return store.write_batch(self._conn, events, rejected)
+            return store.write_batch(self._conn, events, rejected, forwards)
         except sqlite3.Error as exc:
             # OperationalError: locked, full, read-only, I/O; a bare
             # DatabaseError: "file is not a database" and the like. Binding
@@ -267,8 +270,10 @@ class Writer:
         self._search_behind = self._search_behind or bool(events)
         for item in events:
             self.stats.by_event[str(item.row.get("event") or "(none)")] += 1
+        forwards = [item for item in pending if item.table == "forwards"]
         _resolve(events, done.event_ids)
         _resolve(rejected, done.rejected_ids)
+        _resolve(forwards, done.forward_ids)
         if self._on_commit is not None:
             try:
                 notice = CommitNotice(
@@ -276,6 +281,8 @@ class Writer:
                     done.rejected_ids,
                     [_light(i.row, new_id) for i, new_id in zip(events, done.event_ids, strict=True)],
                     [_light(i.row, new_id) for i, new_id in zip(rejected, done.rejected_ids, strict=True)],
+                    done.forward_ids,
+                    [_light(i.row, new_id) for i, new_id in zip(forwards, done.forward_ids, strict=True)],
                 )
                 self._on_commit(notice)
             except Exception:
@@ -293,9 +300,9 @@ class Writer:
             self._conn = None
         error = StoreUnavailable(f"database cannot be written: {exc}")
         _settle_all([(item, None, error) for item in pending])
-        # Rejections are our own records of refused deliveries; keep them
-        # (bounded) for the next commit that succeeds.
-        self._backlog = [item for item in pending if item.table == "rejected"][-MAX_REJECTED_BACKLOG:]
+        # Rejections and forward results are our own records, not deliveries
+        # a sender will retry; keep them (bounded) for the next commit that succeeds.
+        self._backlog = [item for item in pending if item.table != "events"][-MAX_REJECTED_BACKLOG:]
         for item in self._backlog:
             item.future = None
 
@@ -310,8 +317,11 @@ class _Unavailable(Exception):
 _RETRY = _Item("", {}, None, None)
 
 
+_HEAVY = frozenset({"body", "headers", "request_body", "request_headers", "response_body", "response_headers"})
+
+
 def _light(row: dict[str, Any], new_id: int) -> dict[str, Any]:
-    light = {k: v for k, v in row.items() if k not in ("body", "headers")}
+    light = {k: v for k, v in row.items() if k not in _HEAVY}
     light["id"] = new_id
     return light
 
