@@ -54,6 +54,7 @@ class MonitorApp(App[None]):
         self._pending: list[CommitNotice] = []
         self._flush_scheduled = False
         self._stats: queries.StatsAccumulator | None = None
+        self._stats_seen: tuple[int, int] = (0, 0)
         self.main_screen = MainScreen()
 
     @property
@@ -69,10 +70,28 @@ class MonitorApp(App[None]):
         finally:
             db.close()
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[tuple[int, int]]:
+        """One read transaction on ``self.db``: the queries inside see the same commits.
+
+        Yields the highest event and rejected ids committed so far. The writer
+        answers a delivery before it sends the notice, so a notice can arrive
+        for rows that a query already counted: ids up to these are such rows.
+        """
+        self.db.execute("BEGIN")
+        try:
+            events, rejected = self.db.execute(
+                "SELECT (SELECT coalesce(max(id), 0) FROM events), (SELECT coalesce(max(id), 0) FROM rejected)"
+            ).fetchone()
+            yield int(events), int(rejected)
+        finally:
+            self.db.execute("COMMIT")
+
     async def on_mount(self) -> None:
         await self.push_screen(self.main_screen)
         if self.service is not None:
-            self._stats = queries.StatsAccumulator.load(self.db, self.session_id, time.time())
+            with self.snapshot() as self._stats_seen:
+                self._stats = queries.StatsAccumulator.load(self.db, self.session_id, time.time())
             self.set_interval(5, self._tick)
             self._tick()
         else:
@@ -103,11 +122,14 @@ class MonitorApp(App[None]):
         if not notices:
             return
         if self._stats is not None:
+            seen_events, seen_rejected = self._stats_seen
             for notice in notices:
                 for row in notice.events:
-                    self._stats.add(row.get("event"), row.get("user_id"), row["received_at"], False)
+                    if row["id"] > seen_events:
+                        self._stats.add(row.get("event"), row.get("user_id"), row["received_at"], False)
                 for row in notice.rejected:
-                    self._stats.add(None, None, row["received_at"], True)
+                    if row["id"] > seen_rejected:
+                        self._stats.add(None, None, row["received_at"], True)
         with self.batch_update():
             self.main_screen.rows_committed(notices)
             self._tick()

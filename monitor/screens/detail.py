@@ -17,13 +17,19 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from monitor.events import COLUMNS as PARSED_COLUMNS
-from monitor.masking import mask_if
+from monitor.masking import mask, mask_if
 from monitor.textsafe import cell, clean
 
 if TYPE_CHECKING:
     from monitor.app import MonitorApp
 
 HEXDUMP_LIMIT = 4096
+
+#: Keys of a Conscent body whose values (everything below them) are personal data.
+PII_KEYS = frozenset({
+    "phoneNumber", "phone_number", "phone", "name", "username", "email", "city", "address", "location",
+    "latitude", "longitude", "postcode", "pincode",
+})  # fmt: skip
 
 
 class DetailScreen(Screen[None]):
@@ -65,7 +71,7 @@ class DetailScreen(Screen[None]):
         self.query_one("#detail-title", Static).update(title)
         self.query_one("#detail-fields", Static).update(self._fields(masked))
         self.query_one("#detail-headers", Static).update(self._headers())
-        self.query_one("#detail-body", Static).update(self._body())
+        self.query_one("#detail-body", Static).update(self._body(masked))
 
     def _fields(self, masked: bool) -> RenderableType:
         d = self.delivery
@@ -94,13 +100,18 @@ class DetailScreen(Screen[None]):
                 table.add_row(Text(cell(name)), Text(cell(value, 2000)))
         return table
 
-    def _body(self) -> RenderableType:
+    def _body(self, masked: bool) -> RenderableType:
         body: bytes = self.delivery.get("body") or b""
         heading = Text(f"Body ({len(body):,} bytes)", style="bold")
         try:
             parsed = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
         except orjson.JSONDecodeError as exc:
+            if masked:  # raw bytes may hold anything personal
+                return Group(heading, Text(f"not JSON: {exc}", style="yellow"),
+                             Text("(bytes hidden while personal data is masked: press m)", style="dim"))
             return Group(heading, Text(f"not JSON: {exc}", style="yellow"), Text(hexdump(body)))
+        if masked:
+            parsed = mask_json(parsed)
         pretty = clean(orjson.dumps(parsed, option=orjson.OPT_INDENT_2).decode(), keep_newlines=True)
         return Group(heading, Syntax(pretty, "json", theme="ansi_dark", word_wrap=True, background_color="default"))
 
@@ -108,6 +119,17 @@ class DetailScreen(Screen[None]):
         body: bytes = self.delivery.get("body") or b""
         self.app.copy_to_clipboard(body.decode("utf-8", "replace"))
         self.notify("Body copied to the clipboard")
+
+
+def mask_json(value: Any, personal: bool = False) -> Any:
+    """``value`` with every leaf under a personal key masked; the structure stays."""
+    if isinstance(value, dict):
+        return {key: mask_json(item, personal or key in PII_KEYS) for key, item in value.items()}
+    if isinstance(value, list):
+        return [mask_json(item, personal) for item in value]
+    if personal and value not in (None, ""):
+        return mask(value)
+    return value
 
 
 def _kv_table(title: str) -> Table:

@@ -40,6 +40,8 @@ class MainScreen(Screen[None]):
         self.mode: Mode = "gateway"
         self.filter_text = ""
         self.view = queries.View(mode="gateway", session_id=None)
+        #: The highest event and rejected ids the table's total already includes.
+        self._seen: tuple[int, int] = (0, 0)
 
     def compose(self) -> ComposeResult:
         yield StatsBar(id="stats")
@@ -76,7 +78,8 @@ class MainScreen(Screen[None]):
             rejected_params=rejected.params,
         )
         view = self.view
-        total = queries.count_rows(app.db, view)
+        with app.snapshot() as self._seen:
+            total = queries.count_rows(app.db, view)
         columns = GATEWAY_COLUMNS if self.mode == "gateway" else ALL_COLUMNS
         table = self.table
         table.show(lambda offset, limit: queries.fetch_rows(app.db, view, offset, limit, total=table.total), total,
@@ -86,8 +89,10 @@ class MainScreen(Screen[None]):
 
     def rows_committed(self, notices: list[CommitNotice]) -> None:
         """New rows were committed: count those this view shows, let the table place them."""
-        event_ids = [i for n in notices for i in n.event_ids]
-        rejected_ids = [i for n in notices for i in n.rejected_ids]
+        seen_events, seen_rejected = self._seen
+        event_ids = [i for n in notices for i in n.event_ids if i > seen_events]
+        rejected_ids = [i for n in notices for i in n.rejected_ids if i > seen_rejected]
+        self._seen = (max([seen_events, *event_ids]), max([seen_rejected, *rejected_ids]))
         view = self.view
         added = 0
         if event_ids:
@@ -165,22 +170,25 @@ class MainScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         if box.display:
             box.display = False
+            box.remove_class("-bad-filter")
             self.table.focus()
         if self.filter_text:
             self.filter_text = ""
             self.reload()
+        else:
+            self.update_statusline()  # replaces an error shown while typing
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, message: Input.Changed) -> None:
         try:
             compile_filter(message.value)
         except FilterError as exc:
-            message.input.add_class("-invalid")
+            message.input.add_class("-bad-filter")
             self.query_one("#statusline", Static).update(
                 Text(f" ✗ {exc.message} (at column {exc.position + 1})", style="bold red")
             )
         else:
-            message.input.remove_class("-invalid")
+            message.input.remove_class("-bad-filter")
             self.update_statusline()
 
     @on(Input.Submitted, "#filter")
