@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
+from rich.text import Text
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -21,15 +24,32 @@ from monitor.journey import build_journey, pair_summary
 from monitor.messages import RowsCommitted
 from monitor.resources import styles_dir
 from monitor.screens.detail import DetailScreen
+from monitor.screens.export import ExportRequest, ExportScreen
 from monitor.screens.help import HelpScreen
 from monitor.screens.main import MainScreen
 from monitor.screens.reader import ReaderData, ReaderScreen
 from monitor.screens.readers import ReadersScreen
-from monitor.service import Options, Service
+from monitor.screens.replay import EditScreen, TargetScreen
+from monitor.screens.sessions import SessionsScreen
+from monitor.service import Service
+from monitor.textsafe import cell
 from monitor.writer import CommitNotice
 
 #: Redraws after commits are batched: at most this many per second.
 REDRAWS_PER_SECOND = 10
+#: Offline review looks for rows another process committed this often (seconds).
+POLL_INTERVAL = 0.5
+
+
+@dataclass
+class ReplayDone(Message):
+    """A replay finished (posted from the listener's thread)."""
+
+    event_id: int
+    target: str
+    status: int | None
+    latency_ms: float
+    error: str | None
 
 
 class MonitorApp(App[None]):
@@ -55,11 +75,17 @@ class MonitorApp(App[None]):
         self._flush_scheduled = False
         self._stats: queries.StatsAccumulator | None = None
         self._stats_seen: tuple[int, int] = (0, 0)
+        self._data_version: int | None = None
+        self.replay_target: str | None = None
         self.main_screen = MainScreen()
 
     @property
     def listener_healthy(self) -> bool:
         return self.service is None or self.service.writer.healthy
+
+    @property
+    def forward_target(self) -> str | None:
+        return self.service.options.forward_to if self.service else None
 
     @contextlib.contextmanager
     def read_connection(self) -> Iterator[sqlite_utils.Database]:
@@ -89,13 +115,47 @@ class MonitorApp(App[None]):
 
     async def on_mount(self) -> None:
         await self.push_screen(self.main_screen)
-        if self.service is not None:
+        self._start_stats()
+        self.set_interval(5, self._tick)
+        if self.service is None:
+            # Another process (a running monitor, an import) may be writing.
+            self._data_version = self._read_data_version()
+            self.set_interval(POLL_INTERVAL, self._poll_other_writers)
+
+    def _start_stats(self) -> None:
+        """Live session: counters kept from commit notices; otherwise read from the database."""
+        if self.service is not None and self.session_id == self.live_session_id:
             with self.snapshot() as self._stats_seen:
                 self._stats = queries.StatsAccumulator.load(self.db, self.session_id, time.time())
-            self.set_interval(5, self._tick)
             self._tick()
         else:
+            self._stats = None
             self.main_screen.load_stats()
+
+    def switch_session(self, session_id: int | None) -> None:
+        """Review another session (or all of them: None)."""
+        self.session_id = session_id
+        self.main_screen.reload()
+        self.main_screen.refresh_origin()
+        self._start_stats()
+
+    def _read_data_version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _poll_other_writers(self) -> None:
+        version = self._read_data_version()
+        if version == self._data_version:
+            return
+        self._data_version = version
+        with self.snapshot() as (events, rejected):
+            seen_events, seen_rejected = self.main_screen.seen
+        notice = CommitNotice(list(range(seen_events + 1, events + 1)), list(range(seen_rejected + 1, rejected + 1)),
+                              [], [])
+        if notice.event_ids or notice.rejected_ids:
+            self.main_screen.rows_committed([notice])
+        else:
+            self.main_screen.table.refresh_rows()  # e.g. forwards recorded by the other process
+        self.main_screen.load_stats()
 
     def on_unmount(self) -> None:
         if self.service is not None:
@@ -132,12 +192,37 @@ class MonitorApp(App[None]):
                         self._stats.add(None, None, row["received_at"], True)
         with self.batch_update():
             self.main_screen.rows_committed(notices)
+            forwarded = {row["event_id"] for notice in notices for row in notice.forwards}
+            if forwarded:
+                self.main_screen.table.refresh_rows()
+                if isinstance(self.screen, DetailScreen) and self.screen.delivery.get("id") in forwarded:
+                    self._reload_forwards(self.screen)
+            if self._stats is None:
+                self.main_screen.load_stats()
             self._tick()
 
     def _tick(self) -> None:
         if self._stats is not None:
             self.main_screen.set_stats(self._stats.snapshot(time.time()))
-            self.main_screen.refresh_origin()
+        self.main_screen.refresh_origin()
+
+    def forward_status(self) -> Text | None:
+        """The header's word on the forward target."""
+        forwarder = self.service.forwarder if self.service else None
+        if forwarder is None or not self.forward_target:
+            return None
+        stats = forwarder.stats
+        text = Text("→ ", style="dim")
+        text.append(cell(self.forward_target, 60))
+        if stats.down and stats.last_status is not None:
+            text.append(f"  ✗ answering {stats.last_status}", style="bold red")
+        elif stats.down:
+            text.append(f"  ✗ down: {cell(stats.last_error, 60)}", style="bold red")
+        elif stats.sent:
+            text.append(f"  ✓ {stats.last_status}", style="green")
+        if stats.pending:
+            text.append(f"  {stats.pending} pending", style="yellow")
+        return text
 
     # -- navigation ---------------------------------------------------------------
 
@@ -166,6 +251,133 @@ class MonitorApp(App[None]):
             delivery = queries.get_delivery(db, "rejected" if source == "rejected" else "event", delivery_id)
         if delivery is not None:
             self.call_from_thread(self.push_screen, DetailScreen(source, delivery))
+
+    @work(thread=True, group="drill")
+    def _reload_forwards(self, screen: DetailScreen) -> None:
+        with self.read_connection() as db:
+            forwards = queries.forwards_of(db, int(screen.delivery["id"]))
+        self.call_from_thread(screen.show_forwards, forwards)
+
+    def open_sessions(self) -> None:
+        self._load_sessions()
+
+    @work(thread=True, exclusive=True, group="drill")
+    def _load_sessions(self) -> None:
+        with self.read_connection() as db:
+            rows = queries.sessions(db)
+            counts: dict[int, dict[str, int]] = {}
+            for session_id, event, n in db.execute(
+                "SELECT session_id, coalesce(event, '(legacy)'), count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 3 DESC"
+            ):
+                counts.setdefault(session_id, {})[event] = n
+        self.call_from_thread(self.push_screen, SessionsScreen(rows, counts))
+
+    # -- replay ------------------------------------------------------------------------
+
+    def curl_base_url(self) -> str:
+        """Where a copied curl command sends: the forward target's origin, else this monitor."""
+        from urllib.parse import urlsplit
+
+        for url in (self.forward_target, self.replay_target, self.url):
+            if url:
+                parts = urlsplit(url)
+                return f"{parts.scheme}://{parts.netloc}"
+        return "http://127.0.0.1:8787"
+
+    def replay_row(self, delivery_id: int) -> None:
+        """``r`` on the table: load the delivery, then replay it."""
+        self._load_for_replay(delivery_id)
+
+    @work(thread=True, group="replay")
+    def _load_for_replay(self, delivery_id: int) -> None:
+        with self.read_connection() as db:
+            delivery = queries.get_delivery(db, "event", delivery_id)
+        if delivery is not None:
+            self.call_from_thread(self.replay, delivery)
+
+    def replay(self, delivery: dict[str, Any], body: bytes | None = None) -> None:
+        """Send a delivery again, to the forward target or a URL the user types."""
+        if self.service is None:
+            self.notify("Replays are recorded by the live monitor: run `conscent-monitor watch --db` on this file",
+                        severity="warning", markup=False)
+            return
+        target = self.forward_target or self.replay_target
+        if target:
+            self._send_replay(delivery, body, target)
+            return
+
+        def chosen(url: str | None) -> None:
+            if url:
+                self.replay_target = url
+                self._send_replay(delivery, body, url)
+
+        self.push_screen(TargetScreen(self.replay_target or "http://127.0.0.1:3000/"), chosen)
+
+    def edit_and_replay(self, delivery: dict[str, Any]) -> None:
+        def edited(body: bytes | None) -> None:
+            if body is not None:
+                self.replay(delivery, body)
+
+        title = f"Edit delivery #{delivery['id']} — ctrl+s sends the edited body (re-signed when a secret is set)"
+        self.push_screen(EditScreen(title, delivery.get("body") or b""), edited)
+
+    def _send_replay(self, delivery: dict[str, Any], body: bytes | None, target: str) -> None:
+        assert self.service is not None
+        original: bytes = delivery.get("body") or b""
+        payload = original if body is None else body
+        headers = delivery.get("headers") if isinstance(delivery.get("headers"), dict) else {}
+        future = self.service.replay(int(delivery["id"]), payload, headers or {}, target=target,
+                                     edited=payload != original)
+        event_id = int(delivery["id"])
+
+        def done(f: concurrent.futures.Future[Any]) -> None:
+            try:
+                outcome = f.result()
+            except Exception as exc:  # the listener stopped, a bad URL...
+                self.post_message(ReplayDone(event_id, target, None, 0.0, str(exc)))
+            else:
+                self.post_message(ReplayDone(event_id, target, outcome.status, outcome.latency_ms, outcome.error))
+
+        future.add_done_callback(done)
+        self.notify(f"Replaying #{event_id} to {cell(target, 80)}…", markup=False)
+
+    @on(ReplayDone)
+    def _replay_done(self, message: ReplayDone) -> None:
+        answer = f"HTTP {message.status}" if message.status is not None else cell(message.error, 120)
+        ok = message.status is not None and message.status < 400
+        self.notify(f"Replay of #{message.event_id}: {answer} in {message.latency_ms:.0f} ms", markup=False,
+                    severity="information" if ok else "error")
+
+    # -- export ------------------------------------------------------------------------
+
+    def export_current(self) -> None:
+        main = self.main_screen
+        what = "views and closes" if main.mode == "gateway" else "all deliveries"
+        where = "all sessions" if self.session_id is None else f"session #{self.session_id}"
+        description = f"{what} of {where}" + (f", filter: {main.filter_text}" if main.filter_text else "")
+
+        def chosen(request: ExportRequest | None) -> None:
+            if request is not None:
+                self._export(request, main.export_filter(), self.session_id)
+
+        self.push_screen(ExportScreen(cell(description, 200)), chosen)
+
+    @work(thread=True, group="export")
+    def _export(self, request: ExportRequest, filter_text: str, session_id: int | None) -> None:
+        from monitor.exporting import export
+        from monitor.filters import FilterError
+
+        try:
+            with self.read_connection() as db, Path(request.path).expanduser().open("wb") as out:
+                report = export(db, out, request.fmt, session_id=session_id,  # type: ignore[arg-type]
+                                filter_text=filter_text, meta=request.meta, base_url=self.curl_base_url())
+        except (OSError, FilterError, ValueError) as exc:
+            self.call_from_thread(self.notify, f"Export failed: {exc}", severity="error", markup=False)
+            return
+        message = f"Exported {report.exported} deliveries to {request.path}"
+        for warning in report.warnings():
+            message += f"\n{warning}"
+        self.call_from_thread(self.notify, message, markup=False, timeout=8)
 
     def open_readers(self) -> None:
         self._load_readers(self.session_id)
@@ -199,48 +411,6 @@ class MonitorApp(App[None]):
         yield SystemCommand("Readers", "Every reader, leading to the drill-down", self.open_readers)
         yield SystemCommand("Mask personal data", "Hide phones, names and places for screen sharing",
                             self.action_toggle_mask)
+        yield SystemCommand("Sessions", "Every recorded run: review one, or all", self.open_sessions)
+        yield SystemCommand("Export", "Write what the table shows to JSONL, CSV, HAR or curl", self.export_current)
         yield SystemCommand("Key bindings and filter help", "The help screen", self.action_help)
-
-
-def run_live(options: Options, *, demo: bool = False) -> None:
-    """Start the listener, then the TUI; the session closes when the TUI exits."""
-    app: MonitorApp | None = None
-
-    def on_commit(notice: CommitNotice) -> None:
-        if app is not None:
-            app.notify_commit(notice)
-
-    service = Service(options, on_commit=on_commit)
-    url = service.start_in_thread()
-    stop_demo = _start_demo(url, options.secret) if demo else None
-    try:
-        app = MonitorApp(options.db_path, service=service)
-        app.run()
-    finally:
-        if stop_demo is not None:
-            stop_demo()
-        service.stop_thread()
-
-
-def _start_demo(url: str, secret: str | None) -> Callable[[], None]:
-    """Run the demo sender on a loop of its own; returns a function that stops it."""
-    from monitor.demo import run_demo
-
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        await run_demo(url, secret=secret, stop=stop)
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="monitor-demo", daemon=True)
-    thread.start()
-
-    def stopper() -> None:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(5)
-
-    return stopper
-
-
-def run_offline(db_path: Path, session_id: int | None) -> None:
-    MonitorApp(db_path, session_id=session_id).run()

@@ -84,7 +84,7 @@ def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> No
         if headless:
             asyncio.run(_headless(options, demo))
         else:
-            from monitor.app import run_live
+            from monitor.launch import run_live
 
             run_live(options, demo=demo)
     except ExposureError as exc:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from monitor import store
-from monitor.filters import FilterError
+from monitor.filters import FilterError, compile_filter
 
 _DB_HELP = f"SQLite file; default ./{store.DEFAULT_DB}."
 
@@ -35,7 +35,7 @@ def open_cmd(db_path: Path | None, session_id: int | None) -> None:
         store.open_for_review(path)
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from None
-    from monitor.app import run_offline
+    from monitor.launch import run_offline
 
     run_offline(path, session_id)
 
@@ -88,8 +88,16 @@ def export_cmd(db_path: Path | None, fmt: str, session_id: int | None, filter_te
         store.open_for_review(path)
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        # Checked before --output is opened: a typo must not truncate an existing file.
+        compile_filter(filter_text, table="events")
+    except FilterError as exc:
+        raise click.UsageError(f"bad filter at column {exc.position + 1}: {exc.message}") from None
+    try:
+        out = output.open("wb") if output else cast(BinaryIO, sys.stdout.buffer)
+    except OSError as exc:
+        raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
     db = store.connect(path, readonly=True)
-    out = output.open("wb") if output else cast(BinaryIO, sys.stdout.buffer)
     try:
         report = export(db, out, fmt, session_id=session_id, filter_text=filter_text,  # type: ignore[arg-type]
                         ids=list(ids) or None, meta=meta, base_url=base_url)
@@ -119,14 +127,22 @@ def generate_cmd(count: int, db_path: Path | None, jsonl_path: Path | None, read
     if (db_path is None) == (jsonl_path is None):
         raise click.UsageError("give exactly one of --db or --jsonl")
     if jsonl_path is not None:
-        synth.write_jsonl(jsonl_path, count, seed=seed, readers=readers)
+        try:
+            synth.write_jsonl(jsonl_path, count, seed=seed, readers=readers)
+        except OSError as exc:
+            raise click.ClickException(f"{jsonl_path}: cannot write ({exc.strerror or exc})") from None
         click.echo(f"wrote {count} deliveries to {jsonl_path}")
         return
     assert db_path is not None
     console = Console(stderr=True)
     with _progress("generating", console) as bar:
         task = bar.add_task("generate", total=None)
-        reports = synth.build_database(db_path, count, seed=seed, readers=readers,
-                                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+        try:
+            reports = synth.build_database(
+                db_path, count, seed=seed, readers=readers,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except store.StoreError as exc:
+            raise click.ClickException(str(exc)) from None
     for report in reports:
         click.echo(report.describe())

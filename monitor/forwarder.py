@@ -106,7 +106,7 @@ class Forwarder:
         timeout: float = DEFAULT_TIMEOUT,
         attempts: int = DEFAULT_ATTEMPTS,
         concurrency: int = 4,
-        backoff: tuple[float, ...] = BACKOFF,
+        backoff: tuple[float, ...] | None = None,
         secret: str | None = None,
         basic_auth: tuple[str, str] | None = None,
     ) -> None:
@@ -116,7 +116,8 @@ class Forwarder:
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._concurrency = concurrency
-        self._backoff = backoff or (0.0,)
+        # Read at construction, not at import: tests (and callers) may shorten BACKOFF.
+        self._backoff = (BACKOFF if backoff is None else backoff) or (0.0,)
         self._secret = secret
         self._basic_auth = basic_auth
         self._queue: asyncio.Queue[Job] | None = None
@@ -126,9 +127,13 @@ class Forwarder:
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
-        # No connection pooling across hosts matters here; keep-alive does.
+        # No connection pooling across hosts matters here; keep-alive does. aiohttp adds none of
+        # its own headers: the target sees the delivery's (a delivery without Content-Type must
+        # not gain application/octet-stream), and with no Accept-Encoding its answer stays plain.
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._timeout), auto_decompress=False, skip_auto_headers=("User-Agent",)
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
 
@@ -211,7 +216,10 @@ class Forwarder:
         assert self._session is not None
         started = time.perf_counter()
         try:
-            async with self._session.post(job.target, data=job.body, headers=job.headers) as resp:
+            # A redirect is the application's answer: recorded, not followed (a 302 would turn the POST into a GET).
+            async with self._session.post(
+                job.target, data=job.body, headers=job.headers, allow_redirects=False
+            ) as resp:
                 size = 0
                 chunks: list[bytes] = []
                 async for chunk in resp.content.iter_chunked(16384):

@@ -82,10 +82,18 @@ class Row:
     duplicate_of: int | None = None
     status: int | None = None  # HTTP status we answered a rejected delivery with
     reason: str | None = None
+    forward: str | None = None  # the latest forward or replay: its HTTP status, or "err"
 
 
 _ROW_FIELDS = tuple(Row.__dataclass_fields__)
-_EVENT_ONLY = {"source": "'event'", "country": _COUNTRY, "status": "NULL", "reason": "NULL"}
+#: The latest forward/replay of an event, through the forwards(event_id, id) index.
+_LATEST_FORWARD = (
+    "(SELECT coalesce(CAST(f.status AS TEXT), 'err') FROM forwards AS f"
+    " WHERE f.event_id = events.id ORDER BY f.id DESC LIMIT 1)"
+)
+_EVENT_ONLY = {
+    "source": "'event'", "country": _COUNTRY, "status": "NULL", "reason": "NULL", "forward": _LATEST_FORWARD,
+}
 _EVENT_ROW_SQL = "SELECT {} FROM events WHERE id IN ({{}})".format(
     ", ".join(_EVENT_ONLY.get(name, name) for name in _ROW_FIELDS)
 )
@@ -167,7 +175,19 @@ def get_delivery(db: sqlite_utils.Database, source: Source, id: int) -> dict[str
     if isinstance(row.get("headers"), str | bytes):
         with contextlib.suppress(orjson.JSONDecodeError):  # else shown as stored
             row["headers"] = orjson.loads(row["headers"])
+    row["forwards"] = forwards_of(db, id) if source == "event" else []
     return row
+
+
+def forwards_of(db: sqlite_utils.Database, event_id: int) -> list[dict[str, Any]]:
+    """Every forward and replay of one delivery, oldest first, headers decoded."""
+    rows = _dicts(db, "SELECT * FROM forwards WHERE event_id = ? ORDER BY id", [event_id])
+    for row in rows:
+        for key in ("request_headers", "response_headers"):
+            if isinstance(row.get(key), str):
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    row[key] = orjson.loads(row[key])
+    return rows
 
 
 _PROFILE_FIELDS = (

@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from monitor import store
-from monitor.forwarder import DEFAULT_ATTEMPTS, Forwarder
+from monitor.forwarder import DEFAULT_ATTEMPTS, Forwarder, Outcome
 from monitor.forwarder import DEFAULT_TIMEOUT as DEFAULT_FORWARD_TIMEOUT
 from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, ListenerConfig, make_app, make_runner
 from monitor.writer import CommitNotice, Writer
@@ -177,6 +177,21 @@ class Service:
         if failure:
             raise failure[0]
         return self.url
+
+    def replay(
+        self, event_id: int, body: bytes, headers: Mapping[str, str], *, target: str | None, edited: bool
+    ) -> concurrent.futures.Future[Outcome]:
+        """Send a stored delivery again (from the UI's thread); recorded as a ``replay`` forward."""
+
+        async def run() -> Outcome:
+            if self.forwarder is None:
+                # Replays without --forward-to: a forwarder with no workers.
+                self.forwarder = Forwarder(target or "", self.writer, concurrency=0, secret=self.options.secret,
+                                           basic_auth=self.options.basic_auth)
+                await self.forwarder.start()
+            return await self.forwarder.replay(event_id, self.session_id, body, headers, target=target, edited=edited)
+
+        return self.run_on_loop(run())
 
     def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run a coroutine on the listener's loop (from another thread, e.g. the UI's)."""

@@ -36,6 +36,9 @@ class DetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("c", "copy_body", "Copy body"),
+        Binding("y", "copy_curl", "Copy as curl"),
+        Binding("r", "replay", "Replay"),
+        Binding("e", "edit", "Edit & replay"),
     ]
 
     app: MonitorApp
@@ -50,6 +53,7 @@ class DetailScreen(Screen[None]):
             yield Static(id="detail-title", classes="title")
             yield Static(id="detail-fields", classes="panel")
             yield Static(id="detail-headers", classes="panel")
+            yield Static(id="detail-forwards", classes="panel")
             yield Static(id="detail-body", classes="panel")
         yield Footer()
 
@@ -71,6 +75,11 @@ class DetailScreen(Screen[None]):
         self.query_one("#detail-title", Static).update(title)
         self.query_one("#detail-fields", Static).update(self._fields(masked))
         self.query_one("#detail-headers", Static).update(self._headers())
+        forwards = self.delivery.get("forwards") or []
+        panel = self.query_one("#detail-forwards", Static)
+        panel.display = bool(forwards)
+        if forwards:
+            panel.update(forwards_table(forwards))
         self.query_one("#detail-body", Static).update(self._body(masked))
 
     def _fields(self, masked: bool) -> RenderableType:
@@ -119,6 +128,50 @@ class DetailScreen(Screen[None]):
         body: bytes = self.delivery.get("body") or b""
         self.app.copy_to_clipboard(body.decode("utf-8", "replace"))
         self.notify("Body copied to the clipboard")
+
+    def action_copy_curl(self) -> None:
+        if self.source == "rejected":
+            self.notify("Only accepted deliveries can be copied as curl", severity="warning")
+            return
+        from monitor.exporting import curl_command
+
+        self.app.copy_to_clipboard(curl_command(self.delivery, self.app.curl_base_url()))
+        self.notify("curl command copied to the clipboard")
+
+    def action_replay(self) -> None:
+        if self.source != "rejected":
+            self.app.replay(self.delivery)
+
+    def action_edit(self) -> None:
+        if self.source != "rejected":
+            self.app.edit_and_replay(self.delivery)
+
+    def show_forwards(self, forwards: list[dict[str, Any]]) -> None:
+        """A replay of this delivery was recorded: show it."""
+        self.delivery["forwards"] = forwards
+        self._show(self.app.masked)
+
+
+def forwards_table(forwards: list[dict[str, Any]]) -> Table:
+    """Every forward and replay of a delivery, with what the target answered."""
+    table = Table(title="Forwards and replays", title_justify="left", box=None, expand=True, padding=(0, 1))
+    for title in ("when", "kind", "try", "target", "status", "ms", "answer"):
+        table.add_column(title, style="dim" if title in ("when", "try") else None, no_wrap=title != "answer",
+                         overflow="fold")
+    for f in forwards:
+        status = f.get("status")
+        answer = f.get("error") or (f.get("response_body") or b"").decode("utf-8", "replace")
+        kind = str(f.get("kind") or "") + (" (edited)" if f.get("request_body") is not None else "")
+        table.add_row(
+            Text(time.strftime("%H:%M:%S", time.localtime(f["requested_at"])) if f.get("requested_at") else ""),
+            Text(cell(kind)),
+            Text(str(f.get("attempt") or "")),
+            Text(cell(f.get("target"), 80)),
+            Text(str(status) if status is not None else "—", style="green" if status and status < 400 else "bold red"),
+            Text(f"{f['latency_ms']:.0f}" if f.get("latency_ms") is not None else ""),
+            Text(cell(answer, 300)),
+        )
+    return table
 
 
 def mask_json(value: Any, personal: bool = False) -> Any:

@@ -30,6 +30,9 @@ class MainScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("a", "toggle_mode", "Gateway/all"),
         Binding("u", "readers", "Readers"),
+        Binding("s", "sessions", "Sessions"),
+        Binding("x", "export", "Export"),
+        Binding("r", "replay", "Replay"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -61,6 +64,16 @@ class MainScreen(Screen[None]):
     @property
     def table(self) -> EventTable:
         return self.query_one(EventTable)
+
+    @property
+    def seen(self) -> tuple[int, int]:
+        """The highest event and rejected ids the table already counts."""
+        return self._seen
+
+    def export_filter(self) -> str:
+        """The current filter, plus "views and closes only" in gateway mode."""
+        gateway = "event:view OR event:close" if self.mode == "gateway" else ""  # OR binds tighter than spaces
+        return " ".join(part for part in (gateway, self.filter_text) if part)
 
     # -- the query -----------------------------------------------------------
 
@@ -118,7 +131,8 @@ class MainScreen(Screen[None]):
         if app.live_session_id is not None and app.session_id == app.live_session_id:
             session += " (live)"
         self.query_one(StatsBar).set_origin(
-            url=app.url, db_path=str(app.db_path), session=session, healthy=app.listener_healthy
+            url=app.url, db_path=str(app.db_path), session=session, healthy=app.listener_healthy,
+            forward=app.forward_status(),
         )
 
     def set_stats(self, stats: queries.Stats) -> None:
@@ -208,6 +222,19 @@ class MainScreen(Screen[None]):
 
     def action_readers(self) -> None:
         self.app.open_readers()
+
+    def action_sessions(self) -> None:
+        self.app.open_sessions()
+
+    def action_export(self) -> None:
+        self.app.export_current()
+
+    def action_replay(self) -> None:
+        row = self.table.current
+        if row is None or row.source == "rejected":
+            self.notify("Select an accepted delivery to replay", severity="warning")
+            return
+        self.app.replay_row(row.id)
 
     @work(thread=True, exclusive=True, group="stats")
     def load_stats(self) -> None:

@@ -45,9 +45,9 @@ class Column:
 GATEWAY_COLUMNS = (
     Column("time", "Received", 14),
     Column("event", "Event", 8),
-    Column("reader", "Reader", 20),
+    Column("reader", "Reader", 18),
     Column("phone", "Phone", 12),
-    Column("content", "Content", 18),
+    Column("content", "Content", 17),
     Column("action", "Click action", 26),
     Column("paywall", "Paywall", 8),
     Column("device", "Device", 14),
@@ -55,12 +55,13 @@ GATEWAY_COLUMNS = (
     Column("sig", "Sig", 9),
     Column("dup", "Dup", 3),
     Column("lag", "Lag", 6),
+    Column("fwd", "Fwd", 3),
 )
 
 ALL_COLUMNS = (
     Column("time", "Received", 14),
     Column("event", "Event", 22),
-    Column("reader", "Reader / reason", 25),
+    Column("reader", "Reader / reason", 23),
     Column("phone", "Phone", 12),
     Column("content", "Content", 18),
     Column("action", "Click action", 20),
@@ -69,6 +70,7 @@ ALL_COLUMNS = (
     Column("sig", "Sig", 9),
     Column("dup", "Dup", 3),
     Column("lag", "Lag", 6),
+    Column("fwd", "Fwd", 3),
 )
 
 Fetch = Callable[[int, int], list[Row]]
@@ -156,6 +158,11 @@ class EventTable(ScrollView, can_focus=True):
             self.cursor_row += count
             self.scroll_to(y=self.scroll_offset.y + count, animate=False, immediate=True)
             self._set_waiting(self.waiting + count)
+        self.refresh()
+
+    def refresh_rows(self) -> None:
+        """Rows on screen changed (e.g. a forward's answer came): fetch them again."""
+        self._pages.clear()
         self.refresh()
 
     @property
@@ -284,6 +291,9 @@ class EventTable(ScrollView, can_focus=True):
             return ("dup" if row.duplicate_of else ""), ("duplicate" if row.duplicate_of else None)
         if key == "lag":
             return format_lag(row.received_at, row.created_at), "dim"
+        if key == "fwd":
+            ok = row.forward is not None and row.forward.startswith("2")
+            return (row.forward or ""), (None if ok or row.forward is None else "bad")
         return "", None
 
     # -- actions -----------------------------------------------------------

@@ -21,7 +21,9 @@ class StatsBar(Horizontal):
             yield Static("events / min (30 min)", id="spark-label")
             yield Sparkline([0] * 30, id="spark")
 
-    def set_origin(self, *, url: str | None, db_path: str, session: str, healthy: bool = True) -> None:
+    def set_origin(
+        self, *, url: str | None, db_path: str, session: str, healthy: bool = True, forward: Text | None = None
+    ) -> None:
         text = Text()
         if url:
             text.append("● " if healthy else "✗ ", style="bold green" if healthy else "bold red")
@@ -33,6 +35,9 @@ class StatsBar(Horizontal):
         text.append(db_path)
         text.append("   ", style="dim")
         text.append(session)
+        if forward is not None:
+            text.append("   ")
+            text.append_text(forward)
         self.query_one("#origin", Static).update(text)
 
     def set_stats(self, stats: Stats) -> None:

@@ -1,0 +1,56 @@
+"""Start the TUI: live (listener first, then the screens) or offline review."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from monitor.app import MonitorApp
+from monitor.service import Options, Service
+from monitor.writer import CommitNotice
+
+
+def run_live(options: Options, *, demo: bool = False) -> None:
+    """Start the listener, then the TUI; the session closes when the TUI exits."""
+    app: MonitorApp | None = None
+
+    def on_commit(notice: CommitNotice) -> None:
+        if app is not None:
+            app.notify_commit(notice)
+
+    service = Service(options, on_commit=on_commit)
+    url = service.start_in_thread()
+    stop_demo = _start_demo(url, options.secret) if demo else None
+    try:
+        app = MonitorApp(options.db_path, service=service)
+        app.run()
+    finally:
+        if stop_demo is not None:
+            stop_demo()
+        service.stop_thread()
+
+
+def _start_demo(url: str, secret: str | None) -> Callable[[], None]:
+    """Run the demo sender on a loop of its own; returns a function that stops it."""
+    from monitor.demo import run_demo
+
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        await run_demo(url, secret=secret, stop=stop)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="monitor-demo", daemon=True)
+    thread.start()
+
+    def stopper() -> None:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(5)
+
+    return stopper
+
+
+def run_offline(db_path: Path, session_id: int | None) -> None:
+    MonitorApp(db_path, session_id=session_id).run()
