@@ -242,12 +242,16 @@ def test_everything_wrong_at_once_never_raises() -> None:
 
 
 def test_page_url_without_query_or_garbage(spec: dict[str, bytes]) -> None:
-    for url in ["not a url", "https://x/overlay", "http://[::1/?clientId=a", "?clientId=&anonId=b", ""]:
+    for url in ["not a url", "https://x/overlay", "?clientId=&anonId=b", ""]:
         obj = _view(spec)
         obj["payload"]["action"]["pageUrl"] = url
         rec = extract(obj)
         assert rec.client_id is None
         assert rec.anon_id == ("b" if "anonId=b" in url else None)
+    # A malformed host does not hide the query string: the ids are still read.
+    obj = _view(spec)
+    obj["payload"]["action"]["pageUrl"] = "http://[::1/?clientId=a"
+    assert extract(obj).client_id == "a"
 
 
 def test_article_url_encoded_once_is_not_over_decoded(spec: dict[str, bytes]) -> None:
