@@ -238,6 +238,10 @@ class _Running:
     last: int = 0  # created_at of its latest event
 
 
+#: Seconds a journey's first event is stamped before "now" (see _interleave).
+_LAG_ROOM = 6
+
+
 def _interleave(rng: random.Random, people: list[Reader], clock: Clock) -> Iterator[Event]:
     """Events of a few concurrent journeys, in a plausible global order."""
     started = 0
@@ -260,8 +264,10 @@ def _interleave(rng: random.Random, people: list[Reader], clock: Clock) -> Itera
             active.remove(run)
             continue
         # Strictly increasing within a journey, so a reopened gateway never
-        # repeats the bytes of its first view (which would look like a retry).
-        run.last = max(int(clock()), run.last + 1)
+        # repeats the bytes of its first view (which would look like a retry);
+        # started a few seconds back, so the fast first burst does not stamp
+        # events in the future (a negative delivery lag looks like a bug).
+        run.last = max(int(clock()) - _LAG_ROOM, run.last + 1)
         yield {**event, "created_at": run.last}
 
 
