@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from monitor import __version__, cli_data, cli_send, store
+from monitor.cli_send import credentials_option
 from monitor.listener import DEFAULT_MAX_BODY
 from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options, Service
-from monitor.signing import parse_credentials
 from monitor.textsafe import cell
 from monitor.writer import CommitNotice
 
@@ -40,15 +40,6 @@ def cli() -> None:
     """
 
 
-def _credentials(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, str] | None:
-    if value is None:
-        return None
-    try:
-        return parse_credentials(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @cli.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
@@ -57,7 +48,7 @@ def _credentials(_ctx: click.Context, _param: click.Parameter, value: str | None
               # The file name comes first so that help wrapping cannot split it at its hyphen.
               help=f"SQLite file; default ./{store.DEFAULT_DB} (with --demo, a fresh temporary one).")
 @click.option("--secret", envvar="CONSCENT_WEBHOOK_SECRET", help="Webhook secret: check X-Conscent-Signature.")
-@click.option("--basic-auth", callback=_credentials, metavar="KEY:SECRET",
+@click.option("--basic-auth", callback=credentials_option, metavar="KEY:SECRET",
               help="Check HTTP Basic auth (older Conscent webhooks).")
 @click.option("--require-signature", "require_auth", is_flag=True,
               help="Refuse (401) deliveries whose signature or basic auth is missing or wrong.")

@@ -18,7 +18,8 @@ from monitor.signing import parse_credentials
 from monitor.textsafe import cell
 
 
-def _credentials(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, str] | None:
+def credentials_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, str] | None:
+    """Click callback for ``--basic-auth KEY:SECRET`` (watch and send)."""
     if value is None:
         return None
     try:
@@ -31,7 +32,7 @@ def _credentials(_ctx: click.Context, _param: click.Parameter, value: str | None
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--to", "url", required=True, metavar="URL", help="Where to post (your endpoint, or a monitor).")
 @click.option("--secret", envvar="CONSCENT_WEBHOOK_SECRET", help="Sign each body (X-Conscent-Signature).")
-@click.option("--basic-auth", callback=_credentials, metavar="KEY:SECRET", help="Send HTTP Basic auth.")
+@click.option("--basic-auth", callback=credentials_option, metavar="KEY:SECRET", help="Send HTTP Basic auth.")
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
               help="Override a field, e.g. --set payload.user.userId=abc (JSON values are parsed). Repeatable.")
 @click.option("--now", is_flag=True, help="Rewrite created_at to the current time.")
