@@ -116,7 +116,7 @@ class MonitorApp(App[None]):
     async def on_mount(self) -> None:
         await self.push_screen(self.main_screen)
         self._start_stats()
-        self.set_interval(5, self._tick)
+        self.set_interval(5, self._timed_tick)
         if self.service is None:
             # Another process (a running monitor, an import) may be writing.
             self._data_version = self._read_data_version()
@@ -143,6 +143,8 @@ class MonitorApp(App[None]):
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
 
     def _poll_other_writers(self) -> None:
+        if not self.is_running:  # shutting down: the screens' widgets may be gone, the connection closed
+            return
         version = self._read_data_version()
         if version == self._data_version:
             return
@@ -179,7 +181,7 @@ class MonitorApp(App[None]):
     def _apply_commits(self) -> None:
         notices, self._pending = self._pending, []
         self._flush_scheduled = False
-        if not notices:
+        if not notices or not self.is_running:  # shutting down: the screens' widgets may be gone
             return
         if self._stats is not None:
             seen_events, seen_rejected = self._stats_seen
@@ -199,6 +201,10 @@ class MonitorApp(App[None]):
                     self._reload_forwards(self.screen)
             if self._stats is None:
                 self.main_screen.load_stats()
+            self._tick()
+
+    def _timed_tick(self) -> None:
+        if self.is_running:  # not while shutting down
             self._tick()
 
     def _tick(self) -> None:
@@ -295,11 +301,16 @@ class MonitorApp(App[None]):
         if delivery is not None:
             self.call_from_thread(self.replay, delivery)
 
-    def replay(self, delivery: dict[str, Any], body: bytes | None = None) -> None:
-        """Send a delivery again, to the forward target or a URL the user types."""
+    def _can_replay(self) -> bool:
         if self.service is None:
             self.notify("Replays are recorded by the live monitor: run `conscent-monitor watch --db` on this file",
                         severity="warning", markup=False)
+            return False
+        return True
+
+    def replay(self, delivery: dict[str, Any], body: bytes | None = None) -> None:
+        """Send a delivery again, to the forward target or a URL the user types."""
+        if not self._can_replay():
             return
         target = self.forward_target or self.replay_target
         if target:
@@ -314,6 +325,9 @@ class MonitorApp(App[None]):
         self.push_screen(TargetScreen(self.replay_target or "http://127.0.0.1:3000/"), chosen)
 
     def edit_and_replay(self, delivery: dict[str, Any]) -> None:
+        if not self._can_replay():  # say so before the user spends time editing
+            return
+
         def edited(body: bytes | None) -> None:
             if body is not None:
                 self.replay(delivery, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -149,7 +151,8 @@ class DetailScreen(Screen[None]):
     def show_forwards(self, forwards: list[dict[str, Any]]) -> None:
         """A replay of this delivery was recorded: show it."""
         self.delivery["forwards"] = forwards
-        self._show(self.app.masked)
+        with contextlib.suppress(NoMatches):  # closed meanwhile (Esc, or the app quit): nothing to show
+            self._show(self.app.masked)
 
 
 def forwards_table(forwards: list[dict[str, Any]]) -> Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import TYPE_CHECKING, Literal
@@ -10,6 +11,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -240,4 +242,8 @@ class MainScreen(Screen[None]):
     def load_stats(self) -> None:
         with self.app.read_connection() as db:
             stats = queries.header_stats(db, self.app.session_id, time.time())
-        self.app.call_from_thread(self.set_stats, stats)
+        self.app.call_from_thread(self._stats_loaded, stats)
+
+    def _stats_loaded(self, stats: queries.Stats) -> None:
+        with contextlib.suppress(NoMatches):  # the app closed meanwhile: the header is gone
+            self.set_stats(stats)
