@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ class MonitorApp(App[None]):
         self._stats_seen: tuple[int, int] = (0, 0)
         self._data_version: int | None = None
         self.replay_target: str | None = None
+        self._early_lock = threading.Lock()
+        self._early: list[CommitNotice] = []
+        self._accepting = False
         self.main_screen = MainScreen()
 
     @property
@@ -116,6 +120,11 @@ class MonitorApp(App[None]):
     async def on_mount(self) -> None:
         await self.push_screen(self.main_screen)
         self._start_stats()
+        with self._early_lock:
+            self._accepting = True
+            early, self._early = self._early, []
+        for notice in early:
+            self.post_message(RowsCommitted(notice))
         self.set_interval(5, self._timed_tick)
         if self.service is None:
             # Another process (a running monitor, an import) may be writing.
@@ -167,9 +176,16 @@ class MonitorApp(App[None]):
     # -- rows from the writer ---------------------------------------------------
 
     def notify_commit(self, notice: CommitNotice) -> None:
-        """Called by the writer thread after each commit."""
-        if self.is_running:
-            self.post_message(RowsCommitted(notice))
+        """Called by the writer thread after each commit.
+
+        Notices that come before the screens are up are kept and posted once
+        they are (the table skips rows its first count already included).
+        """
+        with self._early_lock:
+            if not self._accepting:
+                self._early.append(notice)
+                return
+        self.post_message(RowsCommitted(notice))
 
     @on(RowsCommitted)
     def _rows_committed(self, message: RowsCommitted) -> None:
