@@ -1,190 +1,209 @@
 """Ingest benchmark: acknowledge-after-commit against a bare aiohttp handler.
 
-Both servers run as subprocesses pinned to core 0; the load generator (wrk,
+Every server runs as a subprocess pinned to core 0; the load generator (wrk,
 or an aiohttp client when wrk is missing) runs on core 1. Same body (the
 spec's payment_gateway.view), same client, same run, so the ratio is fair.
-After each monitor run every acknowledged delivery is counted in SQLite.
+Set-ups: ``bare`` (reads the body, answers 200), ``headless``
+(``conscent-monitor watch --headless``), ``tui`` (the live TUI on Textual's
+headless driver, bench/tui_server.py) and ``tui+fwd`` (the same with
+``--forward-to`` a bare server, pinned to core 1 with the client).
+Rounds are interleaved (every set-up once per round) and the best round is
+reported with the spread. After each monitor run every acknowledged delivery
+is counted in the database.
 
-    python bench/ingest.py                 # 10 s per run, 16 and 64 connections
-    python bench/ingest.py --quick         # 2 s per run (CI smoke test)
+    python bench/ingest.py                       # 3 rounds x 8 s, 16 and 64 connections
+    python bench/ingest.py --rounds 5 --seconds 10
+    python bench/ingest.py --quick               # 1 round, 2 s, 16 connections (smoke test)
+    python bench/ingest.py --client aiohttp      # the fallback client even when wrk is there
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
-import shutil
-import sqlite3
+import json
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-BODY = ROOT / "sample_events" / "payment_gateway.view.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BARE_SERVER = """
-import sys
-from aiohttp import web
+from common import (
+    BODY,
+    ROOT,
+    WRK_SCRIPT,
+    Load,
+    aiohttp_load,
+    count_rows,
+    describe_machine,
+    free_port,
+    have_wrk,
+    pinned,
+    run_wrk,
+    spread,
+    wait_line,
+)
 
-async def handle(request):
-    await request.read()
-    return web.json_response({"ok": True})
-
-app = web.Application()
-app.router.add_route("POST", "/{tail:.*}", handle)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=lambda *a: print("ready", flush=True))
-"""
-
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = io.open("{body}", "rb")
-wrk.body = f:read("*all")
-f:close()
-done = function(summary, latency, requests)
-  io.write(string.format("p50_us=%d p99_us=%d\\n", latency:percentile(50), latency:percentile(99)))
-end
-"""
+SETUPS = ("bare", "headless", "tui", "tui+fwd")
 
 
 @dataclass
 class Run:
-    name: str
+    setup: str
     connections: int
+    round: int
     requests_per_s: float
     p50_ms: float
     p99_ms: float
-    ok: int
+    acked: int
     stored: int | None = None
+    forwards: int | None = None
+
+    @property
+    def missing(self) -> int:
+        return 0 if self.stored is None else max(0, self.acked - self.stored)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pinned(cmd: list[str], core: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
-        return ["taskset", "-c", str(core), *cmd]
-    return cmd
-
-
-def wait_ready(port: int, timeout: float = 15) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
-
-
-def run_wrk(url: str, connections: int, seconds: float, script: Path) -> tuple[float, float, float, int]:
-    cmd = pinned(["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "-s", str(script), "--latency", url], 1)
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    p50 = int(re.search(r"p50_us=(\d+)", out).group(1)) / 1000  # type: ignore[union-attr]
-    p99 = int(re.search(r"p99_us=(\d+)", out).group(1)) / 1000  # type: ignore[union-attr]
-    return rps, p50, p99, total - (int(non2xx.group(1)) if non2xx else 0)
-
-
-async def _client(url: str, connections: int, seconds: float, body: bytes) -> tuple[float, float, float, int]:
-    import aiohttp
-
-    latencies: list[float] = []
-    ok = 0
-    deadline = time.monotonic() + seconds
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal ok
-        while time.monotonic() < deadline:
-            start = time.perf_counter()
-            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as resp:
-                await resp.read()
-                ok += resp.status == 200
-            latencies.append(time.perf_counter() - start)
-
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        began = time.monotonic()
-        await asyncio.gather(*(worker(session) for _ in range(connections)))
-        elapsed = time.monotonic() - began
-    latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return len(latencies) / elapsed, pick(0.5), pick(0.99), ok
-
-
-def load(url: str, connections: int, seconds: float, script: Path) -> tuple[float, float, float, int]:
-    if shutil.which("wrk"):
+def load(url: str, connections: int, seconds: float, script: Path, client: str) -> Load:
+    if client == "wrk":
         return run_wrk(url, connections, seconds, script)
-    return asyncio.run(_client(url, connections, seconds, BODY.read_bytes()))
+    return asyncio.run(aiohttp_load(url, connections, seconds, BODY.read_bytes()))
 
 
-def bench_bare(connections: int, seconds: float, script: Path) -> Run:
-    port = free_port()
-    proc = subprocess.Popen(pinned([sys.executable, "-c", BARE_SERVER, str(port)], 0), stdout=subprocess.DEVNULL)
-    try:
-        wait_ready(port)
-        rps, p50, p99, ok = load(f"http://127.0.0.1:{port}/", connections, seconds, script)
-    finally:
+def start_server(setup: str, port: int, db: Path, folder: Path) -> list[subprocess.Popen[str]]:
+    """The processes of one set-up, the one on ``port`` last; returns once it listens."""
+    procs: list[subprocess.Popen[str]] = []
+    bench = Path(__file__).resolve().parent
+    if setup == "bare":
+        cmd = [sys.executable, str(bench / "bare_server.py"), str(port)]
+        procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True))
+    elif setup == "headless":
+        cmd = [sys.executable, "-m", "monitor", "watch", "--headless", "--port", str(port), "--db", str(db)]
+        procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True, cwd=ROOT))
+        wait_line(procs[-1], "listening")
+        # The headless mode prints a line per delivery: read them, as a terminal would.
+        _drain(procs[-1])
+        return procs
+    else:
+        cmd = [sys.executable, str(bench / "tui_server.py"), "--port", str(port), "--db", str(db)]
+        if setup == "tui+fwd":
+            target = free_port()
+            target_cmd = [sys.executable, str(bench / "bare_server.py"), str(target)]
+            procs.append(subprocess.Popen(pinned(target_cmd, 1), stdout=subprocess.PIPE, text=True))
+            wait_line(procs[-1], "ready")
+            cmd += ["--forward-to", f"http://127.0.0.1:{target}/hook"]
+        procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True, cwd=ROOT))
+    wait_line(procs[-1], "ready" if setup != "headless" else "listening")
+    return procs
+
+
+def _drain(proc: subprocess.Popen[str]) -> None:
+    import threading
+
+    def run() -> None:
+        assert proc.stdout is not None
+        for _ in proc.stdout:
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def stop_all(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in reversed(procs):
         proc.terminate()
-        proc.wait(10)
-    return Run("bare aiohttp", connections, rps, p50, p99, ok)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-def bench_monitor(connections: int, seconds: float, script: Path, folder: Path) -> Run:
+def bench_one(setup: str, connections: int, seconds: float, script: Path, folder: Path, client: str,
+              round_no: int) -> Run:
     port = free_port()
-    db = folder / f"ingest-{connections}.db"
-    cmd = [sys.executable, "-m", "monitor", "watch", "--headless", "--port", str(port), "--db", str(db)]
-    proc = subprocess.Popen(pinned(cmd, 0), stdout=subprocess.DEVNULL, cwd=ROOT)
+    db = folder / f"ingest-{setup}-{connections}-{round_no}.db"
+    procs = start_server(setup, port, db, folder)
     try:
-        wait_ready(port)
-        rps, p50, p99, ok = load(f"http://127.0.0.1:{port}/", connections, seconds, script)
+        time.sleep(0.3)
+        got = load(f"http://127.0.0.1:{port}/", connections, seconds, script, client)
     finally:
-        proc.terminate()
-        proc.wait(30)
-    with sqlite3.connect(db) as conn:
-        stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    return Run("monitor headless", connections, rps, p50, p99, ok, stored)
+        stop_all(procs)
+    run = Run(setup, connections, round_no, got.requests_per_s, got.p50_ms, got.p99_ms, got.ok)
+    if setup != "bare":
+        run.stored = count_rows(db)
+        if setup == "tui+fwd":
+            run.forwards = count_rows(db, "forwards")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return run
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Run]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--quick", action="store_true", help="2 s runs, 16 connections only")
-    args = parser.parse_args()
-    seconds = 2 if args.quick else args.seconds
-    levels = [16] if args.quick else [16, 64]
-    with tempfile.TemporaryDirectory() as tmp:
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
+    parser.add_argument("--client", choices=("auto", "wrk", "aiohttp"), default="auto")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s, 16 connections")
+    parser.add_argument("--json", type=Path, help="also write every run here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.rounds, args.connections = 2, 1, [16]
+    client = args.client if args.client != "auto" else ("wrk" if have_wrk() else "aiohttp")
+    if client == "wrk" and not have_wrk():
+        parser.error("wrk is not installed")
+    runs: list[Run] = []
+    print(describe_machine())
+    print(f"client {client}, {args.seconds:g} s per run, {args.rounds} interleaved round(s)", flush=True)
+    with tempfile.TemporaryDirectory(prefix="conscent-ingest-") as tmp:
         folder = Path(tmp)
         script = folder / "post.lua"
         script.write_text(WRK_SCRIPT.replace("{body}", str(BODY)))
-        print(f"cores {os.cpu_count()}, client {'wrk' if shutil.which('wrk') else 'aiohttp'}, {seconds:g} s per run")
-        print(f"{'setup':<18} {'conns':>5} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} "
-              f"{'acked':>7} {'stored':>7}")
-        for connections in levels:
-            bare = bench_bare(connections, seconds, script)
-            mon = bench_monitor(connections, seconds, script, folder)
-            for run in (bare, mon):
-                ratio = run.requests_per_s / bare.requests_per_s
-                stored = "" if run.stored is None else str(run.stored)
-                print(f"{run.name:<18} {run.connections:>5} {run.requests_per_s:>9.0f} {run.p50_ms:>7.1f} "
-                      f"{run.p99_ms:>7.1f} {ratio:>6.2f} {run.ok:>7} {stored:>7}")
-            if mon.stored is not None and mon.stored < mon.ok:
-                print(f"LOST: {mon.ok - mon.stored} acknowledged deliveries missing")
-                sys.exit(1)
+        for round_no in range(args.rounds):
+            for connections in args.connections:
+                for setup in args.setups:
+                    run = bench_one(setup, connections, args.seconds, script, folder, client, round_no)
+                    runs.append(run)
+                    print(f"  round {round_no + 1} {setup:<9} c{connections:<3} {run.requests_per_s:8.0f}/s "
+                          f"p50 {run.p50_ms:6.1f} p99 {run.p99_ms:7.1f} ms  acked {run.acked} stored {run.stored}"
+                          + (f" forwards {run.forwards}" if run.forwards is not None else ""), flush=True)
+    report(runs, args.connections, args.setups)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in runs], indent=1))
+    lost = sum(run.missing for run in runs)
+    if lost:
+        print(f"LOST: {lost} acknowledged deliveries missing")
+        sys.exit(1)
+    return runs
+
+
+def report(runs: list[Run], levels: list[int], setups: list[str]) -> None:
+    print()
+    print(f"{'setup':<9} {'conns':>5} {'best/s':>8} {'spread/s':>13} {'ratio':>6} {'ratio range':>12} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'acked':>8} {'missing':>7}")
+    for connections in levels:
+        by_round: dict[int, dict[str, Run]] = {}
+        for run in runs:
+            if run.connections == connections:
+                by_round.setdefault(run.round, {})[run.setup] = run
+        bare_best = max((r["bare"].requests_per_s for r in by_round.values() if "bare" in r), default=None)
+        for setup in setups:
+            mine = [r[setup] for r in by_round.values() if setup in r]
+            if not mine:
+                continue
+            best = max(mine, key=lambda r: r.requests_per_s)
+            ratio = best.requests_per_s / bare_best if bare_best else float("nan")
+            ratios = [r[setup].requests_per_s / r["bare"].requests_per_s for r in by_round.values()
+                      if setup in r and "bare" in r]
+            ratio_range = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
+            rates = [r.requests_per_s for r in mine]
+            print(f"{setup:<9} {connections:>5} {best.requests_per_s:>8.0f} {spread(rates):>13} {ratio:>6.2f} "
+                  f"{ratio_range:>12} {best.p50_ms:>7.1f} {best.p99_ms:>7.1f} {sum(r.acked for r in mine):>8} "
+                  f"{'' if best.stored is None else sum(r.missing for r in mine):>7}")
 
 
 if __name__ == "__main__":

@@ -133,9 +133,13 @@ def free_text_sql(term: str, table: Table) -> _Sql:
     if not words:
         return scan_sql, scan_params
     match = " ".join(f'"{word}"*' for word in words)  # words hold no quotes: safe FTS5 syntax
+    # The scan sits in a subquery on the same row, so the outer query needs
+    # only ``id``: the view's covering indexes answer it, and a row's columns
+    # and body are read only when it is past the indexed part.
     sql = (
         "(id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
-        f" OR (id > (SELECT indexed_upto FROM search_state) AND {scan_sql}))"
+        " OR (id > (SELECT indexed_upto FROM search_state)"
+        f" AND EXISTS (SELECT 1 FROM events AS unindexed WHERE unindexed.id = events.id AND {scan_sql})))"
     )
     return sql, (match, *scan_params)
 
