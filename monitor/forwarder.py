@@ -111,7 +111,7 @@ class Forwarder:
         basic_auth: tuple[str, str] | None = None,
     ) -> None:
         self.target = target
-        self.stats = ForwardStats(target)
+        self.stats = ForwardStats(signing.redact_url(target))  # shown by GET / and the TUI header
         self._writer = writer
         self._timeout = timeout
         self._attempts = max(1, attempts)
@@ -258,7 +258,7 @@ class Forwarder:
                 "session_id": job.session_id,
                 "kind": job.kind,
                 "attempt": job.attempt,
-                "target": job.target,
+                "target": signing.redact_url(job.target),
                 "requested_at": time.time(),
                 "status": outcome.status,
                 "latency_ms": round(outcome.latency_ms, 2),

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from monitor import signing
 from monitor.events import InvalidBody, parse_body
@@ -162,7 +163,21 @@ async def _read_body(request: web.Request, config: ListenerConfig) -> bytes:
         raise Rejection(
             408, f"body not received within {config.read_timeout:g} s", received=_head(chunks), size=size
         ) from None
+    except (ConnectionResetError, web.RequestPayloadError, HttpProcessingError) as exc:
+        # The sender hung up mid-body, or its chunked framing was broken: nobody may
+        # read the answer, but the attempt is recorded like any other refusal.
+        raise Rejection(
+            400, f"body incomplete after {size} bytes: {_payload_error(exc)}", received=_head(chunks), size=size
+        ) from None
     return b"".join(chunks)
+
+
+def _payload_error(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was closed"
+    cause = exc.__cause__ if isinstance(exc, web.RequestPayloadError) and exc.__cause__ else exc
+    message = getattr(cause, "message", None) or str(cause) or type(cause).__name__
+    return " ".join(str(message).split())[:200]
 
 
 def _head(chunks: list[bytes]) -> bytes:

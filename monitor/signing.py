@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
 
 from monitor.textsafe import utf8_safe
 
@@ -19,8 +20,12 @@ SIGNATURE_HEADER = "X-Conscent-Signature"
 
 VALID, INVALID, MISSING, UNCHECKED = "valid", "invalid", "missing", "unchecked"
 
-#: Headers whose values are credentials; stored and shown redacted.
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+#: Headers whose values are credentials; stored and shown redacted (``set-cookie``: a forward
+#: target's answer may open a session).
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
+     "x-access-token"}
+)
 REDACTED = "[redacted]"
 #: Authorization schemes kept in front of a redacted value (anything else might be the secret itself).
 _SCHEMES = frozenset({"basic", "bearer", "digest", "token", "negotiate"})
@@ -90,3 +95,16 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
             value = f"{scheme} {REDACTED}" if " " in value.strip() and scheme.lower() in _SCHEMES else REDACTED
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its userinfo (``http://user:pass@host/``) redacted, for records and display."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # not a URL anyone could send to either
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{REDACTED}@{hostport}"))
