@@ -212,7 +212,7 @@ class MonitorApp(App[None]):
             self.main_screen.rows_committed(notices)
             forwarded = {row["event_id"] for notice in notices for row in notice.forwards}
             if forwarded:
-                self.main_screen.table.refresh_rows()
+                self.main_screen.table.refresh_rows(forwarded)
                 if isinstance(self.screen, DetailScreen) and self.screen.delivery.get("id") in forwarded:
                     self._reload_forwards(self.screen)
             if self._stats is None:

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from monitor import queries
+from monitor.events import GATEWAY_EVENTS
 from monitor.filters import FilterError, compile_filter
 from monitor.widgets.event_table import ALL_COLUMNS, GATEWAY_COLUMNS, EventTable, header_text
 from monitor.widgets.stats_bar import StatsBar
@@ -109,6 +110,11 @@ class MainScreen(Screen[None]):
         rejected_ids = [i for n in notices for i in n.rejected_ids if i > seen_rejected]
         self._seen = (max([seen_events, *event_ids]), max([seen_rejected, *rejected_ids]))
         view = self.view
+        added = self._count_from_notices(notices, seen_events, seen_rejected)
+        if added is not None:
+            self.table.add_new(added)
+            self.update_statusline()
+            return
         added = 0
         if event_ids:
             added += queries.count_rows(self.app.db, dataclasses.replace(
@@ -126,6 +132,31 @@ class MainScreen(Screen[None]):
             ))
         self.table.add_new(added)
         self.update_statusline()
+
+    def _count_from_notices(self, notices: list[CommitNotice], seen_events: int, seen_rejected: int) -> int | None:
+        """Without a filter the notices say which rows the view shows: no query on the UI thread.
+
+        None when a query is needed (a filter, or notices without rows, as
+        offline review makes them).
+        """
+        if self.filter_text or any(len(n.events) != len(n.event_ids) for n in notices):
+            return None
+        session = self.app.session_id
+        count = 0
+        for notice in notices:
+            for row in notice.events:
+                if row["id"] > seen_events and (session is None or row.get("session_id") == session) and (
+                    self.mode == "all" or row.get("event") in GATEWAY_EVENTS
+                ):
+                    count += 1
+            if self.mode == "all":
+                if len(notice.rejected) != len(notice.rejected_ids):
+                    return None
+                count += sum(
+                    1 for row in notice.rejected
+                    if row["id"] > seen_rejected and (session is None or row.get("session_id") == session)
+                )
+        return count
 
     def refresh_origin(self) -> None:
         app = self.app

@@ -160,10 +160,27 @@ class EventTable(ScrollView, can_focus=True):
             self._set_waiting(self.waiting + count)
         self.refresh()
 
-    def refresh_rows(self) -> None:
-        """Rows on screen changed (e.g. a forward's answer came): fetch them again."""
-        self._pages.clear()
-        self.refresh()
+    def refresh_rows(self, event_ids: set[int] | None = None) -> None:
+        """Rows changed (e.g. a forward's answer came): fetch them again.
+
+        With ``event_ids``, only cached pages holding one of those events are
+        dropped, and nothing is redrawn unless one of them is on screen: with
+        ``--forward-to`` every commit brings forward results.
+        """
+        if event_ids is None:
+            self._pages.clear()
+            self.refresh()
+            return
+        stale = [
+            number for number, page in self._pages.items()
+            if any(row.source == "event" and row.id in event_ids for row in page)
+        ]
+        for number in stale:
+            del self._pages[number]
+        top = self.scroll_offset.y
+        visible = range(top // PAGE_SIZE, (top + self.size.height) // PAGE_SIZE + 1)
+        if any(number in visible for number in stale):
+            self.refresh()
 
     @property
     def following(self) -> bool:
