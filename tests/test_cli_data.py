@@ -109,6 +109,15 @@ def test_import_export_reimport_export_keeps_bodies_identical(tmp_path: Path) ->
     ]
 
 
+def test_import_builds_the_search_index(tmp_path: Path) -> None:
+    db = tmp_path / "indexed.db"
+    result = ok("import", str(SAMPLE_EVENTS), "--db", str(db))
+    assert f"indexed {len(sample_files())} bodies for search" in result.stdout
+    assert read_rows(db, "SELECT indexed_upto AS n FROM search_state") == [{"n": len(sample_files())}]
+    hits = read_rows(db, "SELECT count(*) AS n FROM events_fts WHERE events_fts MATCH ?", ('"okhla"',))
+    assert hits[0]["n"] > 0
+
+
 def test_export_csv_has_a_header_row(tmp_path: Path) -> None:
     db = tmp_path / "csv.db"
     ok("import", str(SAMPLE_EVENTS), "--db", str(db))
