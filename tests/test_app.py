@@ -194,7 +194,7 @@ async def test_filter(live: Live) -> None:
         # A bad filter says what is wrong and changes nothing, even on Enter.
         await pilot.press("slash")
         await wait_for(pilot, lambda: box.has_focus)
-        for bad, message in (("foo:bar", "unknown field 'foo'"), ('"open', "unterminated quote")):
+        for bad, message, at in (("foo:bar", "unknown field 'foo'", 0), ('x "open', "unterminated quote", 2)):
             await pilot.press("ctrl+a", "ctrl+k", *bad)  # home, delete to the end, type
             # Each predicate is awaited within its iteration: the loop variables cannot change under it.
             await wait_for(pilot, lambda: box.value == bad)  # noqa: B023
@@ -203,6 +203,7 @@ async def test_filter(live: Live) -> None:
             await pilot.press("enter")
             await pilot.pause()
             assert box.display and box.has_class("-bad-filter")
+            assert box.cursor_position == at  # the cursor goes to the mistake
             assert app.main_screen.filter_text == "event:close" and table.total == 1
 
         # Escape clears the filter (and the error).

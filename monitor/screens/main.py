@@ -242,8 +242,10 @@ class MainScreen(Screen[None]):
     def _filter_submitted(self, message: Input.Submitted) -> None:
         try:
             compile_filter(message.value)
-        except FilterError:
-            return  # the status line already says what is wrong; change nothing
+        except FilterError as exc:
+            # The status line already says what is wrong; show where, change nothing.
+            message.input.cursor_position = exc.position
+            return
         self.filter_text = message.value.strip()
         message.input.display = False
         self.reload()
