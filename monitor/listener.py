@@ -148,6 +148,15 @@ async def _read_body(request: web.Request, config: ListenerConfig) -> bytes:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Rejection(413, f"body of {declared} bytes is over the {limit}-byte limit")
+    content = request.content
+    if content.is_eof():
+        # The whole body came with the headers (the usual small webhook):
+        # nothing to wait for, so no timer to arm.
+        body = content.read_nowait(limit + 1)  # never more than one byte past the limit
+        if len(body) > limit:
+            raise Rejection(413, f"body is over the {limit}-byte limit", received=body[:REJECTED_BODY_LIMIT],
+                            size=len(body))
+        return body
     chunks: list[bytes] = []
     size = 0
     try:
