@@ -104,12 +104,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     except Rejection as rej:
         return await _reject(request, writer, config, received_at, wire, rej)
     row: dict[str, Any] = {
-        "session_id": config.session_id,
-        "received_at": received_at,
-        "method": request.method,
-        "path": request.path_qs,
-        "remote_addr": request.remote,
-        "headers": _headers_json(request),
+        **_request_columns(request, config, received_at),
         "content_type": _header(request, "Content-Type"),
         "body": body,
         "body_size": len(body),
@@ -226,12 +221,7 @@ async def _reject(
     else:
         body, size = b"", request.content_length  # not read (405, 415, 413 by Content-Length)
     row = {
-        "session_id": config.session_id,
-        "received_at": received_at,
-        "method": request.method,
-        "path": request.path_qs,
-        "remote_addr": request.remote,
-        "headers": _headers_json(request),
+        **_request_columns(request, config, received_at),
         "status": rej.status,
         "reason": rej.reason,
         "body": body,
@@ -270,6 +260,18 @@ def _status(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None)
             "error": stats.last_error,
         },
     )
+
+
+def _request_columns(request: web.Request, config: ListenerConfig, received_at: float) -> dict[str, Any]:
+    """What ``events`` and ``rejected`` both record about the request."""
+    return {
+        "session_id": config.session_id,
+        "received_at": received_at,
+        "method": request.method,
+        "path": request.path_qs,
+        "remote_addr": request.remote,
+        "headers": _headers_json(request),
+    }
 
 
 def _headers_json(request: web.Request) -> str:
