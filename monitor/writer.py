@@ -317,11 +317,16 @@ class _Unavailable(Exception):
 _RETRY = _Item("", {}, None, None)
 
 
-_HEAVY = frozenset({"body", "headers", "request_body", "request_headers", "response_body", "response_headers"})
+#: What commit listeners read (the TUI's counters and table, headless output):
+#: copying these few instead of a whole row saves the writer a few µs a row.
+_LIGHT_KEYS = (
+    "session_id", "received_at", "event", "kind", "user_id", "name", "username", "signature",
+    "status", "reason", "event_id", "attempt", "requested_at", "latency_ms", "error", "target",
+)  # fmt: skip
 
 
 def _light(row: dict[str, Any], new_id: int) -> dict[str, Any]:
-    light = {k: v for k, v in row.items() if k not in _HEAVY}
+    light = {key: row[key] for key in _LIGHT_KEYS if key in row}
     light["id"] = new_id
     return light
 
