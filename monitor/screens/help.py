@@ -15,19 +15,27 @@ KEYS = """\
 Main screen
   ↑ ↓ PgUp PgDn     move; Home = newest (follow mode), End = oldest
   Enter             the reader's drill-down (a rejected row: its details)
-  d                 details of the selected delivery: fields, headers, body
+  d                 details of the selected delivery: fields, headers, forwards, body
   /                 filter; Enter applies, Esc clears
   a                 toggle gateway views & closes / all events and rejections
   u                 every reader, leading to the drill-down
+  s                 sessions: review one recorded run, or all of them
+  x                 export what the table shows (JSONL, CSV, HAR, curl)
+  r                 replay the delivery to --forward-to (or a URL you type)
   m                 mask phones, names, usernames and places (screen sharing)
   ctrl+p            command palette (themes, actions)
   ?                 this help
   q                 quit (closes the session row)
 
-Drill-down, details, readers
+Details
+  r                 replay this delivery
+  e                 edit the body, then replay it (ctrl+s sends; re-signed with --secret)
+  y                 copy a curl command that reproduces the delivery byte for byte
+  c                 copy the raw body
+
+Drill-down, details, readers, sessions
   Esc               back
   Enter             open the selected row
-  c                 (details) copy the raw body to the clipboard
 """
 
 
