@@ -125,3 +125,21 @@ async def listen(
         return client
 
     yield start
+
+
+class ReadOnlySwitch:
+    """A writer ``connect`` factory: the database opens read-only (SQLite ``mode=ro``) while ``on``.
+
+    ``chmod`` does not stop root, so this is how the tests make the database unwritable.
+    """
+
+    def __init__(self, db_path: Path, *, on: bool) -> None:
+        self.db_path = db_path
+        self.on = on
+
+    def __call__(self) -> sqlite3.Connection:
+        if self.on:
+            conn = sqlite3.connect(f"{self.db_path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            conn.isolation_level = None
+            return conn
+        return store.connect(self.db_path).conn

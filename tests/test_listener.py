@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import sqlite3
 import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,10 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from monitor import store
 from monitor.signing import REDACTED, basic_auth_header, sign
 from monitor.writer import Writer
-from tests.conftest import read_rows
+from tests.conftest import ReadOnlySwitch, read_rows
 
 VIEW = b'{"entity":"event","event":"payment_gateway.view","user_id":"u1","created_at":1709186668}'
 SECRET = "whsec_test"
@@ -414,14 +412,7 @@ async def test_secret_and_basic_auth_both_required(listen: Listen, db_path: Path
 async def test_503_while_the_database_cannot_be_written_then_recovers(
     listen: Listen, db_path: Path, make_writer: Callable[..., Writer]
 ) -> None:
-    state = {"readonly": True}
-
-    def connect() -> sqlite3.Connection:
-        if state["readonly"]:
-            conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-            conn.isolation_level = None
-            return conn
-        return store.connect(db_path).conn
+    connect = ReadOnlySwitch(db_path, on=True)
 
     writer = make_writer(connect=connect, retry_interval=0.05)
     client = await listen(writer=writer)
@@ -432,7 +423,7 @@ async def test_503_while_the_database_cannot_be_written_then_recovers(
     assert health["ok"] is False and "readonly" in health["error"]
     assert event_count(db_path) == 0
 
-    state["readonly"] = False
+    connect.on = False
     status, answer = await post(client)
     assert status == 200 and event(db_path, answer["id"])["body"] == VIEW
     # The 503 itself was recorded once the database could be written again.

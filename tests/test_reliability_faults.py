@@ -39,7 +39,7 @@ import pytest
 
 from monitor import store
 from monitor.writer import Writer
-from tests.conftest import read_rows
+from tests.conftest import ReadOnlySwitch, read_rows
 from tests.test_headless import Monitor
 
 Listen = Callable[..., Any]
@@ -167,25 +167,18 @@ async def _in_process(listen: Listen, db: Path, writer: Writer, **kwargs: Any) -
 
 
 async def test_read_only_database_over_http(listen: Listen, db_path: Path, make_writer: Callable[..., Writer]) -> None:
-    state = {"readonly": False}
-
-    def connect() -> sqlite3.Connection:
-        if state["readonly"]:
-            conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-            conn.isolation_level = None
-            return conn
-        return store.connect(db_path).conn
+    connect = ReadOnlySwitch(db_path, on=False)
 
     writer = make_writer(connect=connect, retry_interval=0.05)
 
     def make_read_only() -> None:
-        state["readonly"] = True
+        connect.on = True
         # The writer keeps its connection until a commit fails; a real remount / permission change is
         # only seen by a new connection too. Force the switch the way a failed commit would.
         writer._conn = None
 
     figures = await _in_process(
-        listen, db_path, writer, inject=make_read_only, remove=lambda: state.update(readonly=False), error="readonly"
+        listen, db_path, writer, inject=make_read_only, remove=lambda: setattr(connect, "on", False), error="readonly"
     )
     print(f"\nread-only: {figures}")
 

@@ -14,7 +14,7 @@ import pytest
 from monitor import store
 from monitor.store import StoreUnavailable
 from monitor.writer import CommitNotice, UnstorableRow, Writer
-from tests.conftest import read_rows
+from tests.conftest import ReadOnlySwitch, read_rows
 from tests.test_store import event_row, rejected_row
 
 pytestmark = pytest.mark.usefixtures("store_db")
@@ -194,17 +194,10 @@ async def test_full_database(make_writer: Callable[..., Writer], db_path: Path) 
 
 
 async def test_read_only_database(make_writer: Callable[..., Writer], db_path: Path) -> None:
-    state = {"readonly": True}
-
-    def connect() -> sqlite3.Connection:
-        if state["readonly"]:
-            conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-            conn.isolation_level = None
-            return conn
-        return store.connect(db_path).conn
+    connect = ReadOnlySwitch(db_path, on=True)
 
     writer = make_writer(connect=connect, retry_interval=0.05)
-    await _outage_then_recovery(writer, db_path, lambda: state.update(readonly=False))
+    await _outage_then_recovery(writer, db_path, lambda: setattr(connect, "on", False))
 
 
 async def test_unopenable_database(make_writer: Callable[..., Writer], db_path: Path) -> None:
