@@ -22,6 +22,8 @@ from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options, 
 from monitor.textsafe import cell
 from monitor.writer import CommitNotice
 
+DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries, not a credential)
+
 
 class _DefaultToWatch(click.Group):
     """``conscent-monitor [OPTIONS]`` with no command means ``watch``."""
@@ -64,13 +66,18 @@ def cli() -> None:
 @click.option("--forward-attempts", default=5, show_default=True, type=click.IntRange(1),
               help="Attempts per delivery when the target fails (connection error, timeout, 5xx, 429).")
 @click.option("--headless", is_flag=True, help="No TUI: print one line per delivery.")
-@click.option("--demo", is_flag=True, help="Post a generated stream of Conscent events to the monitor itself.")
+@click.option("--demo", is_flag=True,
+              help=f"Post a generated stream of Conscent events to the monitor itself (signed with --secret, "
+                   f"default {DEMO_SECRET!r}).")
 def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> None:
     """Receive webhooks and show them as they arrive."""
     if db_path is None:
         db_path = _demo_db() if demo else Path(store.DEFAULT_DB)
     if demo and kwargs["port"] == DEFAULT_PORT:
         kwargs["port"] = 0
+    if demo and not kwargs["secret"]:
+        # So the demo shows signature checking: valid deliveries and the one signed with a wrong key.
+        kwargs["secret"] = DEMO_SECRET
     options = Options(db_path=db_path, mode="headless" if headless else ("demo" if demo else "tui"), **kwargs)
     try:
         if headless:
