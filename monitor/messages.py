@@ -15,20 +15,3 @@ class RowsCommitted(Message):
 
     notice: CommitNotice
 
-    def can_replace(self, message: Message) -> bool:
-        return False
-
-
-@dataclass
-class ReaderRequested(Message):
-    """Open the drill-down for a reader."""
-
-    user_id: str
-
-
-@dataclass
-class DeliveryRequested(Message):
-    """Open the detail view of one delivery."""
-
-    source: str
-    id: int

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from monitor.events import COLUMNS as PARSED_COLUMNS
-from monitor.masking import mask, mask_if
+from monitor.masking import mask_if, mask_json
 from monitor.textsafe import cell, clean
 
 if TYPE_CHECKING:
@@ -27,11 +27,6 @@ if TYPE_CHECKING:
 
 HEXDUMP_LIMIT = 4096
 
-#: Keys of a Conscent body whose values (everything below them) are personal data.
-PII_KEYS = frozenset({
-    "phoneNumber", "phone_number", "phone", "name", "username", "email", "city", "address", "location",
-    "latitude", "longitude", "postcode", "pincode",
-})  # fmt: skip
 
 
 class DetailScreen(Screen[None]):
@@ -176,16 +171,6 @@ def forwards_table(forwards: list[dict[str, Any]]) -> Table:
         )
     return table
 
-
-def mask_json(value: Any, personal: bool = False) -> Any:
-    """``value`` with every leaf under a personal key masked; the structure stays."""
-    if isinstance(value, dict):
-        return {key: mask_json(item, personal or key in PII_KEYS) for key, item in value.items()}
-    if isinstance(value, list):
-        return [mask_json(item, personal) for item in value]
-    if personal and value not in (None, ""):
-        return mask(value)
-    return value
 
 
 def _kv_table(title: str) -> Table:
