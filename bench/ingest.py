@@ -6,7 +6,13 @@ spec's payment_gateway.view), same client, same run, so the ratio is fair.
 Set-ups: ``bare`` (reads the body, answers 200), ``headless``
 (``conscent-monitor watch --headless``), ``tui`` (the live TUI on Textual's
 headless driver, bench/tui_server.py) and ``tui+fwd`` (the same with
-``--forward-to`` a bare server, pinned to core 1 with the client).
+``--forward-to`` a bare server, pinned to core 1 with the client). ``floor``
+is the cheapest acknowledge-after-commit server there is (bare aiohttp plus a
+group commit of the raw body into a two-column table): the ceiling for any
+design that stores a delivery before answering.
+``--breakdown`` runs bare, floor, the stages of bench/stage_server.py
+(``skeleton``, ``parse``, ``store``) and headless, and prints what each piece
+of the monitor's work costs per delivery (µs of the server's one core).
 Rounds are interleaved (every set-up once per round) and the best round is
 reported with the spread. After each monitor run every acknowledged delivery
 is counted in the database.
@@ -15,6 +21,7 @@ is counted in the database.
     python bench/ingest.py --rounds 5 --seconds 10
     python bench/ingest.py --quick               # 1 round, 2 s, 16 connections (smoke test)
     python bench/ingest.py --client aiohttp      # the fallback client even when wrk is there
+    python bench/ingest.py --breakdown           # where the time per delivery goes
 """
 
 from __future__ import annotations
@@ -47,7 +54,11 @@ from common import (
     wait_line,
 )
 
-SETUPS = ("bare", "headless", "tui", "tui+fwd")
+SETUPS = ("bare", "floor", "headless", "tui", "tui+fwd")
+STAGES = ("skeleton", "parse", "store")
+BREAKDOWN = ("bare", "floor", "skeleton", "parse", "store", "headless")
+#: Where each set-up keeps what it acknowledged.
+_TABLE = {"floor": "raw", "skeleton": "raw", "parse": "raw"}
 
 
 @dataclass
@@ -80,6 +91,9 @@ def start_server(setup: str, port: int, db: Path, folder: Path) -> list[subproce
     if setup == "bare":
         cmd = [sys.executable, str(bench / "bare_server.py"), str(port)]
         procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True))
+    elif setup == "floor" or setup in STAGES:
+        cmd = [sys.executable, str(bench / "stage_server.py"), str(port), str(db), setup]
+        procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True, cwd=ROOT))
     elif setup == "headless":
         cmd = [sys.executable, "-m", "monitor", "watch", "--headless", "--port", str(port), "--db", str(db)]
         procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True, cwd=ROOT))
@@ -133,7 +147,7 @@ def bench_one(setup: str, connections: int, seconds: float, script: Path, folder
         stop_all(procs)
     run = Run(setup, connections, round_no, got.requests_per_s, got.p50_ms, got.p99_ms, got.ok)
     if setup != "bare":
-        run.stored = count_rows(db)
+        run.stored = count_rows(db, _TABLE.get(setup, "events"))
         if setup == "tui+fwd":
             run.forwards = count_rows(db, "forwards")
         for suffix in ("", "-wal", "-shm"):
@@ -146,13 +160,16 @@ def main(argv: list[str] | None = None) -> list[Run]:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS)
+    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=SETUPS + STAGES)
+    parser.add_argument("--breakdown", action="store_true", help=f"set-ups {' '.join(BREAKDOWN)}, cost per delivery")
     parser.add_argument("--client", choices=("auto", "wrk", "aiohttp"), default="auto")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s, 16 connections")
     parser.add_argument("--json", type=Path, help="also write every run here")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.rounds, args.connections = 2, 1, [16]
+    if args.breakdown:
+        args.setups = list(BREAKDOWN)
     client = args.client if args.client != "auto" else ("wrk" if have_wrk() else "aiohttp")
     if client == "wrk" and not have_wrk():
         parser.error("wrk is not installed")
@@ -172,6 +189,8 @@ def main(argv: list[str] | None = None) -> list[Run]:
                           f"p50 {run.p50_ms:6.1f} p99 {run.p99_ms:7.1f} ms  acked {run.acked} stored {run.stored}"
                           + (f" forwards {run.forwards}" if run.forwards is not None else ""), flush=True)
     report(runs, args.connections, args.setups)
+    if args.breakdown:
+        report_breakdown(runs, args.connections, args.setups)
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in runs], indent=1))
     lost = sum(run.missing for run in runs)
@@ -204,6 +223,26 @@ def report(runs: list[Run], levels: list[int], setups: list[str]) -> None:
             print(f"{setup:<9} {connections:>5} {best.requests_per_s:>8.0f} {spread(rates):>13} {ratio:>6.2f} "
                   f"{ratio_range:>12} {best.p50_ms:>7.1f} {best.p99_ms:>7.1f} {sum(r.acked for r in mine):>8} "
                   f"{'' if best.stored is None else sum(r.missing for r in mine):>7}")
+
+
+def report_breakdown(runs: list[Run], levels: list[int], setups: list[str]) -> None:
+    """Server time per delivery (1/rate: the server has one core and is saturated) and what each stage adds."""
+    print()
+    print(f"{'setup':<9} {'conns':>5} {'best/s':>8} {'us/req':>7} {'+us':>6} {'ratio':>6}")
+    for connections in levels:
+        best = {s: max((r.requests_per_s for r in runs if r.setup == s and r.connections == connections),
+                       default=0.0) for s in setups}
+        previous = None
+        for setup in setups:
+            if not best[setup]:
+                continue
+            cost = 1e6 / best[setup]
+            added = "" if previous is None else f"{cost - previous:+.0f}"
+            ratio = best[setup] / best["bare"] if best.get("bare") else float("nan")
+            print(f"{setup:<9} {connections:>5} {best[setup]:>8.0f} {cost:>7.1f} {added:>6} {ratio:>6.2f}")
+            previous = cost
+        if best.get("bare"):
+            print(f"{'':<9} {'':>5} target 0.5x bare = {1e6 / (best['bare'] / 2):.0f} us per delivery")
 
 
 if __name__ == "__main__":

@@ -72,15 +72,17 @@ class MonitorApp(App[None]):
         self.session_id = self.live_session_id if service else session_id
         self.url = service.url if service else None
         self.db: sqlite_utils.Database = store.connect(self.db_path, readonly=True)
-        self._pending: list[CommitNotice] = []
         self._flush_scheduled = False
         self._stats: queries.StatsAccumulator | None = None
         self._stats_seen: tuple[int, int] = (0, 0)
         self._data_version: int | None = None
         self.replay_target: str | None = None
-        self._early_lock = threading.Lock()
-        self._early: list[CommitNotice] = []
+        # Commit notices from the writer thread wait here; one RowsCommitted
+        # message wakes the app for all that arrive before it next redraws.
+        self._inbox_lock = threading.Lock()
+        self._inbox: list[CommitNotice] = []
         self._accepting = False
+        self._wake_posted = False
         self.main_screen = MainScreen()
 
     @property
@@ -120,11 +122,12 @@ class MonitorApp(App[None]):
     async def on_mount(self) -> None:
         await self.push_screen(self.main_screen)
         self._start_stats()
-        with self._early_lock:
+        with self._inbox_lock:
             self._accepting = True
-            early, self._early = self._early, []
-        for notice in early:
-            self.post_message(RowsCommitted(notice))
+            wake = bool(self._inbox) and not self._wake_posted
+            self._wake_posted = self._wake_posted or wake
+        if wake:
+            self.post_message(RowsCommitted())
         self.set_interval(5, self._timed_tick)
         if self.service is None:
             # Another process (a running monitor, an import) may be writing.
@@ -178,24 +181,29 @@ class MonitorApp(App[None]):
     def notify_commit(self, notice: CommitNotice) -> None:
         """Called by the writer thread after each commit.
 
-        Notices that come before the screens are up are kept and posted once
-        they are (the table skips rows its first count already included).
+        The notice waits in the inbox; only the first since the last redraw
+        wakes the app (at thousands of commits a second, one message each
+        would keep the UI's loop busy just being woken). Notices that come
+        before the screens are up wait until they are (the table skips rows
+        its first count already included).
         """
-        with self._early_lock:
-            if not self._accepting:
-                self._early.append(notice)
+        with self._inbox_lock:
+            self._inbox.append(notice)
+            if not self._accepting or self._wake_posted:
                 return
-        self.post_message(RowsCommitted(notice))
+            self._wake_posted = True
+        self.post_message(RowsCommitted())
 
     @on(RowsCommitted)
     def _rows_committed(self, message: RowsCommitted) -> None:
-        self._pending.append(message.notice)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.set_timer(1 / REDRAWS_PER_SECOND, self._apply_commits)
 
     def _apply_commits(self) -> None:
-        notices, self._pending = self._pending, []
+        with self._inbox_lock:
+            notices, self._inbox = self._inbox, []
+            self._wake_posted = False
         self._flush_scheduled = False
         if not notices or not self.is_running:  # shutting down: the screens' widgets may be gone
             return

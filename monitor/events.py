@@ -9,6 +9,7 @@ unusable, a note says so.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,27 +78,29 @@ class EventRecord:
 
     def columns(self) -> dict[str, Any]:
         """The record as store columns (notes joined into one text)."""
-        row = {name: getattr(self, name) for name in COLUMNS}  # not asdict(): it deep-copies, 10x slower
+        row = dict(zip(COLUMNS, _values(self), strict=True))  # not asdict(): it deep-copies, 10x slower
         row["notes"] = "; ".join(self.notes) if self.notes else None
         return row
 
 
 COLUMNS: tuple[str, ...] = tuple(EventRecord.__dataclass_fields__)
+_values = operator.attrgetter(*COLUMNS)
 
 
 def decode_body(body: bytes) -> dict[str, Any]:
     """Decode a delivery body into a JSON object or raise :class:`InvalidBody`."""
     if body.startswith(_BOM):
         body = body[len(_BOM) :]
-    if not body.strip():
-        raise InvalidBody("empty body")
     try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidBody(f"body is not valid UTF-8 (byte {exc.start})") from None
-    try:
-        value = orjson.loads(body)
+        value = orjson.loads(body)  # also rejects invalid UTF-8
     except orjson.JSONDecodeError as exc:
+        # Only now work out the clearest reason (the usual body needs none of it).
+        if not body.strip():
+            raise InvalidBody("empty body") from None
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise InvalidBody(f"body is not valid UTF-8 (byte {bad.start})") from None
         raise InvalidBody(f"body is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidBody(f"JSON body is {_json_type(value)}, not an object")

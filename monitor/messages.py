@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from textual.message import Message
 
-from monitor.writer import CommitNotice
 
-
-@dataclass
 class RowsCommitted(Message):
-    """The writer committed rows (posted from the writer thread)."""
-
-    notice: CommitNotice
+    """The writer committed rows: their notices wait in the app's inbox (posted from the writer thread)."""
 

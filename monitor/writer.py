@@ -22,6 +22,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 2000
 #: Bodies added to the search index per idle step (a few milliseconds).
 SEARCH_CHUNK = 500
+#: Seconds without a delivery before the writer spends time on the search index.
+#: Under load the index waits (the filter scans the rows it has not reached).
+SEARCH_QUIET = 0.25
 #: Rejection records kept while the database cannot be written.
 MAX_REJECTED_BACKLOG = 10_000
 #: Seconds between retries of the rejection backlog while nothing arrives.
@@ -95,6 +99,7 @@ class Writer:
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._backlog: list[_Item] = []
         self._search_behind = True  # catch up with whatever the database holds
+        self._last_delivery = 0.0  # time.monotonic() of the last commit with deliveries
         self._thread = threading.Thread(target=self._run, name="monitor-writer", daemon=True)
         self._conn: sqlite3.Connection | None = None
         self._closing = False
@@ -152,12 +157,18 @@ class Writer:
             batch: list[_Item] = []
             try:
                 if self._search_behind:
-                    # Idle time goes to the search index, a chunk at a time,
-                    # so a delivery never waits long behind it.
+                    # Quiet time goes to the search index, a chunk at a time,
+                    # so a delivery never waits long behind it; while
+                    # deliveries keep coming, they get the whole core.
+                    quiet_for = time.monotonic() - self._last_delivery
                     try:
-                        first = self._queue.get_nowait()
+                        if quiet_for >= SEARCH_QUIET:
+                            first = self._queue.get_nowait()
+                        else:
+                            first = self._queue.get(timeout=SEARCH_QUIET - quiet_for)
                     except queue.Empty:
-                        self._index_search()
+                        if time.monotonic() - self._last_delivery >= SEARCH_QUIET:
+                            self._index_search()
                         continue
                 else:
                     # With a backlog to retry, wake up on our own now and then.
@@ -267,7 +278,9 @@ class Writer:
         self.stats.last_error = None
         self.stats.committed_events += len(events)
         self.stats.committed_rejected += len(rejected)
-        self._search_behind = self._search_behind or bool(events)
+        if events:
+            self._search_behind = True
+            self._last_delivery = time.monotonic()
         for item in events:
             self.stats.by_event[str(item.row.get("event") or "(none)")] += 1
         forwards = [item for item in pending if item.table == "forwards"]

@@ -22,13 +22,22 @@ pytestmark = pytest.mark.timeout(120)
 def test_ingest_fallback_client(tmp_path: Path) -> None:
     import ingest
 
-    runs = ingest.main(["--quick", "--seconds", "1", "--client", "aiohttp", "--setups", "bare", "headless", "tui",
-                        "tui+fwd", "--json", str(tmp_path / "ingest.json")])
+    runs = ingest.main(["--quick", "--seconds", "1", "--client", "aiohttp", "--setups", "bare", "floor", "headless",
+                        "tui", "tui+fwd", "--json", str(tmp_path / "ingest.json")])
     assert {run.setup for run in runs} == set(ingest.SETUPS)
     for run in runs:
         assert run.acked > 0, run
         assert run.missing == 0, run
     assert next(run for run in runs if run.setup == "tui+fwd").forwards is not None
+
+
+def test_ingest_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
+    import ingest
+
+    runs = ingest.main(["--breakdown", "--quick", "--seconds", "1", "--client", "aiohttp"])
+    assert [run.setup for run in runs] == list(ingest.BREAKDOWN)
+    assert all(run.acked > 0 and run.missing == 0 for run in runs)
+    assert "us per delivery" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
