@@ -13,7 +13,7 @@ import operator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 import orjson
 
@@ -158,6 +158,30 @@ def _finite(value: int | float) -> float | None:
     return number if math.isfinite(number) else None
 
 
+#: "%XX" (either case) of every ASCII character, for :func:`percent_decode`.
+_ASCII_ESCAPES = {f"{code:02{case}}": chr(code) for code in range(0x80) for case in "xX"}
+
+
+def percent_decode(text: str, *, plus: bool = False) -> str:
+    """``urllib.parse.unquote`` (``unquote_plus`` with ``plus``), several times faster on ASCII escapes.
+
+    Anything else (an escaped UTF-8 byte, a stray ``%``) takes unquote's own path.
+    """
+    if plus and "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    first, *rest = text.split("%")
+    out = [first]
+    for part in rest:
+        char = _ASCII_ESCAPES.get(part[:2])
+        if char is None:
+            return unquote(text)
+        out.append(char)
+        out.append(part[2:])
+    return "".join(out)
+
+
 def page_url_params(page_url: str) -> dict[str, str]:
     """The first value of each query parameter of a pageUrl, decoded once.
 
@@ -171,9 +195,9 @@ def page_url_params(page_url: str) -> dict[str, str]:
             continue
         key, _, value = part.partition("=")
         if "%" in key or "+" in key:
-            key = unquote_plus(key)
+            key = percent_decode(key, plus=True)
         if "%" in value or "+" in value:
-            value = unquote_plus(value)
+            value = percent_decode(value, plus=True)
         params.setdefault(key, value)
     return params
 
@@ -251,7 +275,7 @@ def _read_page_url(page_url: str, rec: EventRecord) -> None:
     if nested:
         # Conscent encodes the article URL twice and parse_qs undid one layer;
         # a sender that encoded it only once left a URL that is already plain.
-        rec.article_url = nested if "://" in nested else unquote(nested)
+        rec.article_url = nested if "://" in nested else percent_decode(nested)
 
 
 def _read_money(f: _Fields, rec: EventRecord) -> None:

@@ -6,12 +6,24 @@ import copy
 import json
 from typing import Any
 
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
+
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.events import COLUMNS, EventRecord, InvalidBody, decode_body, extract, normalise_created_at, parse_body
+from monitor.events import (
+    COLUMNS,
+    EventRecord,
+    InvalidBody,
+    decode_body,
+    extract,
+    normalise_created_at,
+    page_url_params,
+    parse_body,
+    percent_decode,
+)
 
 PAGE_URL = (
     "https://dashboards.conscent.art/overlay?clientId=65015ff10070846629fb981e"
@@ -566,3 +578,20 @@ def test_decode_body_on_json_text(value: Any) -> None:
     else:
         with pytest.raises(InvalidBody, match="not an object"):
             decode_body(body)
+
+
+_URLISH = st.lists(st.sampled_from([*"%+&=?#aZ09fF2-_./:é", "%25", "%2F", "%C3%A9", "%zz", "%0a", "%7"])).map("".join)
+
+
+@given(_URLISH)
+def test_percent_decode_is_unquote(text: str) -> None:
+    assert percent_decode(text) == unquote(text)
+    assert percent_decode(text, plus=True) == unquote_plus(text)
+
+
+@given(_URLISH)
+def test_page_url_params_is_parse_qs_first_values(query: str) -> None:
+    url = f"https://conscent.example/overlay?{query}"
+    expected = {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+    got = page_url_params(url)
+    assert {k: got[k] for k in expected} == expected
