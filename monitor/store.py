@@ -330,6 +330,7 @@ class Committed:
 
 
 _EVENT_NAMES = [c for c in EVENTS_COLUMNS if c != "duplicate_of"]
+_EVENT_ID_AT = 1 + _EVENT_NAMES.index("id")  # in the values of _INSERT_EVENT, after duplicate_of
 _INSERT_EVENT = "INSERT INTO events ({}) VALUES ({})".format(
     ", ".join(["duplicate_of", *_EVENT_NAMES]), ", ".join("?" * (len(_EVENT_NAMES) + 1))
 )
@@ -359,10 +360,9 @@ def write_batch(
         firsts = _first_by_sha(conn, {row["body_sha256"] for row in events})
         event_rows = []
         for new_id, row in zip(event_ids, events, strict=True):
-            sha = row["body_sha256"]
-            first = firsts.setdefault(sha, new_id)
-            values = [first if first != new_id else None]
-            values.extend(new_id if name == "id" else row.get(name) for name in _EVENT_NAMES)
+            first = firsts.setdefault(row["body_sha256"], new_id)
+            values = [first if first != new_id else None, *map(row.get, _EVENT_NAMES)]
+            values[_EVENT_ID_AT] = new_id
             event_rows.append(values)
         rejected_ids = _assign_ids(conn, "rejected", len(rejected))
         rejected_rows = [
