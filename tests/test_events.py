@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from typing import Any
-
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 
 import orjson
