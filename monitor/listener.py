@@ -33,10 +33,6 @@ DEFAULT_READ_TIMEOUT = 30.0
 _ENCODINGS = {"identity", "gzip", "x-gzip", "deflate"}
 _READ_CHUNK = 64 * 1024
 
-WRITER_KEY = web.AppKey("writer", Writer)
-CONFIG_KEY: web.AppKey[ListenerConfig] = web.AppKey("config")
-FORWARDER_KEY: web.AppKey[Forwarder | None] = web.AppKey("forwarder")
-
 
 @dataclass(slots=True)
 class ListenerConfig:
@@ -61,27 +57,31 @@ class Rejection(Exception):
         self.size = size
 
 
-def make_app(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None = None) -> web.Application:
-    app = web.Application()
-    app[CONFIG_KEY] = config
-    app[WRITER_KEY] = writer
-    app[FORWARDER_KEY] = forwarder
-    app.router.add_route("*", "/{tail:.*}", _handle)
-    return app
+def make_server(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None = None) -> web.Server:
+    """aiohttp's low-level server: every method and path comes to one handler.
+
+    No router or application in between (every path is a delivery anyway):
+    that is a few microseconds of each request. We decompress ourselves, so
+    the size limit applies after decompression and the exact bytes received
+    are known.
+    """
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        return await _handle(request, config, writer, forwarder)
+
+    return web.Server(handle, auto_decompress=False, access_log=None)
 
 
-def make_runner(app: web.Application) -> web.AppRunner:
-    # We decompress ourselves, so the limit applies after decompression and
-    # the exact bytes received are known.
-    return web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
+def make_runner(server: web.Server) -> web.ServerRunner:
+    return web.ServerRunner(server, handle_signals=False)
 
 
-async def _handle(request: web.Request) -> web.StreamResponse:
-    config = request.app[CONFIG_KEY]
-    writer = request.app[WRITER_KEY]
+async def _handle(
+    request: web.BaseRequest, config: ListenerConfig, writer: Writer, forwarder: Forwarder | None
+) -> web.StreamResponse:
     received_at = time.time()
     if request.method in ("GET", "HEAD") and request.path == "/":
-        return _status(config, writer, request.app[FORWARDER_KEY])
+        return _status(config, writer, forwarder)
     wire = b""
     try:
         if request.method != "POST":
@@ -119,14 +119,13 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return await _reject(request, writer, config, received_at, wire, Rejection(503, str(exc)))
     except UnstorableRow as exc:
         return await _reject(request, writer, config, received_at, wire, Rejection(500, f"cannot store: {exc}"))
-    forwarder = request.app[FORWARDER_KEY]
     if forwarder is not None:
         # Queued, not awaited: the target's answer never delays ours.
         forwarder.enqueue(new_id, config.session_id, body, request.headers.items())
     return _json(200, {"ok": True, "id": new_id})
 
 
-def _header(request: web.Request, name: str) -> str | None:
+def _header(request: web.BaseRequest, name: str) -> str | None:
     value = request.headers.get(name)
     return None if value is None else utf8_safe(value)
 
@@ -138,7 +137,7 @@ def _enforce(signature: str, basic: str) -> None:
         raise Rejection(401, f"basic auth is {basic}")
 
 
-async def _read_body(request: web.Request, config: ListenerConfig) -> bytes:
+async def _read_body(request: web.BaseRequest, config: ListenerConfig) -> bytes:
     limit = config.max_body
     declared = request.content_length
     if declared is not None and declared > limit:
@@ -207,7 +206,7 @@ def _decompress(data: bytes, encoding: str, limit: int) -> bytes:
 
 
 async def _reject(
-    request: web.Request,
+    request: web.BaseRequest,
     writer: Writer,
     config: ListenerConfig,
     received_at: float,
@@ -262,7 +261,7 @@ def _status(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None)
     )
 
 
-def _request_columns(request: web.Request, config: ListenerConfig, received_at: float) -> dict[str, Any]:
+def _request_columns(request: web.BaseRequest, config: ListenerConfig, received_at: float) -> dict[str, Any]:
     """What ``events`` and ``rejected`` both record about the request."""
     return {
         "session_id": config.session_id,
@@ -274,7 +273,7 @@ def _request_columns(request: web.Request, config: ListenerConfig, received_at: 
     }
 
 
-def _headers_json(request: web.Request) -> str:
+def _headers_json(request: web.BaseRequest) -> str:
     return orjson.dumps(signing.redact_headers(request.headers.items())).decode()
 
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from monitor import store
 from monitor.forwarder import DEFAULT_ATTEMPTS, Forwarder, Outcome
 from monitor.forwarder import DEFAULT_TIMEOUT as DEFAULT_FORWARD_TIMEOUT
-from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, ListenerConfig, make_app, make_runner
+from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, ListenerConfig, make_runner, make_server
 from monitor.writer import CommitNotice, Writer
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Service:
             read_timeout=options.read_timeout,
             db_path=str(options.db_path),
         )
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self.forwarder: Forwarder | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -112,7 +112,7 @@ class Service:
                 basic_auth=self.options.basic_auth,
             )
             await self.forwarder.start()
-        self._runner = make_runner(make_app(self.config, self.writer, self.forwarder))
+        self._runner = make_runner(make_server(self.config, self.writer, self.forwarder))
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, reuse_address=True)
         try:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import BaseTestServer, TestClient
 
 from monitor import store
-from monitor.listener import ListenerConfig, make_app, make_runner
+from monitor.listener import ListenerConfig, make_runner, make_server
 from monitor.writer import Writer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,16 +95,20 @@ def make_writer(db_path: Path) -> Iterator[Callable[..., Writer]]:
         writer.stop(timeout=10)
 
 
-class ListenerTestServer(TestServer):
+class ListenerTestServer(BaseTestServer):
     """A test server whose runner is the production one (``make_runner``).
 
-    aiohttp's ``TestServer`` drops runner keyword arguments such as
-    ``auto_decompress=False``, which the listener relies on to limit and
-    decompress bodies itself.
+    aiohttp's test servers build their own runners, without keyword arguments
+    such as ``auto_decompress=False``, which the listener relies on to limit
+    and decompress bodies itself.
     """
 
-    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
-        return make_runner(self.app)
+    def __init__(self, server: web.Server, **kwargs: Any) -> None:
+        self._server = server
+        super().__init__(**kwargs)
+
+    async def _make_runner(self, **kwargs: Any) -> web.ServerRunner:
+        return make_runner(self._server)
 
 
 @pytest.fixture
@@ -117,11 +121,10 @@ async def listen(
     (``auto_decompress=False``): the listener decompresses bodies itself.
     """
 
-    async def start(*, writer: Writer | None = None, **config: Any) -> TestClient[web.Request, web.Application]:
+    async def start(*, writer: Writer | None = None, **config: Any) -> TestClient[web.BaseRequest, None]:
         cfg = ListenerConfig(session_id=session_id, db_path=str(db_path), **config)
-        app = make_app(cfg, writer or make_writer())
-        server = ListenerTestServer(app, host="127.0.0.1", port=0)
-        client: TestClient[web.Request, web.Application] = await aiohttp_client(server)
+        server = ListenerTestServer(make_server(cfg, writer or make_writer()), host="127.0.0.1", port=0)
+        client: TestClient[web.BaseRequest, None] = await aiohttp_client(server)
         return client
 
     yield start
