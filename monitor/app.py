@@ -36,8 +36,13 @@ from monitor.service import Service
 from monitor.textsafe import cell
 from monitor.writer import CommitNotice
 
-#: Redraws after commits are batched: at most this many per second.
+#: Redraws after commits are batched: at most this many per second...
 REDRAWS_PER_SECOND = 10
+#: ...and this many during a flood (more rows per redraw than this): the rows
+#: scroll past faster than anyone reads them, and the CPU is the listener's.
+#: Keys are answered at once either way.
+FLOOD_REDRAWS_PER_SECOND = 4
+FLOOD_ROWS = 200
 #: Offline review looks for rows another process committed this often (seconds).
 POLL_INTERVAL = 0.5
 
@@ -73,6 +78,7 @@ class MonitorApp(App[None]):
         self.url = service.url if service else None
         self.db: sqlite_utils.Database = store.connect(self.db_path, readonly=True)
         self._flush_scheduled = False
+        self._last_flush_rows = 0
         self._stats: queries.StatsAccumulator | None = None
         self._stats_seen: tuple[int, int] = (0, 0)
         self._data_version: int | None = None
@@ -198,13 +204,15 @@ class MonitorApp(App[None]):
     def _rows_committed(self, message: RowsCommitted) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            self.set_timer(1 / REDRAWS_PER_SECOND, self._apply_commits)
+            rate = FLOOD_REDRAWS_PER_SECOND if self._last_flush_rows > FLOOD_ROWS else REDRAWS_PER_SECOND
+            self.set_timer(1 / rate, self._apply_commits)
 
     def _apply_commits(self) -> None:
         with self._inbox_lock:
             notices, self._inbox = self._inbox, []
             self._wake_posted = False
         self._flush_scheduled = False
+        self._last_flush_rows = sum(len(n.event_ids) + len(n.rejected_ids) for n in notices)
         if not notices or not self.is_running:  # shutting down: the screens' widgets may be gone
             return
         if self._stats is not None:

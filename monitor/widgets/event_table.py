@@ -33,6 +33,8 @@ from monitor.textsafe import cell
 
 PAGE_SIZE = 100
 MAX_PAGES = 40
+#: Rendered lines kept: new rows push the others down a line, which then need no rendering again.
+MAX_LINES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class EventTable(ScrollView, can_focus=True):
         self._pages: OrderedDict[int, list[Row]] = OrderedDict()
         self._today = ""
         self._line_width = 0
+        self._lines: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
 
     # -- attributes down -------------------------------------------------
 
@@ -237,11 +240,25 @@ class EventTable(ScrollView, can_focus=True):
         index = scroll_y + y
         width = self.scrollable_content_region.width
         row = self.row_at(index)
+        base = self.rich_style
         if row is None:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, base)
         self._today = time.strftime("%Y-%m-%d")
-        segments = self._segments(row, selected=index == self.cursor_row)
-        return Strip(segments, self._line_width).crop_extend(scroll_x, scroll_x + width, self.rich_style)
+        selected = index == self.cursor_row
+        # Everything the line's look depends on (Row is frozen: equal rows render alike).
+        key = (row, selected, self.masked, self._today, id(self.columns), scroll_x, width, base)
+        strip = self._lines.get(key)
+        if strip is None:
+            segments = self._segments(row, selected=selected)
+            strip = Strip(segments, self._line_width).crop_extend(scroll_x, scroll_x + width, base)
+            self._lines[key] = strip
+            if len(self._lines) > MAX_LINES:
+                self._lines.popitem(last=False)
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()  # a new theme: component styles changed
 
     def _segments(self, row: Row, *, selected: bool) -> list[Segment]:
         base = self.rich_style
