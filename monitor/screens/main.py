@@ -185,7 +185,7 @@ class MainScreen(Screen[None]):
             text.append("   following newest" if table.following else "", style="dim")
         if self.app.masked:
             text.append("   PII masked", style="bold magenta")
-        self.query_one("#statusline", Static).update(text)
+        self.query_one("#statusline", Static).update(text, layout=False)  # one line, whatever it says
 
     # -- events from the table -------------------------------------------------
 

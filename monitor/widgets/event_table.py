@@ -210,7 +210,17 @@ class EventTable(ScrollView, can_focus=True):
     def _set_total(self, total: int) -> None:
         self.total = total
         self._pages.clear()
-        self.virtual_size = Size(self._line_width, total)
+        size = Size(self._line_width, total)
+        if size.width == self.virtual_size.width and self.is_mounted:
+            # Only the height changed and the gutter is reserved (scrollbar-gutter:
+            # stable), so nothing else on screen moves: update the scrollbar and
+            # repaint instead of laying out the whole screen, which a live view
+            # would otherwise do on every redraw.
+            self.set_reactive(EventTable.virtual_size, size)
+            self._scroll_update(size)
+            self.refresh()
+        else:
+            self.virtual_size = size
         if self.cursor_row >= total:
             self.cursor_row = max(total - 1, 0)
 

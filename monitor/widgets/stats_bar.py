@@ -13,6 +13,8 @@ from monitor.queries import Stats
 class StatsBar(Horizontal):
     """Attributes down: call :meth:`set_origin` once and :meth:`set_stats` often."""
 
+    _origin: Text | None = None
+
     def compose(self) -> ComposeResult:
         with Vertical(id="stats-text"):
             yield Static(id="origin")
@@ -38,7 +40,10 @@ class StatsBar(Horizontal):
         if forward is not None:
             text.append("   ")
             text.append_text(forward)
-        self.query_one("#origin", Static).update(text)
+        origin = self.query_one("#origin", Static)
+        if text != self._origin:  # unchanged on almost every tick: no repaint
+            self._origin = text
+            origin.update(text)
 
     def set_stats(self, stats: Stats) -> None:
         text = Text()
@@ -54,5 +59,5 @@ class StatsBar(Horizontal):
             text.append(f"{label} ", style="dim")
             text.append(f"{value}", style=f"bold {style}".strip())
             text.append("   ")
-        self.query_one("#counters", Static).update(text)
+        self.query_one("#counters", Static).update(text, layout=False)  # one line, whatever it says
         self.query_one("#spark", Sparkline).data = list(stats.per_minute)
