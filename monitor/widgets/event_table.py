@@ -240,6 +240,11 @@ class EventTable(ScrollView, can_focus=True):
             self.scroll_to(y=new, animate=False, immediate=True)
         elif new >= top + height:
             self.scroll_to(y=new - height + 1, animate=False, immediate=True)
+        else:
+            # Nothing scrolled: only the two lines that gain or lose the cursor change.
+            self.refresh_line(old)
+            self.refresh_line(new)
+            return
         self.refresh()
 
     def watch_masked(self) -> None:
