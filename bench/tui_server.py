@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.app import MonitorApp
-from monitor.service import Options, Service
+from monitor.service import Options, Service, tune_gc
 from monitor.writer import CommitNotice
 
 
@@ -44,6 +44,7 @@ def main() -> None:
     service = Service(options, on_commit=on_commit)
     service.start_in_thread()
     app = MonitorApp(args.db, service=service)
+    tune_gc()  # as monitor.launch.run_live does
     stop = asyncio.Event()
 
     async def pilot(_pilot: Any) -> None:

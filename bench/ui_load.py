@@ -38,7 +38,7 @@ async def run(rate: float, seconds: float, interval: float, folder: Path) -> dic
     from tui_timing import Frames, Marks, send_key, timed
 
     from monitor.app import MonitorApp
-    from monitor.service import Options, Service
+    from monitor.service import Options, Service, tune_gc
     from monitor.widgets.event_table import EventTable
     from monitor.writer import CommitNotice
 
@@ -52,6 +52,7 @@ async def run(rate: float, seconds: float, interval: float, folder: Path) -> dic
     service = Service(Options(db_path=db, port=0, mode="tui"), on_commit=on_commit)
     url = service.start_in_thread()
     app = MonitorApp(db, service=service)
+    tune_gc()  # as monitor.launch.run_live does
     frames = Frames(app)
     latencies: list[float] = []
     async with app.run_test(size=(160, 48)) as pilot:

@@ -18,7 +18,7 @@ import click
 from monitor import __version__, cli_data, cli_send, store
 from monitor.cli_send import credentials_option
 from monitor.listener import DEFAULT_MAX_BODY
-from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options, Service
+from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options, Service, tune_gc
 from monitor.textsafe import cell
 from monitor.writer import CommitNotice
 
@@ -110,6 +110,7 @@ async def _headless(options: Options, demo: bool) -> None:
     printer = _Printer()
     service = Service(options, on_commit=printer)
     url = await service.start()
+    tune_gc()
     click.echo(f"conscent-monitor {__version__}: listening on {url}  (database {options.db_path}, "
                f"session {service.session_id}); Ctrl-C stops", err=False)
     sys.stdout.flush()

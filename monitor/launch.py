@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from monitor.app import MonitorApp
-from monitor.service import Options, Service
+from monitor.service import Options, Service, tune_gc
 from monitor.writer import CommitNotice
 
 
@@ -25,6 +25,7 @@ def run_live(options: Options, *, demo: bool = False) -> None:
     stop_demo = _start_demo(url, options.secret) if demo else None
     try:
         app = MonitorApp(options.db_path, service=service)
+        tune_gc()
         app.run()
     finally:
         if stop_demo is not None:

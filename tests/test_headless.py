@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import queue
 import re
@@ -22,6 +23,7 @@ import aiohttp
 import orjson
 import pytest
 
+from monitor.service import tune_gc
 from tests.conftest import SAMPLE_EVENTS, read_rows, spec_bodies
 
 URL_RE = re.compile(r"listening on (http://\S+/)")
@@ -349,3 +351,15 @@ async def test_unread_stdout_does_not_stall_the_listener(tmp_path: Path) -> None
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_tune_gc_freezes_start_up_objects_and_collects_less_often() -> None:
+    """What the headless and live entry points call once started (see its docstring for the figures)."""
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (20_000, 50, 100)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
