@@ -217,12 +217,13 @@ def test_the_bomb_builder_makes_valid_streams() -> None:
 _SERVER = """
 import asyncio, signal, sys
 from pathlib import Path
-from monitor.service import Options, Service
+from monitor.service import Options, Service, tune_gc
 
 async def main():
     service = Service(Options(db_path=Path(sys.argv[1]), port=0, read_timeout=float(sys.argv[2]),
                               max_body=int(sys.argv[3])))
     url = await service.start()
+    tune_gc()  # as the headless and live entry points do
     print("listening on", url, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
