@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from monitor import signing
@@ -142,6 +142,7 @@ async def _read_body(request: web.BaseRequest, config: ListenerConfig) -> bytes:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Rejection(413, f"body of {declared} bytes is over the {limit}-byte limit")
+    await _continue(request)
     content = request.content
     if content.is_eof():
         # The whole body came with the headers (the usual small webhook):
@@ -173,6 +174,22 @@ async def _read_body(request: web.BaseRequest, config: ListenerConfig) -> bytes:
             400, f"body incomplete after {size} bytes: {_payload_error(exc)}", received=_head(chunks), size=size
         ) from None
     return b"".join(chunks)
+
+
+async def _continue(request: web.BaseRequest) -> None:
+    """Answer ``Expect: 100-continue`` (curl sends it for large bodies and waits a second without it).
+
+    Only once the body is known to be wanted: a body declared too large got its 413 already.
+    """
+    expect = request.headers.get("Expect")
+    if expect is None or request.version < HttpVersion11:
+        return
+    if expect.strip().lower() != "100-continue":
+        raise Rejection(417, f"unsupported Expect {expect!r} (only 100-continue)")
+    if request.content.is_eof():
+        return  # the sender did not wait: the body is here already
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the answer proper has not started
 
 
 def _payload_error(exc: BaseException) -> str:

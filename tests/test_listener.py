@@ -298,6 +298,41 @@ async def test_408_when_the_body_stalls(listen: Listen, db_path: Path) -> None:
     assert row["status"] == 408 and row["body"] == VIEW[:10] and row["body_size"] == 10
 
 
+async def test_expect_100_continue_is_answered_before_the_body(listen: Listen, db_path: Path) -> None:
+    """curl sends ``Expect: 100-continue`` for large bodies and waits a second for it."""
+    client = await listen()
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(b"POST /big HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(VIEW))
+    await writer.drain()
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.5)  # well under curl's 1 s wait
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(VIEW)
+    await writer.drain()
+    response = await asyncio.wait_for(read_response(reader), 10)
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 200"), response
+    assert event(db_path, 1)["body"] == VIEW
+
+
+async def test_expect_with_a_body_over_the_limit_gets_413_not_an_invitation(listen: Listen, db_path: Path) -> None:
+    client = await listen(max_body=1000)
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(b"POST /big HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n")
+    await writer.drain()
+    response = await asyncio.wait_for(read_response(reader), 10)
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 413"), response
+    assert only_rejected(db_path)["status"] == 413
+
+
+async def test_unknown_expectation_is_417_and_recorded(listen: Listen, db_path: Path) -> None:
+    client = await listen()
+    async with client.post("/", data=VIEW, headers={"Expect": "something-else"}) as resp:
+        assert resp.status == 417
+        assert "unsupported Expect" in (await resp.json())["error"]
+    assert only_rejected(db_path)["status"] == 417
+
+
 async def test_headers_that_are_not_utf8_are_stored_not_500(listen: Listen, db_path: Path) -> None:
     client = await listen()
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
