@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,15 @@ def read_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[s
         return [dict(row) for row in conn.execute(sql, params)]
     finally:
         conn.close()
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
+    """Poll ``condition`` until it is true; fail after ``timeout`` seconds saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or condition}")
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

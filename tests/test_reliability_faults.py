@@ -39,7 +39,7 @@ import pytest
 
 from monitor import store
 from monitor.writer import Writer
-from tests.conftest import ReadOnlySwitch, read_rows
+from tests.conftest import ReadOnlySwitch, read_rows, wait_until
 from tests.test_headless import Monitor
 
 Listen = Callable[..., Any]
@@ -74,14 +74,6 @@ async def health(http: Any, root: str) -> dict[str, Any]:
         assert resp.status == 200
         answer: dict[str, Any] = await resp.json()
         return answer
-
-
-async def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def rejected_statuses(db: Path) -> list[int]:

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.events import COLUMNS, EventRecord, InvalidBody, extract, parse_body
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_until
 
 MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 3.0
@@ -457,7 +457,7 @@ async def test_hostile_deliveries_over_http(server: Server, tmp_path: Path) -> N
         writer.write(b'POST /case/hang-up HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a":')
         await writer.drain()
         writer.close()
-        await _wait_until(lambda: rejected_rows(db, "/case/hang-up"), what="the hang-up's rejected row")
+        await wait_until(lambda: rejected_rows(db, "/case/hang-up"), what="the hang-up's rejected row")
         (row,) = rejected_rows(db, "/case/hang-up")
         assert (row["status"], row["body"], row["body_size"]) == (400, b'{"a":', 5)
         assert "connection was closed" in row["reason"]
@@ -488,7 +488,7 @@ async def test_hostile_deliveries_over_http(server: Server, tmp_path: Path) -> N
                 writer.close()
 
         slow = [asyncio.ensure_future(slow_sender(n)) for n in range(20)]
-        await _wait_until(lambda: _active_slow(server), what="the slow senders to connect", timeout=10)
+        await wait_until(lambda: _active_slow(server), what="the slow senders to connect", timeout=10)
         latencies: list[float] = []
 
         async def normal(n: int) -> None:
@@ -555,12 +555,3 @@ def _active_slow(server: Server) -> bool:
                 if parts[1].endswith(port_hex) and parts[3] == "01":
                     count += 1
     return count >= 20
-
-
-async def _wait_until(condition: Any, *, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-

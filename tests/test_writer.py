@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,10 @@ import pytest
 from monitor import store
 from monitor.store import StoreUnavailable
 from monitor.writer import CommitNotice, UnstorableRow, Writer
-from tests.conftest import ReadOnlySwitch, read_rows
+from tests.conftest import ReadOnlySwitch, read_rows, wait_until
 from tests.test_store import event_row, rejected_row
 
 pytestmark = pytest.mark.usefixtures("store_db")
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def count(path: Path, table: str) -> int:
@@ -61,7 +52,7 @@ async def test_on_commit_notice(make_writer: Callable[..., Writer]) -> None:
     new_id = await writer.submit("events", event_row(b"{}"))
     rej_id = await writer.submit("rejected", rejected_row(413))
     # Futures are settled first (the answer is not delayed by the UI), then on_commit is told.
-    await wait_for(lambda: len(notices) == 2, what="two notices")
+    await wait_until(lambda: len(notices) == 2, what="two notices")
     assert notices[0].event_ids == [new_id]
     light = notices[0].events[0]
     assert light["id"] == new_id and light["event"] == "payment_gateway.view"
@@ -108,7 +99,7 @@ async def test_idle_writer_builds_the_search_index(make_writer: Callable[..., Wr
     bodies = [f'{{"word":"w{i}"}}'.encode() for i in range(1200)]
     ids = await asyncio.gather(*(writer.submit("events", event_row(body)) for body in bodies))
     upto = lambda: read_rows(db_path, "SELECT indexed_upto AS n FROM search_state")[0]["n"]  # noqa: E731
-    await wait_for(lambda: upto() == max(ids), what="the search index to catch up")
+    await wait_until(lambda: upto() == max(ids), what="the search index to catch up")
     hits = read_rows(db_path, "SELECT rowid AS id FROM events_fts WHERE events_fts MATCH ?", ('"w1199"',))
     assert [h["id"] for h in hits] == [ids[1199]]
 
@@ -127,7 +118,7 @@ async def _outage_then_recovery(writer: Writer, db_path: Path, fix: Callable[[],
     writer.submit_nowait("rejected", rejected_row(413, body=pad))
     fix()
     # The backlog is retried on its own: no new delivery is needed.
-    await wait_for(lambda: count(db_path, "rejected") == 2, what="backlog written after recovery")
+    await wait_until(lambda: count(db_path, "rejected") == 2, what="backlog written after recovery")
     assert sorted(r["status"] for r in read_rows(db_path, "SELECT status FROM rejected")) == [400, 413]
     new_id = await asyncio.wait_for(writer.submit("events", event_row(b'{"after":"recovery"}')), 20)
     assert read_rows(db_path, "SELECT body FROM events WHERE id = ?", (new_id,)) == [{"body": b'{"after":"recovery"}'}]

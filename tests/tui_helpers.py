@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -136,15 +135,6 @@ async def wait_for(pilot: Pilot[Any], predicate: Callable[[], object], timeout: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
         await pilot.pause(0.05)
-
-
-async def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
-    """The same without an app (e.g. after it exited)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
-        await asyncio.sleep(0.05)
 
 
 def strip_text(strip: Strip) -> str:
