@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import time
@@ -15,6 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import BaseTestServer, TestClient
 
 from monitor import store
+from monitor.events import parse_body
 from monitor.listener import ListenerConfig, make_runner, make_server
 from monitor.writer import Writer
 
@@ -79,6 +81,49 @@ def read_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[s
         return [dict(row) for row in conn.execute(sql, params)]
     finally:
         conn.close()
+
+
+def event_row(body: bytes, *, parsed: bool = True, **columns: Any) -> dict[str, Any]:
+    """An ``events`` row as the listener builds it, for writing a database directly.
+
+    The parsed columns come from the body unless ``parsed=False``; ``columns`` override anything.
+    """
+    row: dict[str, Any] = {
+        "session_id": 1,
+        "received_at": 1709186668.5,
+        "method": "POST",
+        "path": "/",
+        "remote_addr": "127.0.0.1",
+        "headers": "{}",
+        "content_type": "application/json",
+        "body": body,
+        "body_size": len(body),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "signature": "unchecked",
+        "basic_auth": "unchecked",
+    }
+    if parsed:
+        row.update(parse_body(body).columns())
+    row.update(columns)
+    return row
+
+
+def rejected_row(body: bytes = b"", **columns: Any) -> dict[str, Any]:
+    """A ``rejected`` row as the listener builds it; ``columns`` override anything."""
+    row: dict[str, Any] = {
+        "session_id": 1,
+        "received_at": 1709186668.5,
+        "method": "POST",
+        "path": "/",
+        "remote_addr": "127.0.0.1",
+        "headers": "{}",
+        "status": 400,
+        "reason": "body is not JSON",
+        "body": body,
+        "body_size": len(body),
+    }
+    row.update(columns)
+    return row
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = 20.0, what: str = "") -> None:

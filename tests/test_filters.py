@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import time
@@ -17,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor import store
-from monitor.events import parse_body
 from monitor.filters import FIELDS, Compiled, FilterError, Table, compile_filter, free_text_sql, help_text
+from tests import conftest
 
 NOW = datetime(2026, 11, 20, 15, 0).timestamp()  # local time, like the date forms
 HOUR, DAY = 3600.0, 86400.0
@@ -51,33 +50,13 @@ def wrapped(
 
 
 def event_row(body: bytes, *, received_at: float, signature: str, path: str = "/webhook") -> dict[str, Any]:
-    return {
-        **parse_body(body).columns(),
-        "session_id": 1,
-        "received_at": received_at,
-        "method": "POST",
-        "path": path,
-        "body": body,
-        "body_size": len(body),
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "signature": signature,
-    }
+    return conftest.event_row(body, received_at=received_at, signature=signature, path=path)
 
 
 def rejected_row(
     *, status: int, reason: str, body: bytes, received_at: float, method: str = "POST", path: str = "/webhook"
 ) -> dict[str, Any]:
-    return {
-        "session_id": 1,
-        "received_at": received_at,
-        "method": method,
-        "path": path,
-        "status": status,
-        "reason": reason,
-        "body": body,
-        "body_size": len(body),
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-    }
+    return conftest.rejected_row(body, status=status, reason=reason, received_at=received_at, method=method, path=path)
 
 
 ASHA_USER = {

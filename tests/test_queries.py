@@ -11,6 +11,7 @@ import sqlite_utils
 from monitor import queries as q
 from monitor.events import parse_body
 from monitor.store import open_store, write_batch
+from tests import conftest
 from tests.test_journey import spec_bodies
 
 VIEW, CLOSE = "payment_gateway.view", "payment_gateway.close"
@@ -20,36 +21,15 @@ HEADERS = orjson.dumps({"Content-Type": "application/json"}).decode()
 def event(body: bytes | dict[str, Any], session_id: int, received_at: float, **override: Any) -> dict[str, Any]:
     if isinstance(body, dict):
         body = orjson.dumps(body)
-    row = parse_body(body).columns() | {
-        "session_id": session_id,
-        "received_at": received_at,
-        "method": "POST",
-        "path": "/",
-        "remote_addr": "127.0.0.1",
-        "headers": HEADERS,
-        "body": body,
-        "body_size": len(body),
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "signature": "ok",
-    }
-    return row | override
+    return conftest.event_row(body, session_id=session_id, received_at=received_at, headers=HEADERS, signature="ok",
+                              **override)
 
 
 def rejected(
     session_id: int, received_at: float, status: int = 400, reason: str = "body is not JSON"
 ) -> dict[str, Any]:
-    return {
-        "session_id": session_id,
-        "received_at": received_at,
-        "method": "POST",
-        "path": "/",
-        "remote_addr": "127.0.0.1",
-        "headers": HEADERS,
-        "status": status,
-        "reason": reason,
-        "body": b"{",
-        "body_size": 1,
-    }
+    return conftest.rejected_row(b"{", session_id=session_id, received_at=received_at, status=status, reason=reason,
+                                 headers=HEADERS)
 
 
 def payload(event_name: str, user: str | None, created_at: float | None, **user_fields: Any) -> dict[str, Any]:

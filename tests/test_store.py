@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,43 +11,18 @@ import pytest
 from monitor import store
 from monitor.events import COLUMNS
 from monitor.store import SCHEMA_VERSION, StoreError, open_store, write_batch
+from tests import conftest
 from tests.conftest import read_rows
 
 
 def event_row(body: bytes, session_id: int = 1, **extra: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "session_id": session_id,
-        "received_at": 1709186668.5,
-        "method": "POST",
-        "path": "/hook",
-        "remote_addr": "127.0.0.1",
-        "headers": "{}",
-        "content_type": "application/json",
-        "body": body,
-        "body_size": len(body),
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "signature": "unchecked",
-        "basic_auth": "unchecked",
-        "event": "payment_gateway.view",
-        "user_id": "u1",
-    }
-    row.update(extra)
-    return row
+    """A delivery whose body need not be JSON: the parsed columns are given, not read."""
+    given = {"session_id": session_id, "path": "/hook", "event": "payment_gateway.view", "user_id": "u1"}
+    return conftest.event_row(body, parsed=False, **(given | extra))
 
 
 def rejected_row(status: int = 400, session_id: int = 1, body: bytes = b"") -> dict[str, Any]:
-    return {
-        "session_id": session_id,
-        "received_at": 1709186668.5,
-        "method": "POST",
-        "path": "/",
-        "remote_addr": "127.0.0.1",
-        "headers": "{}",
-        "status": status,
-        "reason": "empty body",
-        "body": body,
-        "body_size": len(body),
-    }
+    return conftest.rejected_row(body, status=status, session_id=session_id, reason="empty body")
 
 
 def columns(path: Path, table: str) -> set[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -20,8 +19,8 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from monitor.app import MonitorApp
-from monitor.events import parse_body
 from monitor.service import Service
+from tests import conftest
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_events"
 SIZE = (160, 48)
@@ -67,38 +66,14 @@ def gateway_body(
 
 def event_row(body: bytes, *, session_id: int, received_at: float) -> dict[str, Any]:
     """An ``events`` row as the listener builds it (for writing a database directly)."""
-    row: dict[str, Any] = {
-        "session_id": session_id,
-        "received_at": received_at,
-        "method": "POST",
-        "path": "/",
-        "remote_addr": "127.0.0.1",
-        "headers": json.dumps({"Host": "127.0.0.1:8787", "Content-Type": "application/json",
-                               "User-Agent": "axios/0.21.1"}),
-        "content_type": "application/json",
-        "body": body,
-        "body_size": len(body),
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "signature": "unchecked",
-        "basic_auth": "unchecked",
-    }
-    row.update(parse_body(body).columns())
-    return row
+    headers = {"Host": "127.0.0.1:8787", "Content-Type": "application/json", "User-Agent": "axios/0.21.1"}
+    return conftest.event_row(body, session_id=session_id, received_at=received_at, headers=json.dumps(headers))
 
 
 def rejected_row(body: bytes, *, session_id: int, received_at: float, status: int, reason: str) -> dict[str, Any]:
-    return {
-        "session_id": session_id,
-        "received_at": received_at,
-        "method": "POST",
-        "path": "/",
-        "remote_addr": "127.0.0.1",
-        "headers": json.dumps({"Host": "127.0.0.1:8787", "Content-Type": "application/json"}),
-        "status": status,
-        "reason": reason,
-        "body": body,
-        "body_size": len(body),
-    }
+    headers = {"Host": "127.0.0.1:8787", "Content-Type": "application/json"}
+    return conftest.rejected_row(body, session_id=session_id, received_at=received_at, status=status, reason=reason,
+                                 headers=json.dumps(headers))
 
 
 @dataclass
