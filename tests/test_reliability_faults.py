@@ -198,25 +198,35 @@ async def test_full_database_over_http(listen: Listen, db_path: Path, make_write
     print(f"\nfull (max_page_count): {figures}")
 
 
+class ExclusiveLock:
+    """Another connection holding ``BEGIN EXCLUSIVE`` on the database: ``take``, ``release``; closed on exit."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.conn: sqlite3.Connection | None = None
+
+    def take(self) -> None:
+        self.conn = sqlite3.connect(self.db, isolation_level=None)
+        self.conn.execute("BEGIN EXCLUSIVE")
+
+    def release(self) -> None:
+        assert self.conn is not None
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+        self.conn = None
+
+    def __enter__(self) -> ExclusiveLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
 async def test_locked_database_over_http(listen: Listen, db_path: Path, make_writer: Callable[..., Writer]) -> None:
     writer = make_writer(busy_timeout=0.1, retry_interval=0.05)
-    holder: list[sqlite3.Connection] = []
-
-    def lock() -> None:
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        conn.execute("BEGIN EXCLUSIVE")
-        holder.append(conn)
-
-    def unlock() -> None:
-        conn = holder.pop()
-        conn.execute("ROLLBACK")
-        conn.close()
-
-    try:
-        figures = await _in_process(listen, db_path, writer, inject=lock, remove=unlock, error="locked")
-    finally:
-        for conn in holder:
-            conn.close()
+    with ExclusiveLock(db_path) as lock:
+        figures = await _in_process(listen, db_path, writer, inject=lock.take, remove=lock.release, error="locked")
     print(f"\nlocked (in-process): {figures}")
 
 
@@ -252,23 +262,8 @@ async def _process_outage(monitor: Monitor, db: Path, **kwargs: Any) -> dict[str
 async def test_locked_by_another_process_headless(tmp_path: Path, monitor_factory: Callable[..., Monitor]) -> None:
     db = tmp_path / "locked.db"
     monitor = monitor_factory(db)
-    holder: list[sqlite3.Connection] = []
-
-    def lock() -> None:
-        conn = sqlite3.connect(db, isolation_level=None)
-        conn.execute("BEGIN EXCLUSIVE")
-        holder.append(conn)
-
-    def unlock() -> None:
-        conn = holder.pop()
-        conn.execute("ROLLBACK")
-        conn.close()
-
-    try:
-        figures = await _process_outage(monitor, db, inject=lock, remove=unlock, error="locked")
-    finally:
-        for conn in holder:
-            conn.close()
+    with ExclusiveLock(db) as lock:
+        figures = await _process_outage(monitor, db, inject=lock.take, remove=lock.release, error="locked")
     print(f"\nlocked (headless process, 2 s busy timeout): {figures}")
 
 
