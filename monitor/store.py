@@ -43,8 +43,8 @@ SESSION_COLUMNS: dict[str, type] = {
     "source": _TEXT,
 }
 
-#: Delivery columns, before the parsed columns of :class:`EventRecord`.
-DELIVERY_COLUMNS: dict[str, type] = {
+#: What ``events`` and ``rejected`` both record about the request.
+_REQUEST_COLUMNS: dict[str, type] = {
     "id": _INT,
     "session_id": _INT,
     "received_at": _REAL,
@@ -52,6 +52,10 @@ DELIVERY_COLUMNS: dict[str, type] = {
     "path": _TEXT,
     "remote_addr": _TEXT,
     "headers": _TEXT,
+}
+
+#: Delivery columns, before the parsed columns of :class:`EventRecord`.
+DELIVERY_COLUMNS: dict[str, type] = _REQUEST_COLUMNS | {
     "content_type": _TEXT,
     "body": _BLOB,
     "body_size": _INT,
@@ -72,14 +76,7 @@ EVENTS_COLUMNS: dict[str, type] = DELIVERY_COLUMNS | {
     name: _PARSED_TYPES.get(name, _TEXT) for name in EVENT_COLUMNS
 }
 
-REJECTED_COLUMNS: dict[str, type] = {
-    "id": _INT,
-    "session_id": _INT,
-    "received_at": _REAL,
-    "method": _TEXT,
-    "path": _TEXT,
-    "remote_addr": _TEXT,
-    "headers": _TEXT,
+REJECTED_COLUMNS: dict[str, type] = _REQUEST_COLUMNS | {
     "status": _INT,
     "reason": _TEXT,
     "body": _BLOB,
