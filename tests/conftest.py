@@ -83,18 +83,23 @@ def read_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[s
         conn.close()
 
 
+#: The request columns both row builders start from.
+_REQUEST: dict[str, Any] = {
+    "session_id": 1,
+    "received_at": 1709186668.5,
+    "method": "POST",
+    "path": "/",
+    "remote_addr": "127.0.0.1",
+    "headers": "{}",
+}
+
+
 def event_row(body: bytes, *, parsed: bool = True, **columns: Any) -> dict[str, Any]:
     """An ``events`` row as the listener builds it, for writing a database directly.
 
     The parsed columns come from the body unless ``parsed=False``; ``columns`` override anything.
     """
-    row: dict[str, Any] = {
-        "session_id": 1,
-        "received_at": 1709186668.5,
-        "method": "POST",
-        "path": "/",
-        "remote_addr": "127.0.0.1",
-        "headers": "{}",
+    row: dict[str, Any] = _REQUEST | {
         "content_type": "application/json",
         "body": body,
         "body_size": len(body),
@@ -110,13 +115,7 @@ def event_row(body: bytes, *, parsed: bool = True, **columns: Any) -> dict[str, 
 
 def rejected_row(body: bytes = b"", **columns: Any) -> dict[str, Any]:
     """A ``rejected`` row as the listener builds it; ``columns`` override anything."""
-    row: dict[str, Any] = {
-        "session_id": 1,
-        "received_at": 1709186668.5,
-        "method": "POST",
-        "path": "/",
-        "remote_addr": "127.0.0.1",
-        "headers": "{}",
+    row: dict[str, Any] = _REQUEST | {
         "status": 400,
         "reason": "body is not JSON",
         "body": body,

@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.events import COLUMNS, EventRecord, InvalidBody, extract, parse_body
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, read_rows, wait_until
 
 MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 3.0
@@ -286,21 +286,11 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 def rejected_rows(db: Path, path: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM rejected WHERE path = ? ORDER BY id", (path,))]
-    finally:
-        conn.close()
+    return read_rows(db, "SELECT * FROM rejected WHERE path = ? ORDER BY id", (path,))
 
 
 def event_rows(db: Path, path: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM events WHERE path = ? ORDER BY id", (path,))]
-    finally:
-        conn.close()
+    return read_rows(db, "SELECT * FROM events WHERE path = ? ORDER BY id", (path,))
 
 
 class Cases:
