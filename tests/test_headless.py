@@ -177,26 +177,16 @@ def test_default_database_is_in_the_current_directory(monitors: Any, tmp_path: P
     assert (tmp_path / "conscent-monitor.db").is_file()
 
 
+def run_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m monitor ARGS`` to completion, output captured as text."""
+    command = [sys.executable, "-m", "monitor", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, **kwargs)
+
+
 def test_non_loopback_host_without_auth_is_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "watch",
-            "--headless",
-            "--host",
-            "0.0.0.0",
-            "--port",
-            "0",
-            "--db",
-            str(tmp_path / "x.db"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if k != "CONSCENT_WEBHOOK_SECRET"},
+    result = run_cli(
+        "watch", "--headless", "--host", "0.0.0.0", "--port", "0", "--db", str(tmp_path / "x.db"),
+        cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "CONSCENT_WEBHOOK_SECRET"},
     )
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0" in result.stderr
@@ -216,42 +206,20 @@ def test_non_loopback_host_allowed_with_auth_or_flag(monitors: Any, tmp_path: Pa
 
 
 def test_bad_basic_auth_argument(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor",
-            "watch",
-            "--headless",
-            "--basic-auth",
-            "nocolon",
-            "--db",
-            str(tmp_path / "x.db"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_cli("watch", "--headless", "--basic-auth", "nocolon", "--db", str(tmp_path / "x.db"))
     assert result.returncode == 2 and "KEY:SECRET" in result.stderr
 
 
 def test_not_a_database_is_a_clean_error(tmp_path: Path) -> None:
     bad = tmp_path / "notes.txt"
     bad.write_text("hello\n" * 200)
-    result = subprocess.run(
-        [sys.executable, "-m", "monitor", "watch", "--headless", "--port", "0", "--db", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_cli("watch", "--headless", "--port", "0", "--db", str(bad))
     assert result.returncode == 1
     assert "Error" in result.stderr and "notes.txt" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_help_names_the_default_database() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "monitor", "watch", "--help"], capture_output=True, text=True, timeout=30
-    )
+    result = run_cli("watch", "--help")
     assert result.returncode == 0
     assert "conscent-monitor.db" in result.stdout
     for option in [
@@ -271,7 +239,7 @@ def test_help_names_the_default_database() -> None:
 def test_version() -> None:
     from monitor import __version__
 
-    result = subprocess.run([sys.executable, "-m", "monitor", "--version"], capture_output=True, text=True, timeout=30)
+    result = run_cli("--version")
     assert result.returncode == 0 and __version__ in result.stdout
 
 
