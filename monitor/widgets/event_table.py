@@ -215,7 +215,8 @@ class EventTable(ScrollView, can_focus=True):
             # Only the height changed and the gutter is reserved (scrollbar-gutter:
             # stable), so nothing else on screen moves: update the scrollbar and
             # repaint instead of laying out the whole screen, which a live view
-            # would otherwise do on every redraw.
+            # would otherwise do on every redraw. (_scroll_update is Textual's own
+            # step for this; pyproject pins Textual 8 for it.)
             self.set_reactive(EventTable.virtual_size, size)
             self._scroll_update(size)
             self.refresh()
