@@ -18,8 +18,9 @@ async def handle(request: web.Request) -> web.Response:
 def main() -> None:
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", handle)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None,
-                print=lambda *a: print("ready", flush=True))
+    web.run_app(
+        app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=lambda *a: print("ready", flush=True)
+    )
 
 
 if __name__ == "__main__":

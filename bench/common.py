@@ -131,8 +131,19 @@ def have_wrk() -> bool:
 
 def run_wrk(url: str, connections: int, seconds: float, script: Path, *, core: int = 1) -> Load:
     threads = 1
-    cmd = pinned(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "-s", str(script),
-                  "--latency", url], core)
+    cmd = pinned(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "-s",
+            str(script),
+            "--latency",
+            url,
+        ],
+        core,
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
@@ -171,6 +182,7 @@ async def aiohttp_load(url: str, connections: int, seconds: float, body: bytes, 
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
         if rate is None:
+
             async def worker() -> None:
                 while time.perf_counter() < deadline:
                     await one(session, time.perf_counter())

@@ -109,8 +109,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         results["import new db /s"] = report.rate
         report2 = importing.import_paths(db_path, [path])
         results["import again, same db /s"] = report2.rate
-        print(f"import: {args.count:,} lines, {size_mb:.0f} MB: {report.rate:,.0f} events/s into a new database, "
-              f"{report2.rate:,.0f}/s appending to one of {args.count:,}", flush=True)
+        print(
+            f"import: {args.count:,} lines, {size_mb:.0f} MB: {report.rate:,.0f} events/s into a new database, "
+            f"{report2.rate:,.0f}/s appending to one of {args.count:,}",
+            flush=True,
+        )
         db = store.connect(db_path, readonly=True)
         try:
             for fmt, meta in (("jsonl", False), ("jsonl", True), ("csv", False), ("har", False), ("curl", False)):

@@ -135,8 +135,9 @@ def stop_all(procs: list[subprocess.Popen[str]]) -> None:
             proc.wait()
 
 
-def bench_one(setup: str, connections: int, seconds: float, script: Path, folder: Path, client: str,
-              round_no: int) -> Run:
+def bench_one(
+    setup: str, connections: int, seconds: float, script: Path, folder: Path, client: str, round_no: int
+) -> Run:
     port = free_port()
     db = folder / f"ingest-{setup}-{connections}-{round_no}.db"
     procs = start_server(setup, port, db, folder)
@@ -185,9 +186,12 @@ def main(argv: list[str] | None = None) -> list[Run]:
                 for setup in args.setups:
                     run = bench_one(setup, connections, args.seconds, script, folder, client, round_no)
                     runs.append(run)
-                    print(f"  round {round_no + 1} {setup:<9} c{connections:<3} {run.requests_per_s:8.0f}/s "
-                          f"p50 {run.p50_ms:6.1f} p99 {run.p99_ms:7.1f} ms  acked {run.acked} stored {run.stored}"
-                          + (f" forwards {run.forwards}" if run.forwards is not None else ""), flush=True)
+                    print(
+                        f"  round {round_no + 1} {setup:<9} c{connections:<3} {run.requests_per_s:8.0f}/s "
+                        f"p50 {run.p50_ms:6.1f} p99 {run.p99_ms:7.1f} ms  acked {run.acked} stored {run.stored}"
+                        + (f" forwards {run.forwards}" if run.forwards is not None else ""),
+                        flush=True,
+                    )
     report(runs, args.connections, args.setups)
     if args.breakdown:
         report_breakdown(runs, args.connections, args.setups)
@@ -202,8 +206,10 @@ def main(argv: list[str] | None = None) -> list[Run]:
 
 def report(runs: list[Run], levels: list[int], setups: list[str]) -> None:
     print()
-    print(f"{'setup':<9} {'conns':>5} {'best/s':>8} {'spread/s':>13} {'ratio':>6} {'ratio range':>12} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'acked':>8} {'missing':>7}")
+    print(
+        f"{'setup':<9} {'conns':>5} {'best/s':>8} {'spread/s':>13} {'ratio':>6} {'ratio range':>12} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'acked':>8} {'missing':>7}"
+    )
     for connections in levels:
         by_round: dict[int, dict[str, Run]] = {}
         for run in runs:
@@ -216,13 +222,18 @@ def report(runs: list[Run], levels: list[int], setups: list[str]) -> None:
                 continue
             best = max(mine, key=lambda r: r.requests_per_s)
             ratio = best.requests_per_s / bare_best if bare_best else float("nan")
-            ratios = [r[setup].requests_per_s / r["bare"].requests_per_s for r in by_round.values()
-                      if setup in r and "bare" in r]
+            ratios = [
+                r[setup].requests_per_s / r["bare"].requests_per_s
+                for r in by_round.values()
+                if setup in r and "bare" in r
+            ]
             ratio_range = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
             rates = [r.requests_per_s for r in mine]
-            print(f"{setup:<9} {connections:>5} {best.requests_per_s:>8.0f} {spread(rates):>13} {ratio:>6.2f} "
-                  f"{ratio_range:>12} {best.p50_ms:>7.1f} {best.p99_ms:>7.1f} {sum(r.acked for r in mine):>8} "
-                  f"{'' if best.stored is None else sum(r.missing for r in mine):>7}")
+            print(
+                f"{setup:<9} {connections:>5} {best.requests_per_s:>8.0f} {spread(rates):>13} {ratio:>6.2f} "
+                f"{ratio_range:>12} {best.p50_ms:>7.1f} {best.p99_ms:>7.1f} {sum(r.acked for r in mine):>8} "
+                f"{'' if best.stored is None else sum(r.missing for r in mine):>7}"
+            )
 
 
 def report_breakdown(runs: list[Run], levels: list[int], setups: list[str]) -> None:
@@ -230,8 +241,10 @@ def report_breakdown(runs: list[Run], levels: list[int], setups: list[str]) -> N
     print()
     print(f"{'setup':<9} {'conns':>5} {'best/s':>8} {'us/req':>7} {'+us':>6} {'ratio':>6}")
     for connections in levels:
-        best = {s: max((r.requests_per_s for r in runs if r.setup == s and r.connections == connections),
-                       default=0.0) for s in setups}
+        best = {
+            s: max((r.requests_per_s for r in runs if r.setup == s and r.connections == connections), default=0.0)
+            for s in setups
+        }
         previous = None
         for setup in setups:
             if not best[setup]:

@@ -1,6 +1,6 @@
 """Send ``rate`` deliveries per second for ``seconds`` (open loop) and print the latencies as JSON.
 
-    python bench/paced_client.py URL RATE SECONDS [CONNECTIONS]
+python bench/paced_client.py URL RATE SECONDS [CONNECTIONS]
 """
 
 import asyncio

@@ -32,8 +32,14 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 from common import CACHE, ROOT, describe_machine, median  # noqa: E402
 
 TARGETS = {
-    "first_screen_ms": 1000, "page_down_ms": 50, "jump_end_ms": 50, "user_filter_ms": 200,
-    "text_filter_ms": 200, "drill_reader_ms": 200, "drill_detail_ms": 200, "rss_mb": 150,
+    "first_screen_ms": 1000,
+    "page_down_ms": 50,
+    "jump_end_ms": 50,
+    "user_filter_ms": 200,
+    "text_filter_ms": 200,
+    "drill_reader_ms": 200,
+    "drill_detail_ms": 200,
+    "rss_mb": 150,
 }
 
 
@@ -137,10 +143,12 @@ async def measure(db_path: Path, repeats: int) -> dict[str, float]:
 
         user = app.db.execute(
             "SELECT user_id FROM events WHERE event = 'payment_gateway.view' AND user_id IS NOT NULL "
-            "ORDER BY id DESC LIMIT 1").fetchone()[0]
+            "ORDER BY id DESC LIMIT 1"
+        ).fetchone()[0]
         # A word of some bodies: a content id's first part (content ids look like "story-123").
         word = app.db.execute(
-            "SELECT city FROM events WHERE city IS NOT NULL AND city != '' ORDER BY id DESC LIMIT 1").fetchone()[0]
+            "SELECT city FROM events WHERE city IS NOT NULL AND city != '' ORDER BY id DESC LIMIT 1"
+        ).fetchone()[0]
         word = word.split()[0]
 
         async def filter_ms(text: str) -> tuple[float, int]:

@@ -95,8 +95,12 @@ def _narrow_write_batch(conn: sqlite3.Connection, rows: Any, rejected: Any, forw
     conn.execute(_NARROW)
     conn.execute("BEGIN IMMEDIATE")
     ids = [
-        int(conn.execute("INSERT INTO raw (received_at, body) VALUES (?, ?)", (row["received_at"], row["body"]))
-            .lastrowid or 0)
+        int(
+            conn.execute(
+                "INSERT INTO raw (received_at, body) VALUES (?, ?)", (row["received_at"], row["body"])
+            ).lastrowid
+            or 0
+        )
         for row in rows
     ]
     conn.execute("COMMIT")

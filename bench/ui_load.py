@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         result = asyncio.run(run(args.rate, args.seconds, args.interval, Path(tmp)))
     for name, value in result.items():
         print(f"{name:<18} {value:>10.1f}")
-    print(f"key p99 {'meets' if result['key_p99_ms'] < 100 else 'MISSES'} the 100 ms target; "
-          f"{result['missing']:.0f} acknowledged deliveries missing")
+    print(
+        f"key p99 {'meets' if result['key_p99_ms'] < 100 else 'MISSES'} the 100 ms target; "
+        f"{result['missing']:.0f} acknowledged deliveries missing"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return result

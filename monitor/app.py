@@ -169,8 +169,9 @@ class MonitorApp(App[None]):
         self._data_version = version
         with self.snapshot() as (events, rejected):
             seen_events, seen_rejected = self.main_screen.seen
-        notice = CommitNotice(list(range(seen_events + 1, events + 1)), list(range(seen_rejected + 1, rejected + 1)),
-                              [], [])
+        notice = CommitNotice(
+            list(range(seen_events + 1, events + 1)), list(range(seen_rejected + 1, rejected + 1)), [], []
+        )
         if notice.event_ids or notice.rejected_ids:
             self.main_screen.rows_committed([notice])
         else:
@@ -335,8 +336,11 @@ class MonitorApp(App[None]):
 
     def _can_replay(self) -> bool:
         if self.service is None:
-            self.notify("Replays are recorded by the live monitor: run `conscent-monitor watch --db` on this file",
-                        severity="warning", markup=False)
+            self.notify(
+                "Replays are recorded by the live monitor: run `conscent-monitor watch --db` on this file",
+                severity="warning",
+                markup=False,
+            )
             return False
         return True
 
@@ -372,8 +376,9 @@ class MonitorApp(App[None]):
         original: bytes = delivery.get("body") or b""
         payload = original if body is None else body
         headers = delivery.get("headers") if isinstance(delivery.get("headers"), dict) else {}
-        future = self.service.replay(int(delivery["id"]), payload, headers or {}, target=target,
-                                     edited=payload != original)
+        future = self.service.replay(
+            int(delivery["id"]), payload, headers or {}, target=target, edited=payload != original
+        )
         event_id = int(delivery["id"])
 
         def done(f: concurrent.futures.Future[Any]) -> None:
@@ -391,8 +396,11 @@ class MonitorApp(App[None]):
     def _replay_done(self, message: ReplayDone) -> None:
         answer = f"HTTP {message.status}" if message.status is not None else cell(message.error, 120)
         ok = message.status is not None and message.status < 400
-        self.notify(f"Replay of #{message.event_id}: {answer} in {message.latency_ms:.0f} ms", markup=False,
-                    severity="information" if ok else "error")
+        self.notify(
+            f"Replay of #{message.event_id}: {answer} in {message.latency_ms:.0f} ms",
+            markup=False,
+            severity="information" if ok else "error",
+        )
 
     # -- export ------------------------------------------------------------------------
 
@@ -415,8 +423,15 @@ class MonitorApp(App[None]):
 
         try:
             with self.read_connection() as db, Path(request.path).expanduser().open("wb") as out:
-                report = export(db, out, request.fmt, session_id=session_id,  # type: ignore[arg-type]
-                                filter_text=filter_text, meta=request.meta, base_url=self.curl_base_url())
+                report = export(
+                    db,
+                    out,
+                    request.fmt,
+                    session_id=session_id,  # type: ignore[arg-type]
+                    filter_text=filter_text,
+                    meta=request.meta,
+                    base_url=self.curl_base_url(),
+                )
         except (OSError, FilterError, ValueError) as exc:
             self.call_from_thread(self.notify, f"Export failed: {exc}", severity="error", markup=False)
             return
@@ -452,11 +467,13 @@ class MonitorApp(App[None]):
         yield from super().get_system_commands(screen)
         main = self.main_screen
         yield SystemCommand("Filter deliveries", "Type a filter (event:, user:, content:, …)", main.action_filter)
-        yield SystemCommand("Toggle gateway / all events", "Views and closes only, or every delivery",
-                            main.action_toggle_mode)
+        yield SystemCommand(
+            "Toggle gateway / all events", "Views and closes only, or every delivery", main.action_toggle_mode
+        )
         yield SystemCommand("Readers", "Every reader, leading to the drill-down", self.open_readers)
-        yield SystemCommand("Mask personal data", "Hide phones, names and places for screen sharing",
-                            self.action_toggle_mask)
+        yield SystemCommand(
+            "Mask personal data", "Hide phones, names and places for screen sharing", self.action_toggle_mask
+        )
         yield SystemCommand("Sessions", "Every recorded run: review one, or all", self.open_sessions)
         yield SystemCommand("Export", "Write what the table shows to JSONL, CSV, HAR or curl", self.export_current)
         yield SystemCommand("Key bindings and filter help", "The help screen", self.action_help)

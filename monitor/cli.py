@@ -45,30 +45,70 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="Port to listen on; 0 takes a free one.")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              # The file name comes first so that help wrapping cannot split it at its hyphen.
-              help=f"SQLite file; default ./{store.DEFAULT_DB} (with --demo, a fresh temporary one).")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 takes a free one.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    # The file name comes first so that help wrapping cannot split it at its hyphen.
+    help=f"SQLite file; default ./{store.DEFAULT_DB} (with --demo, a fresh temporary one).",
+)
 @click.option("--secret", envvar="CONSCENT_WEBHOOK_SECRET", help="Webhook secret: check X-Conscent-Signature.")
-@click.option("--basic-auth", callback=credentials_option, metavar="KEY:SECRET",
-              help="Check HTTP Basic auth (older Conscent webhooks).")
-@click.option("--require-signature", "require_auth", is_flag=True,
-              help="Refuse (401) deliveries whose signature or basic auth is missing or wrong.")
-@click.option("--max-body", default=DEFAULT_MAX_BODY, show_default=True, type=click.IntRange(1),
-              help="Largest body accepted, in bytes (after decompression).")
-@click.option("--allow-unauthenticated", is_flag=True,
-              help="Allow a non-loopback --host without --secret or --basic-auth.")
-@click.option("--forward-to", metavar="URL",
-              help="Also pass every accepted delivery to your application (exact bytes and headers).")
-@click.option("--forward-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1),
-              help="Seconds to wait for the forward target.")
-@click.option("--forward-attempts", default=5, show_default=True, type=click.IntRange(1),
-              help="Attempts per delivery when the target fails (connection error, timeout, 5xx, 429).")
+@click.option(
+    "--basic-auth",
+    callback=credentials_option,
+    metavar="KEY:SECRET",
+    help="Check HTTP Basic auth (older Conscent webhooks).",
+)
+@click.option(
+    "--require-signature",
+    "require_auth",
+    is_flag=True,
+    help="Refuse (401) deliveries whose signature or basic auth is missing or wrong.",
+)
+@click.option(
+    "--max-body",
+    default=DEFAULT_MAX_BODY,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest body accepted, in bytes (after decompression).",
+)
+@click.option(
+    "--allow-unauthenticated", is_flag=True, help="Allow a non-loopback --host without --secret or --basic-auth."
+)
+@click.option(
+    "--forward-to",
+    metavar="URL",
+    help="Also pass every accepted delivery to your application (exact bytes and headers).",
+)
+@click.option(
+    "--forward-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds to wait for the forward target.",
+)
+@click.option(
+    "--forward-attempts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Attempts per delivery when the target fails (connection error, timeout, 5xx, 429).",
+)
 @click.option("--headless", is_flag=True, help="No TUI: print one line per delivery.")
-@click.option("--demo", is_flag=True,
-              help=f"Post a generated stream of Conscent events to the monitor itself (signed with --secret, "
-                   f"default {DEMO_SECRET!r}).")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help=f"Post a generated stream of Conscent events to the monitor itself (signed with --secret, "
+    f"default {DEMO_SECRET!r}).",
+)
 def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> None:
     """Receive webhooks and show them as they arrive."""
     if db_path is None:
@@ -111,8 +151,11 @@ async def _headless(options: Options, demo: bool) -> None:
     service = Service(options, on_commit=printer)
     url = await service.start()
     tune_gc()
-    click.echo(f"conscent-monitor {__version__}: listening on {url}  (database {options.db_path}, "
-               f"session {service.session_id}); Ctrl-C stops", err=False)
+    click.echo(
+        f"conscent-monitor {__version__}: listening on {url}  (database {options.db_path}, "
+        f"session {service.session_id}); Ctrl-C stops",
+        err=False,
+    )
     sys.stdout.flush()
     demo_task = None
     if demo:

@@ -17,8 +17,9 @@ _DB_HELP = f"SQLite file; default ./{store.DEFAULT_DB}."
 
 
 def _progress(label: str, console: Console) -> Progress:
-    return Progress(TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console,
-                    transient=True)
+    return Progress(
+        TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console, transient=True
+    )
 
 
 @click.command("open")
@@ -56,7 +57,8 @@ def import_cmd(paths: tuple[Path, ...], db_path: Path | None) -> None:
         task = bar.add_task("import", total=None)
         try:
             report = import_paths(
-                db_path or Path(store.DEFAULT_DB), list(paths),
+                db_path or Path(store.DEFAULT_DB),
+                list(paths),
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except store.StoreError as exc:
@@ -77,8 +79,13 @@ def _build_search_index(db_path: Path, console: Console) -> None:
     db = store.connect(db_path)
     indexed = 0
     try:
-        with Progress(TextColumn("indexing bodies for search"), BarColumn(), TextColumn("{task.completed:,} rows"),
-                      console=console, transient=True) as bar:
+        with Progress(
+            TextColumn("indexing bodies for search"),
+            BarColumn(),
+            TextColumn("{task.completed:,} rows"),
+            console=console,
+            transient=True,
+        ) as bar:
             task = bar.add_task("index", total=None)
             while done := store.index_pending(db.conn, 5000):
                 indexed += done
@@ -94,16 +101,23 @@ def _build_search_index(db_path: Path, console: Console) -> None:
 
 @click.command("export")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), help=_DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "har", "curl"]), default="jsonl",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "har", "curl"]), default="jsonl", show_default=True)
 @click.option("--session", "session_id", type=int, help="Only this session.")
 @click.option("--filter", "filter_text", default="", help="Only deliveries matching this filter (see the help screen).")
 @click.option("--id", "ids", type=int, multiple=True, help="Only this delivery id (repeatable).")
 @click.option("--meta", is_flag=True, help="jsonl: one object per line with metadata and the exact body.")
 @click.option("--base-url", default="http://127.0.0.1:8787", show_default=True, help="curl: where to send.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default stdout).")
-def export_cmd(db_path: Path | None, fmt: str, session_id: int | None, filter_text: str, ids: tuple[int, ...],
-               meta: bool, base_url: str, output: Path | None) -> None:
+def export_cmd(
+    db_path: Path | None,
+    fmt: str,
+    session_id: int | None,
+    filter_text: str,
+    ids: tuple[int, ...],
+    meta: bool,
+    base_url: str,
+    output: Path | None,
+) -> None:
     """Export deliveries as JSONL (exact bodies), CSV, HAR or curl commands."""
     from monitor.exporting import export
 
@@ -123,8 +137,16 @@ def export_cmd(db_path: Path | None, fmt: str, session_id: int | None, filter_te
         raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
     db = store.connect(path, readonly=True)
     try:
-        report = export(db, out, fmt, session_id=session_id, filter_text=filter_text,  # type: ignore[arg-type]
-                        ids=list(ids) or None, meta=meta, base_url=base_url)
+        report = export(
+            db,
+            out,
+            fmt,
+            session_id=session_id,
+            filter_text=filter_text,  # type: ignore[arg-type]
+            ids=list(ids) or None,
+            meta=meta,
+            base_url=base_url,
+        )
     except FilterError as exc:
         raise click.UsageError(f"bad filter at column {exc.position + 1}: {exc.message}") from None
     finally:
@@ -163,7 +185,10 @@ def generate_cmd(count: int, db_path: Path | None, jsonl_path: Path | None, read
         task = bar.add_task("generate", total=None)
         try:
             reports = synth.build_database(
-                db_path, count, seed=seed, readers=readers,
+                db_path,
+                count,
+                seed=seed,
+                readers=readers,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
         except store.StoreError as exc:

@@ -33,17 +33,34 @@ def credentials_option(_ctx: click.Context, _param: click.Parameter, value: str 
 @click.option("--to", "url", required=True, metavar="URL", help="Where to post (your endpoint, or a monitor).")
 @click.option("--secret", envvar="CONSCENT_WEBHOOK_SECRET", help="Sign each body (X-Conscent-Signature).")
 @click.option("--basic-auth", callback=credentials_option, metavar="KEY:SECRET", help="Send HTTP Basic auth.")
-@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
-              help="Override a field, e.g. --set payload.user.userId=abc (JSON values are parsed). Repeatable.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a field, e.g. --set payload.user.userId=abc (JSON values are parsed). Repeatable.",
+)
 @click.option("--now", is_flag=True, help="Rewrite created_at to the current time.")
-@click.option("--count", default=1, show_default=True, type=click.IntRange(1),
-              help="Send the whole set this many times.")
+@click.option(
+    "--count", default=1, show_default=True, type=click.IntRange(1), help="Send the whole set this many times."
+)
 @click.option("--rate", type=click.FloatRange(0.001), help="At most this many deliveries per second.")
-@click.option("--concurrency", default=1, show_default=True, type=click.IntRange(1, 1024),
-              help="Deliveries in flight at once.")
+@click.option(
+    "--concurrency", default=1, show_default=True, type=click.IntRange(1, 1024), help="Deliveries in flight at once."
+)
 @click.option("--timeout", default=10.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per request.")
-def send(paths: tuple[Path, ...], url: str, secret: str | None, basic_auth: tuple[str, str] | None,
-         sets: tuple[str, ...], now: bool, count: int, rate: float | None, concurrency: int, timeout: float) -> None:
+def send(
+    paths: tuple[Path, ...],
+    url: str,
+    secret: str | None,
+    basic_auth: tuple[str, str] | None,
+    sets: tuple[str, ...],
+    now: bool,
+    count: int,
+    rate: float | None,
+    concurrency: int,
+    timeout: float,
+) -> None:
     """Post events like Conscent does (default: the shipped sample_events/).
 
     PATHS are JSON files or folders of them. Prints a summary of status codes
@@ -63,20 +80,37 @@ def send(paths: tuple[Path, ...], url: str, secret: str | None, basic_auth: tupl
             yield sender.Delivery(body, headers, name)
 
     console = Console(stderr=True)
-    with Progress(TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
-                  transient=True, disable=total < 20) as progress:
+    with Progress(
+        TextColumn("sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=total < 20,
+    ) as progress:
         task = progress.add_task("send", total=total)
-        results = asyncio.run(sender.send_all(
-            url, deliveries(), concurrency=concurrency, rate=rate, timeout=timeout,
-            on_result=lambda _r: progress.advance(task),
-        ))
+        results = asyncio.run(
+            sender.send_all(
+                url,
+                deliveries(),
+                concurrency=concurrency,
+                rate=rate,
+                timeout=timeout,
+                on_result=lambda _r: progress.advance(task),
+            )
+        )
     summary = sender.summarize(results)
     if total <= 50:
         table = Table("file", "status", "ms", "answer", box=None)
         for result in results:
             answer = cell(result.error or result.response.decode("utf-8", "replace"), 80)
-            table.add_row(Text(cell(result.label)), Text(str(result.status or "-")),
-                          Text(f"{result.latency * 1000:.1f}"), Text(answer))
+            table.add_row(
+                Text(cell(result.label)),
+                Text(str(result.status or "-")),
+                Text(f"{result.latency * 1000:.1f}"),
+                Text(answer),
+            )
         Console().print(table)
     click.echo(summary.describe())
     if summary.ok != summary.total:

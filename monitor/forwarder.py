@@ -40,8 +40,20 @@ RESPONSE_LIMIT = REJECTED_BODY_LIMIT
 #: Not passed on: they describe the hop to us, not the delivery, or aiohttp
 #: recomputes them (the body is sent decompressed).
 HOP_HEADERS = frozenset(
-    {"host", "content-length", "connection", "transfer-encoding", "content-encoding", "keep-alive", "expect",
-     "accept-encoding", "te", "upgrade", "proxy-authorization", "proxy-connection"}
+    {
+        "host",
+        "content-length",
+        "connection",
+        "transfer-encoding",
+        "content-encoding",
+        "keep-alive",
+        "expect",
+        "accept-encoding",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+    }
 )
 
 
@@ -231,8 +243,9 @@ class Forwarder:
                 headers = signing.redact_headers(resp.headers.items())
                 outcome = Outcome(resp.status, latency, None, headers, body, size)
         except TimeoutError:
-            outcome = Outcome(None, (time.perf_counter() - started) * 1000, f"timed out after {self._timeout:g} s", {},
-                              b"", 0)
+            outcome = Outcome(
+                None, (time.perf_counter() - started) * 1000, f"timed out after {self._timeout:g} s", {}, b"", 0
+            )
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             outcome = Outcome(None, (time.perf_counter() - started) * 1000, _describe(exc), {}, b"", 0)
         self._account(outcome)

@@ -149,8 +149,9 @@ async def _read_body(request: web.BaseRequest, config: ListenerConfig) -> bytes:
         # nothing to wait for, so no timer to arm.
         body = content.read_nowait(limit + 1)  # never more than one byte past the limit
         if len(body) > limit:
-            raise Rejection(413, f"body is over the {limit}-byte limit", received=body[:REJECTED_BODY_LIMIT],
-                            size=len(body))
+            raise Rejection(
+                413, f"body is over the {limit}-byte limit", received=body[:REJECTED_BODY_LIMIT], size=len(body)
+            )
         return body
     chunks: list[bytes] = []
     size = 0

@@ -35,6 +35,7 @@ def mask_if(column: str, value: object, enabled: bool) -> object:
         return mask(value)
     return value
 
+
 def mask_json(value: Any, personal: bool = False) -> Any:
     """``value`` with every leaf under a personal key masked; the structure stays."""
     if isinstance(value, dict):

@@ -7,4 +7,3 @@ from textual.message import Message
 
 class RowsCommitted(Message):
     """The writer committed rows: their notices wait in the app's inbox (posted from the writer thread)."""
-

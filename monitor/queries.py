@@ -92,7 +92,11 @@ _LATEST_FORWARD = (
     " WHERE f.event_id = events.id ORDER BY f.id DESC LIMIT 1)"
 )
 _EVENT_ONLY = {
-    "source": "'event'", "country": _COUNTRY, "status": "NULL", "reason": "NULL", "forward": _LATEST_FORWARD,
+    "source": "'event'",
+    "country": _COUNTRY,
+    "status": "NULL",
+    "reason": "NULL",
+    "forward": _LATEST_FORWARD,
 }
 _EVENT_ROW_SQL = "SELECT {} FROM events WHERE id IN ({{}})".format(
     ", ".join(_EVENT_ONLY.get(name, name) for name in _ROW_FIELDS)

@@ -204,8 +204,13 @@ class Service:
         async def run() -> Outcome:
             if self.forwarder is None:
                 # Replays without --forward-to: a forwarder with no workers.
-                self.forwarder = Forwarder(target or "", self.writer, concurrency=0, secret=self.options.secret,
-                                           basic_auth=self.options.basic_auth)
+                self.forwarder = Forwarder(
+                    target or "",
+                    self.writer,
+                    concurrency=0,
+                    secret=self.options.secret,
+                    basic_auth=self.options.basic_auth,
+                )
                 await self.forwarder.start()
             return await self.forwarder.replay(event_id, self.session_id, body, headers, target=target, edited=edited)
 

@@ -23,8 +23,16 @@ VALID, INVALID, MISSING, UNCHECKED = "valid", "invalid", "missing", "unchecked"
 #: Headers whose values are credentials; stored and shown redacted (``set-cookie``: a forward
 #: target's answer may open a session).
 SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key", "x-auth-token",
-     "x-access-token"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api-key",
+        "x-auth-token",
+        "x-access-token",
+    }
 )
 REDACTED = "[redacted]"
 #: Authorization schemes kept in front of a redacted value (anything else might be the secret itself).

@@ -72,9 +72,7 @@ _PARSED_TYPES: dict[str, type] = {
     "amount": _REAL,
 }
 
-EVENTS_COLUMNS: dict[str, type] = DELIVERY_COLUMNS | {
-    name: _PARSED_TYPES.get(name, _TEXT) for name in EVENT_COLUMNS
-}
+EVENTS_COLUMNS: dict[str, type] = DELIVERY_COLUMNS | {name: _PARSED_TYPES.get(name, _TEXT) for name in EVENT_COLUMNS}
 
 REJECTED_COLUMNS: dict[str, type] = _REQUEST_COLUMNS | {
     "status": _INT,

@@ -122,10 +122,12 @@ async def test_follow_mode_keeps_the_view_when_the_user_moved_away(live: Live) -
         app = live.app
         table = table_of(app)
         # More rows than the viewport holds, so the table scrolls.
-        await asyncio.gather(*(
-            live.post(gateway_body(user_id=f"reader-{i}", phone=f"90000{i:05d}", created_at=1709186668 + i))
-            for i in range(60)
-        ))
+        await asyncio.gather(
+            *(
+                live.post(gateway_body(user_id=f"reader-{i}", phone=f"90000{i:05d}", created_at=1709186668 + i))
+                for i in range(60)
+            )
+        )
         await wait_for(pilot, lambda: table.total == 60, what="60 rows")
 
         # Following: a new row comes in at the top, under the cursor.
@@ -243,9 +245,7 @@ async def test_toggle_between_gateway_and_all_events(live: Live) -> None:
         await pilot.press("a")
         await wait_for(pilot, lambda: table.total == 2, what="every event")
         assert "ALL EVENTS" in status(app)
-        assert {row(table, i).event for i in range(2)} == {
-            "payment_gateway.view", "transaction.complete"
-        }
+        assert {row(table, i).event for i in range(2)} == {"payment_gateway.view", "transaction.complete"}
         # A malformed delivery arrives while showing all: a rejected row.
         await live.post(MALFORMED, expect=400)
         await wait_for(pilot, lambda: table.total == 3, what="the rejected row")
@@ -474,7 +474,7 @@ async def test_detail_view_shows_headers_body_and_the_bytes_of_a_rejection(live:
         await pilot.pause()
         text = await scrolled_text(pilot, "#detail")
         assert "Rejected delivery #1" in text and "HTTP 400" in text and "not valid UTF-8" in text
-        assert "00000000  7b 22 65 76 65 6e 74 22 3a 20 22 70 61 79 6d 65  {\"event\": \"payme" in text
+        assert '00000000  7b 22 65 76 65 6e 74 22 3a 20 22 70 61 79 6d 65  {"event": "payme' in text
         assert "ff fe" in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
@@ -528,10 +528,12 @@ async def test_offline_review_shows_every_session(tmp_path: Path) -> None:
     writer.start()
     try:
         bodies = [VIEW, CLOSE, TRANSACTION]
-        ids = await asyncio.gather(*(
-            writer.submit("events", event_row(body, session_id=sessions[i % 2], received_at=1709186700.0 + i))
-            for i, body in enumerate(bodies)
-        ))
+        ids = await asyncio.gather(
+            *(
+                writer.submit("events", event_row(body, session_id=sessions[i % 2], received_at=1709186700.0 + i))
+                for i, body in enumerate(bodies)
+            )
+        )
     finally:
         await asyncio.to_thread(writer.stop)
     assert sorted(ids) == [1, 2, 3]
@@ -540,9 +542,7 @@ async def test_offline_review_shows_every_session(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         table = table_of(app)
         await wait_for(pilot, lambda: table.total == 2, what="both gateway rows")
-        assert [row(table, i).event for i in range(2)] == [
-            "payment_gateway.close", "payment_gateway.view"
-        ]
+        assert [row(table, i).event for i in range(2)] == ["payment_gateway.close", "payment_gateway.view"]
         await wait_for(pilot, lambda: "views 1" in static_text(app, "#counters"), what="the counters")
         assert "Offline review" in static_text(app, "#origin") and "all sessions" in static_text(app, "#origin")
         await pilot.press("a")

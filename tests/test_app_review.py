@@ -158,8 +158,11 @@ def fill(db_path: Path, plan: list[dict[str, list[bytes]]], *, start: float = 17
             rejected = []
             for body in entry.get("rejected", []):
                 t += 1
-                rejected.append(rejected_row(body, session_id=session_id, received_at=t, status=400,
-                                             reason="body is not valid JSON"))
+                rejected.append(
+                    rejected_row(
+                        body, session_id=session_id, received_at=t, status=400, reason="body is not valid JSON"
+                    )
+                )
             store.write_batch(db.conn, events, rejected)
             store.end_session(db, session_id)
             ids.append(session_id)
@@ -173,8 +176,7 @@ def view(user: str, **kwargs: Any) -> bytes:
 
 
 def close(user: str, **kwargs: Any) -> bytes:
-    return gateway_body(event="payment_gateway.close", user_id=user, click_action="PAYMENT_GATEWAY_CROSS_BTN",
-                        **kwargs)
+    return gateway_body(event="payment_gateway.close", user_id=user, click_action="PAYMENT_GATEWAY_CROSS_BTN", **kwargs)
 
 
 #: Three recorded runs: 2 gateway rows; 3 views and a transaction; a view and a rejection.
@@ -297,13 +299,15 @@ async def test_sessions_screen_reviews_one_session_or_all(tmp_path: Path) -> Non
         await pilot.press("down", "down")
         await wait_for(pilot, lambda: sessions.cursor_row == 2)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen) and table.total == 3, TIMEOUT,
-                       "session 2's gateway rows")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, MainScreen) and table.total == 3, TIMEOUT, "session 2's gateway rows"
+        )
         assert app.session_id == s2
         assert {r.user_id for r in rows(table)} == {"reader-b1", "reader-b2", "reader-b3"}
         assert f"session #{s2}" in origin(app) and "(live)" not in origin(app)
-        await wait_for(pilot, lambda: "views 3" in counters(app) and "other 1" in counters(app), TIMEOUT,
-                       "session 2's counters")
+        await wait_for(
+            pilot, lambda: "views 3" in counters(app) and "other 1" in counters(app), TIMEOUT, "session 2's counters"
+        )
         assert "closes 0" in counters(app)
         await pilot.press("a")
         await wait_for(pilot, lambda: table.total == 4, TIMEOUT, "session 2's events, transaction included")
@@ -331,9 +335,7 @@ async def test_sessions_screen_reviews_one_session_or_all(tmp_path: Path) -> Non
         assert app.session_id is None and table.total == 6
 
 
-async def test_live_monitor_shows_its_session_and_switches_to_older_ones(
-    tmp_path: Path, start_live: StartLive
-) -> None:
+async def test_live_monitor_shows_its_session_and_switches_to_older_ones(tmp_path: Path, start_live: StartLive) -> None:
     db_path = tmp_path / "m.db"
     s1, s2, _ = fill(db_path, PLAN)
     live = await start_live(db_path)
@@ -413,10 +415,14 @@ async def test_offline_review_follows_another_writer(tmp_path: Path) -> None:
 
             # A new session by the other writer (a second monitor run) is shown too: all sessions.
             s2 = store.start_session(other, listen="http://127.0.0.1:9999/", mode="headless")
-            store.write_batch(other.conn, [
-                event_row(close("late-1"), session_id=s2, received_at=time.time()),
-                event_row(TRANSACTION, session_id=s2, received_at=time.time()),
-            ], [])
+            store.write_batch(
+                other.conn,
+                [
+                    event_row(close("late-1"), session_id=s2, received_at=time.time()),
+                    event_row(TRANSACTION, session_id=s2, received_at=time.time()),
+                ],
+                [],
+            )
             await wait_for(pilot, lambda: table.total == 4, TIMEOUT, "the new session's close")
             assert row(table, 0).event == "payment_gateway.close" and table.cursor_row == 0
             await wait_for(pilot, lambda: "closes 2" in counters(app) and "other 1" in counters(app), TIMEOUT)
@@ -435,11 +441,25 @@ async def test_offline_review_follows_another_writer(tmp_path: Path) -> None:
 
             # Only a forward recorded by the other process: the Fwd column follows too.
             newest = row(table, 0).id
-            store.write_batch(other.conn, [], [], [{
-                "event_id": newest, "session_id": s2, "kind": "forward", "attempt": 1,
-                "target": "http://127.0.0.1:3000/", "requested_at": time.time(), "status": 201,
-                "latency_ms": 3.0, "response_body": b"ok", "response_size": 2,
-            }])
+            store.write_batch(
+                other.conn,
+                [],
+                [],
+                [
+                    {
+                        "event_id": newest,
+                        "session_id": s2,
+                        "kind": "forward",
+                        "attempt": 1,
+                        "target": "http://127.0.0.1:3000/",
+                        "requested_at": time.time(),
+                        "status": 201,
+                        "latency_ms": 3.0,
+                        "response_body": b"ok",
+                        "response_size": 2,
+                    }
+                ],
+            )
             await wait_for(pilot, lambda: row(table, 0).forward == "201", TIMEOUT, "the forward's status")
             assert table.total == 5
     finally:
@@ -518,7 +538,10 @@ async def test_export_dialog_writes_the_current_view(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: noted(messages, "Exported 4 deliveries"), TIMEOUT)
         with out.open(newline="", encoding="utf-8") as f:
             assert sorted(r["event"] for r in csv.DictReader(f)) == [
-                "payment_gateway.view", "payment_gateway.view", "payment_gateway.view", "transaction.complete",
+                "payment_gateway.view",
+                "payment_gateway.view",
+                "payment_gateway.view",
+                "transaction.complete",
             ]
 
         # A path that cannot be written: an error, not a crash.
@@ -551,11 +574,16 @@ async def test_forward_column_header_and_replay_to_the_forward_target(start_live
         assert target.received[1][0] == body
         assert target.received[1][1]["Content-Type"] == "application/json"
         assert target.received[1][1].get("User-Agent") == target.received[0][1].get("User-Agent")
-        await wait_for(pilot, lambda: noted(messages, f"Replay of #{answer['id']}: HTTP 200"), TIMEOUT,
-                       "the replay notification")
+        await wait_for(
+            pilot, lambda: noted(messages, f"Replay of #{answer['id']}: HTTP 200"), TIMEOUT, "the replay notification"
+        )
         assert isinstance(app.screen, MainScreen)
-        await wait_for(pilot, lambda: stored_kinds(live.db_path, answer["id"]) == ["forward", "replay"], TIMEOUT,
-                       "the replay recorded")
+        await wait_for(
+            pilot,
+            lambda: stored_kinds(live.db_path, answer["id"]) == ["forward", "replay"],
+            TIMEOUT,
+            "the replay recorded",
+        )
         replay = db_rows(live.db_path, "SELECT * FROM forwards WHERE kind = 'replay'")[0]
         assert replay["status"] == 200 and replay["target"] == target.url and replay["request_body"] is None
         assert json.loads(replay["response_body"]) == {"ok": True, "seen": 2}
@@ -570,8 +598,9 @@ async def test_forward_column_header_and_replay_to_the_forward_target(start_live
         assert "(edited)" not in panel
         await pilot.press("r")
         await wait_for(pilot, lambda: len(target.received) == 3, TIMEOUT, "a replay from the details")
-        await wait_for(pilot, lambda: detail_kinds(app) == ["forward", "replay", "replay"], TIMEOUT,
-                       "the second replay listed")
+        await wait_for(
+            pilot, lambda: detail_kinds(app) == ["forward", "replay", "replay"], TIMEOUT, "the second replay listed"
+        )
         assert len(re.findall(r"\breplay\b", forwards_panel(app))) == 2
 
 
@@ -605,8 +634,9 @@ async def test_replay_without_forward_target_asks_once(start_live: StartLive, ta
         await pilot.press("r")
         await wait_for(pilot, lambda: len(target.received) == 2, TIMEOUT, "the second replay")
         assert not isinstance(app.screen, TargetScreen)
-        await wait_for(pilot, lambda: len(db_rows(live.db_path, "SELECT id FROM forwards WHERE kind = 'replay'")) == 2,
-                       TIMEOUT)
+        await wait_for(
+            pilot, lambda: len(db_rows(live.db_path, "SELECT id FROM forwards WHERE kind = 'replay'")) == 2, TIMEOUT
+        )
 
         # Not a URL: the dialog says so and stays; Esc cancels and sends nothing.
         app.replay_target = None

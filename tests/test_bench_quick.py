@@ -22,8 +22,23 @@ pytestmark = pytest.mark.timeout(120)
 def test_ingest_fallback_client(tmp_path: Path) -> None:
     import ingest
 
-    runs = ingest.main(["--quick", "--seconds", "1", "--client", "aiohttp", "--setups", "bare", "floor", "headless",
-                        "tui", "tui+fwd", "--json", str(tmp_path / "ingest.json")])
+    runs = ingest.main(
+        [
+            "--quick",
+            "--seconds",
+            "1",
+            "--client",
+            "aiohttp",
+            "--setups",
+            "bare",
+            "floor",
+            "headless",
+            "tui",
+            "tui+fwd",
+            "--json",
+            str(tmp_path / "ingest.json"),
+        ]
+    )
     assert {run.setup for run in runs} == set(ingest.SETUPS)
     for run in runs:
         assert run.acked > 0, run
@@ -61,8 +76,17 @@ def test_scale(tmp_path: Path) -> None:
 
     results = scale.main(["--sizes", "300", "800", "--repeats", "1", "--cache", str(tmp_path)])
     for figures in results.values():
-        for key in ("first_screen_ms", "page_down_ms", "jump_end_ms", "user_filter_ms", "text_filter_ms",
-                    "text_filter_unindexed_ms", "drill_reader_ms", "drill_detail_ms", "rss_mb"):
+        for key in (
+            "first_screen_ms",
+            "page_down_ms",
+            "jump_end_ms",
+            "user_filter_ms",
+            "text_filter_ms",
+            "text_filter_unindexed_ms",
+            "drill_reader_ms",
+            "drill_detail_ms",
+            "rss_mb",
+        ):
             assert figures[key] > 0, key
 
 

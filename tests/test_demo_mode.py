@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_headless_demo_shows_every_kind_of_delivery(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "watch", "--headless", "--demo"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     try:

@@ -141,9 +141,7 @@ def test_meta_jsonl_round_trips_any_body(tmp_path: Path) -> None:
     records = [orjson.loads(line) for line in exported.splitlines()]
     assert report.exported == len(records) == 5 + len(ODD_BODIES) + 1
     # Every body comes back byte for byte from the line alone.
-    decoded = [
-        r["body_text"].encode() if "body_text" in r else base64.b64decode(r["body_base64"]) for r in records
-    ]
+    decoded = [r["body_text"].encode() if "body_text" in r else base64.b64decode(r["body_base64"]) for r in records]
     assert decoded == stored_bodies(first)
     latin1 = next(r for r in records if r["id"] == raw_ids[2])
     assert "body_base64" in latin1 and "body_text" not in latin1
@@ -307,8 +305,7 @@ async def test_one_readers_deliveries_replayed_into_the_real_listener(
     source = tmp_path / "source.db"
     bodies = compact_bodies(200)
     items = [
-        importing.Incoming(b, orjson.loads(b), headers=orjson.dumps(prepare(b, secret=secret)).decode())
-        for b in bodies
+        importing.Incoming(b, orjson.loads(b), headers=orjson.dumps(prepare(b, secret=secret)).decode()) for b in bodies
     ]
     importing.import_items(source, items, source="capture")
     reader = orjson.loads(bodies[0])["user_id"]

@@ -229,10 +229,13 @@ def test_free_text_search_index_agrees_with_the_scan(tmp_path: Path, text: str) 
         pass
     assert indexed.execute("SELECT indexed_upto FROM search_state").fetchone()[0] == 6
     assert ids(indexed, text) == ids(scanned, text)
-    plan = " ".join(str(r) for r in indexed.execute(
-        "EXPLAIN QUERY PLAN SELECT id FROM events WHERE " + compile_filter(text).where, compile_filter(text).params
-    ))
-    if text != "nomatch" and text.strip("-\"").isalnum():
+    plan = " ".join(
+        str(r)
+        for r in indexed.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM events WHERE " + compile_filter(text).where, compile_filter(text).params
+        )
+    )
+    if text != "nomatch" and text.strip('-"').isalnum():
         assert "events_fts" in plan
 
 

@@ -185,8 +185,16 @@ def run_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 def test_non_loopback_host_without_auth_is_refused(tmp_path: Path) -> None:
     result = run_cli(
-        "watch", "--headless", "--host", "0.0.0.0", "--port", "0", "--db", str(tmp_path / "x.db"),
-        cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "CONSCENT_WEBHOOK_SECRET"},
+        "watch",
+        "--headless",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+        "--db",
+        str(tmp_path / "x.db"),
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "CONSCENT_WEBHOOK_SECRET"},
     )
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0" in result.stderr

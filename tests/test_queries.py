@@ -21,15 +21,17 @@ HEADERS = orjson.dumps({"Content-Type": "application/json"}).decode()
 def event(body: bytes | dict[str, Any], session_id: int, received_at: float, **override: Any) -> dict[str, Any]:
     if isinstance(body, dict):
         body = orjson.dumps(body)
-    return conftest.event_row(body, session_id=session_id, received_at=received_at, headers=HEADERS, signature="ok",
-                              **override)
+    return conftest.event_row(
+        body, session_id=session_id, received_at=received_at, headers=HEADERS, signature="ok", **override
+    )
 
 
 def rejected(
     session_id: int, received_at: float, status: int = 400, reason: str = "body is not JSON"
 ) -> dict[str, Any]:
-    return conftest.rejected_row(b"{", session_id=session_id, received_at=received_at, status=status, reason=reason,
-                                 headers=HEADERS)
+    return conftest.rejected_row(
+        b"{", session_id=session_id, received_at=received_at, status=status, reason=reason, headers=HEADERS
+    )
 
 
 def payload(event_name: str, user: str | None, created_at: float | None, **user_fields: Any) -> dict[str, Any]:

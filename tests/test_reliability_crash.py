@@ -122,8 +122,12 @@ async def test_twenty_sigkills_under_load_lose_nothing_acknowledged(tmp_path: Pa
             conn = sqlite3.connect(db)
             try:
                 placeholders = ",".join("?" * len(acked))
-                owners = {sid for (sid,) in conn.execute(
-                    f"SELECT DISTINCT session_id FROM events WHERE id IN ({placeholders})", list(acked))}
+                owners = {
+                    sid
+                    for (sid,) in conn.execute(
+                        f"SELECT DISTINCT session_id FROM events WHERE id IN ({placeholders})", list(acked)
+                    )
+                }
             finally:
                 conn.close()
             assert owners == {session_ids[-1]}, owners

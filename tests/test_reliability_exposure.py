@@ -89,9 +89,25 @@ def test_loopback_by_default(tmp_path: Path) -> None:
 def test_public_binding_refused_without_auth(tmp_path: Path, host: str, extra: list[str], env: dict[str, str]) -> None:
     db = tmp_path / "x.db"
     result = subprocess.run(
-        [sys.executable, "-m", "monitor", "watch", "--headless", "--host", host, "--port", "0", "--db", str(db),
-         *extra],
-        capture_output=True, text=True, timeout=30, cwd=tmp_path, env=_env(**env),
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "watch",
+            "--headless",
+            "--host",
+            host,
+            "--port",
+            "0",
+            "--db",
+            str(db),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env=_env(**env),
     )
     assert result.returncode == 2, result
     assert f"refusing to listen on {host}" in result.stderr
@@ -102,9 +118,23 @@ def test_public_binding_refused_without_auth(tmp_path: Path, host: str, extra: l
 
 def test_a_secret_from_the_environment_allows_public_binding(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "watch", "--headless", "--host", "0.0.0.0", "--port", "0", "--db",
-         str(tmp_path / "x.db")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "watch",
+            "--headless",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--db",
+            str(tmp_path / "x.db"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
         env=_env(CONSCENT_WEBHOOK_SECRET="from-env"),
     )
     try:
@@ -120,8 +150,18 @@ def test_a_secret_from_the_environment_allows_public_binding(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(
     ("host", "allowed"),
-    [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("localhost", True), ("0.0.0.0", False),
-     ("::", False), ("10.0.0.1", False), ("", False), ("LOCALHOST.", False), ("127.0.0.1.nip.io", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("", False),
+        ("LOCALHOST.", False),
+        ("127.0.0.1.nip.io", False),
+    ],
 )
 def test_exposure_rule(host: str, allowed: bool) -> None:
     options = Options(db_path=Path("unused.db"), host=host)
@@ -156,8 +196,9 @@ async def target() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
     async def handle(request: web.Request) -> web.Response:
         await request.read()
         seen.append(dict(request.headers))
-        return web.Response(text='{"ok":true}', headers={"Set-Cookie": TARGET_COOKIE + "; HttpOnly"},
-                            content_type="application/json")
+        return web.Response(
+            text='{"ok":true}', headers={"Set-Cookie": TARGET_COOKIE + "; HttpOnly"}, content_type="application/json"
+        )
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
@@ -185,8 +226,21 @@ async def test_credentials_are_never_stored_or_printed_in_clear(
 ) -> None:
     target_url, seen = target
     db = tmp_path / "creds.db"
-    monitor = Monitor("watch", "--headless", "--port", "0", "--db", str(db), "--secret", SECRET,
-                      "--basic-auth", f"{API_KEY}:{API_SECRET}", "--forward-to", target_url, cwd=tmp_path)
+    monitor = Monitor(
+        "watch",
+        "--headless",
+        "--port",
+        "0",
+        "--db",
+        str(db),
+        "--secret",
+        SECRET,
+        "--basic-auth",
+        f"{API_KEY}:{API_SECRET}",
+        "--forward-to",
+        target_url,
+        cwd=tmp_path,
+    )
     try:
         url = await asyncio.to_thread(monitor.url)
         headers = {
@@ -199,8 +253,9 @@ async def test_credentials_are_never_stored_or_printed_in_clear(
         }
         async with aiohttp.ClientSession() as http:
             for n in range(3):
-                async with http.post(url + "hook", data=b'{"event":"payment_gateway.view","n":%d}' % n,
-                                     headers=headers) as resp:
+                async with http.post(
+                    url + "hook", data=b'{"event":"payment_gateway.view","n":%d}' % n, headers=headers
+                ) as resp:
                     assert resp.status == 200
             async with http.post(url + "hook", data=b"not json", headers=headers) as resp:
                 assert resp.status == 400
@@ -224,8 +279,10 @@ async def test_credentials_are_never_stored_or_printed_in_clear(
         texts = {
             "events.headers": [r[0] for r in conn.execute("SELECT headers FROM events")],
             "rejected.headers": [r[0] for r in conn.execute("SELECT headers FROM rejected")],
-            "forwards": [" ".join(str(v) for v in r) for r in conn.execute(
-                "SELECT target, request_headers, response_headers, error FROM forwards")],
+            "forwards": [
+                " ".join(str(v) for v in r)
+                for r in conn.execute("SELECT target, request_headers, response_headers, error FROM forwards")
+            ],
             "sessions": [" ".join(str(v) for v in r) for r in conn.execute("SELECT * FROM sessions")],
         }
     finally:
@@ -251,8 +308,9 @@ async def test_a_forward_target_password_is_not_recorded_or_shown(
     password = "CLEAR-FORWARD-PASSWORD-6d6d"
     with_userinfo = target_url.replace("http://", f"http://fwd:{password}@")
     db = tmp_path / "fwd.db"
-    monitor = Monitor("watch", "--headless", "--port", "0", "--db", str(db), "--forward-to", with_userinfo,
-                      cwd=tmp_path)
+    monitor = Monitor(
+        "watch", "--headless", "--port", "0", "--db", str(db), "--forward-to", with_userinfo, cwd=tmp_path
+    )
     try:
         url = await asyncio.to_thread(monitor.url)
         async with aiohttp.ClientSession() as http:
@@ -299,10 +357,13 @@ def review_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite_utils
     session = store.start_session(db, listen=None, mode="test")
     from tests.tui_helpers import event_row, gateway_body, rejected_row
 
-    rows = [event_row(gateway_body(user_id=f"u{n}", name=f"Qz name {n}"), session_id=session,
-                      received_at=1709186668.0 + n) for n in range(5)]
-    store.write_batch(db.conn, rows, [rejected_row(b"Qz", session_id=session, received_at=1709186669.0,
-                                                   status=400, reason="Qz")])
+    rows = [
+        event_row(gateway_body(user_id=f"u{n}", name=f"Qz name {n}"), session_id=session, received_at=1709186668.0 + n)
+        for n in range(5)
+    ]
+    store.write_batch(
+        db.conn, rows, [rejected_row(b"Qz", session_id=session, received_at=1709186669.0, status=400, reason="Qz")]
+    )
     store.index_pending(db.conn)
     yield db
     db.close()

@@ -52,9 +52,10 @@ def _no_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def body(tag: str, n: int, pad: int = 0) -> bytes:
-    return (
-        b'{"entity":"event","event":"payment_gateway.view","user_id":"%s-%d","created_at":1709186668,"pad":"%s"}'
-        % (tag.encode(), n, b"x" * pad)
+    return b'{"entity":"event","event":"payment_gateway.view","user_id":"%s-%d","created_at":1709186668,"pad":"%s"}' % (
+        tag.encode(),
+        n,
+        b"x" * pad,
     )
 
 
@@ -272,8 +273,9 @@ def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
     where.mkdir()
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("mounting a size-limited tmpfs needs root (the max_page_count test covers disk full)")
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
     try:
@@ -353,5 +355,7 @@ async def test_disk_full_on_a_small_tmpfs_headless(tmp_path: Path, monitor_facto
         monitor.proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(monitor.proc.wait, 20) == 0, monitor.stderr()
         assert_stored(db, acked)
-        print(f"\ndisk full (16 MiB tmpfs, filler {filled} bytes): {len(acked)} acknowledged, "
-              f"{len(refused)} refused with 503 then accepted on retry")
+        print(
+            f"\ndisk full (16 MiB tmpfs, filler {filled} bytes): {len(acked)} acknowledged, "
+            f"{len(refused)} refused with 503 then accepted on retry"
+        )

@@ -55,8 +55,23 @@ json_values = st.recursive(
     max_leaves=30,
 )
 #: Conscent's wrapper with any value in any known place, so the typed readers meet wrong types.
-_KNOWN_KEYS = ["entity", "user_id", "created_at", "contains", "payload", "client_info", "createdAt",
-               "userId", "_id", "clientId", "contentId", "amount", "currency", "status", "transactionId"]
+_KNOWN_KEYS = [
+    "entity",
+    "user_id",
+    "created_at",
+    "contains",
+    "payload",
+    "client_info",
+    "createdAt",
+    "userId",
+    "_id",
+    "clientId",
+    "contentId",
+    "amount",
+    "currency",
+    "status",
+    "transactionId",
+]
 _USER_KEYS = ["userId", "phoneNumber", "username", "name", "email", "city", "country", "location"]
 conscent_like = st.fixed_dictionaries(
     {"event": st.one_of(st.just("payment_gateway.view"), json_values)},
@@ -67,12 +82,22 @@ conscent_like = st.fixed_dictionaries(
             st.fixed_dictionaries(
                 {},
                 optional={
-                    "user": st.one_of(json_values, st.fixed_dictionaries({}, optional=dict.fromkeys(_USER_KEYS,
-                                                                                                  json_values))),
-                    "action": st.one_of(json_values, st.fixed_dictionaries({}, optional={
-                        "pageUrl": st.one_of(st.text(), json_values,
-                                             st.builds(lambda q: "https://x/?" + q, st.text())),
-                        "contentId": json_values, "clickAction": json_values})),
+                    "user": st.one_of(
+                        json_values, st.fixed_dictionaries({}, optional=dict.fromkeys(_USER_KEYS, json_values))
+                    ),
+                    "action": st.one_of(
+                        json_values,
+                        st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "pageUrl": st.one_of(
+                                    st.text(), json_values, st.builds(lambda q: "https://x/?" + q, st.text())
+                                ),
+                                "contentId": json_values,
+                                "clickAction": json_values,
+                            },
+                        ),
+                    ),
                     "transaction": json_values,
                     "purchase": json_values,
                 },
@@ -119,8 +144,14 @@ def test_extract_never_raises_on_any_object(obj: dict[str, Any]) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(data=st.binary(max_size=300) | st.builds(lambda a, b: a + b, st.sampled_from(
-    [b"\xef\xbb\xbf", b'{"event":', b'{"a":[', b"\xff\xfe{", b'{"a":1e400}', b"{}"]), st.binary(max_size=50)))
+@given(
+    data=st.binary(max_size=300)
+    | st.builds(
+        lambda a, b: a + b,
+        st.sampled_from([b"\xef\xbb\xbf", b'{"event":', b'{"a":[', b"\xff\xfe{", b'{"a":1e400}', b"{}"]),
+        st.binary(max_size=50),
+    )
+)
 def test_any_bytes_are_a_record_or_invalid_body(data: bytes) -> None:
     try:
         record = parse_body(data)
@@ -242,7 +273,10 @@ class Server:
         self._stderr = stderr.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _SERVER, str(db), str(READ_TIMEOUT), str(MAX_BODY)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -300,15 +334,17 @@ class Cases:
         self.server, self.db, self.http = server, db, http
         self.table: list[tuple[str, int, str]] = []
 
-    async def post(self, name: str, data: Any, headers: dict[str, str] | list[tuple[str, str]] | None = None
-                   ) -> tuple[int, dict[str, Any] | bytes]:
+    async def post(
+        self, name: str, data: Any, headers: dict[str, str] | list[tuple[str, str]] | None = None
+    ) -> tuple[int, dict[str, Any] | bytes]:
         async with self.http.post(self.server.url + "case/" + name, data=data, headers=headers) as resp:
             raw = await resp.read()
             answer: dict[str, Any] | bytes = orjson.loads(raw) if resp.content_type == "application/json" else raw
             return resp.status, answer
 
-    async def expect(self, name: str, data: Any, status: int, error: str, *, rows: int = 1,
-                     headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    async def expect(
+        self, name: str, data: Any, status: int, error: str, *, rows: int = 1, headers: dict[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """``status`` with a JSON error containing ``error``, and ``rows`` rejected rows with that status."""
         got, answer = await self.post(name, data, headers)
         assert got == status, (name, got, answer)
@@ -360,8 +396,13 @@ async def test_hostile_deliveries_over_http(server: Server, tmp_path: Path) -> N
         started = time.monotonic()
         (row,) = await cases.expect("100mb-chunked", _chunks(b'{"pad":"', 100 * MiB), 413, "over the")
         assert row["body_size"] == MAX_BODY + 1 and len(row["body"]) == 64 * 1024  # read one byte past, kept 64 KiB
-        (row,) = await cases.expect("100mb-length", _chunks(b'{"pad":"', 100 * MiB), 413, "over the",
-                                    headers={"Content-Length": str(100 * MiB + 8)})
+        (row,) = await cases.expect(
+            "100mb-length",
+            _chunks(b'{"pad":"', 100 * MiB),
+            413,
+            "over the",
+            headers={"Content-Length": str(100 * MiB + 8)},
+        )
         assert row["body_size"] == 100 * MiB + 8 and row["body"] == b""  # not read at all
         timings["100 MB bodies (2)"] = time.monotonic() - started
 
@@ -377,15 +418,22 @@ async def test_hostile_deliveries_over_http(server: Server, tmp_path: Path) -> N
 
         async def stream_bomb() -> AsyncIterator[bytes]:
             for offset in range(0, len(big_bomb), 256 * 1024):
-                yield big_bomb[offset:offset + 256 * 1024]
+                yield big_bomb[offset : offset + 256 * 1024]
 
-        await cases.expect("gzip-bomb-10g-chunked", stream_bomb(), 413, "over the",
-                           headers={"Content-Encoding": "gzip"})
-        (row,) = await cases.expect("gzip-bomb-512m", small_bomb, 413, "decompressed body is over",
-                                    headers={"Content-Encoding": "gzip"})
+        await cases.expect(
+            "gzip-bomb-10g-chunked", stream_bomb(), 413, "over the", headers={"Content-Encoding": "gzip"}
+        )
+        (row,) = await cases.expect(
+            "gzip-bomb-512m", small_bomb, 413, "decompressed body is over", headers={"Content-Encoding": "gzip"}
+        )
         assert row["body_size"] == len(small_bomb)
-        await cases.expect("deflate-bomb-512m", gzip_bomb(512, wrapper="zlib"), 413, "decompressed body is over",
-                           headers={"Content-Encoding": "deflate"})
+        await cases.expect(
+            "deflate-bomb-512m",
+            gzip_bomb(512, wrapper="zlib"),
+            413,
+            "decompressed body is over",
+            headers={"Content-Encoding": "deflate"},
+        )
         # gzip inside gzip: only one layer is undone; what is left is not JSON.
         import gzip
 
@@ -400,16 +448,23 @@ async def test_hostile_deliveries_over_http(server: Server, tmp_path: Path) -> N
         await cases.expect("deep-objects", deep_objects, 400, "not JSON")
 
         # Huge numbers, NaN and infinities: the parser takes IEEE doubles and refuses what is not one.
-        for name, number in [("1e400", b"1e400"), ("-1e400", b"-1e400"), ("10pow5000", b"1" + b"0" * 5000),
-                             ("nan", b"NaN"), ("infinity", b"Infinity"), ("-infinity", b"-Infinity")]:
+        for name, number in [
+            ("1e400", b"1e400"),
+            ("-1e400", b"-1e400"),
+            ("10pow5000", b"1" + b"0" * 5000),
+            ("nan", b"NaN"),
+            ("infinity", b"Infinity"),
+            ("-infinity", b"-Infinity"),
+        ]:
             await cases.expect(f"number-{name}", b'{"event":"x","amount":' + number + b"}", 400, "not JSON")
         # A big but finite integer is fine (a double, or text where an id is expected).
         row = await cases.accepted("number-2pow64", b'{"userId":18446744073709551616,"amount":1e308}')
         assert row["amount"] == 1e308 and row["user_id"] == "1.8446744073709552e+19"  # the body keeps the digits
 
         # Duplicate keys: accepted, the bytes kept exactly, the last value parsed (as most parsers do).
-        row = await cases.accepted("duplicate-keys", b'{"event":"a","event":"payment_gateway.view","user_id":"1",'
-                                                     b'"user_id":"2"}')
+        row = await cases.accepted(
+            "duplicate-keys", b'{"event":"a","event":"payment_gateway.view","user_id":"1","user_id":"2"}'
+        )
         assert (row["event"], row["user_id"]) == ("payment_gateway.view", "2")
 
         # BOMs: a UTF-8 BOM is tolerated and kept; a UTF-16 body is not UTF-8.
@@ -419,8 +474,12 @@ async def test_hostile_deliveries_over_http(server: Server, tmp_path: Path) -> N
         await cases.expect("bom-only", b"\xef\xbb\xbf", 400, "empty body")
 
         # Invalid UTF-8: a lone byte, an overlong encoding, an encoded surrogate, a truncated sequence.
-        for name, raw in [("ff", b"\xff"), ("overlong", b"\xc0\xaf"), ("surrogate", b"\xed\xa0\x80"),
-                          ("truncated", b"\xe2\x82")]:
+        for name, raw in [
+            ("ff", b"\xff"),
+            ("overlong", b"\xc0\xaf"),
+            ("surrogate", b"\xed\xa0\x80"),
+            ("truncated", b"\xe2\x82"),
+        ]:
             await cases.expect(f"utf8-{name}", b'{"event":"' + raw + b'"}', 400, "UTF-8")
         # A JSON escape of a lone surrogate is valid UTF-8 but no text: refused too.
         await cases.expect("json-lone-surrogate", b'{"event":"\\ud800"}', 400, "not JSON")
@@ -433,9 +492,11 @@ async def test_hostile_deliveries_over_http(server: Server, tmp_path: Path) -> N
         (row,) = event_rows(db, "/case/headers-120")
         assert orjson.loads(row["headers"])["X-Rep"] == ", ".join(str(n) for n in range(120))
         cases.table.append(("120 repeated headers", 200, "stored, joined with ', '"))
-        for name, headers in [("header-20k", [("X-Big", "a" * 20_000)]),
-                              ("headers-200", [("X-Rep", str(n)) for n in range(200)]),
-                              ("header-name-10k", [("X-" + "n" * 10_000, "v")])]:
+        for name, headers in [
+            ("header-20k", [("X-Big", "a" * 20_000)]),
+            ("headers-200", [("X-Rep", str(n)) for n in range(200)]),
+            ("header-name-10k", [("X-" + "n" * 10_000, "v")]),
+        ]:
             status, answer = await cases.post(name, b'{"event":"x"}', headers)
             assert status == 400, (name, status, answer)
             assert isinstance(answer, bytes)  # aiohttp's plain-text answer, not ours
@@ -526,8 +587,10 @@ async def test_hostile_deliveries_over_http(server: Server, tmp_path: Path) -> N
     stderr = server.stderr_path.read_text(errors="replace")
     # Our handler never fails: the only tracebacks are aiohttp's own for the requests it refused itself.
     assert "listener.py" not in stderr, stderr[-3000:]
-    print(f"\nhostile: {len(cases.table)} cases, {rejected_total} rejected rows; RSS {rss_before / 1024:.1f} -> "
-          f"{rss_after / 1024:.1f} MiB (growth {growth_mib:+.1f} MiB, peak +{peak_mib:.1f} MiB)")
+    print(
+        f"\nhostile: {len(cases.table)} cases, {rejected_total} rejected rows; RSS {rss_before / 1024:.1f} -> "
+        f"{rss_after / 1024:.1f} MiB (growth {growth_mib:+.1f} MiB, peak +{peak_mib:.1f} MiB)"
+    )
     for name, value in timings.items():
         print(f"  {name}: {value:.2f} s")
     for name, status, what in cases.table:

@@ -110,8 +110,7 @@ def test_rich_renders_cleaned_text_literally_and_inert(text: str) -> None:
     safe = cell(text, 200)
     rendered = Text(safe)
     assert rendered.plain == safe  # no markup was parsed
-    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=60,
-                      legacy_windows=False)
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=60, legacy_windows=False)
     console.print(rendered, style="bold", overflow="fold")
     output = console.file.getvalue()  # type: ignore[attr-defined]
     # Only our own style codes and line ends are left.
@@ -148,20 +147,29 @@ def build_database(path: Path) -> tuple[int, int]:
         obj["client_info"] = {"userAgent": text, "deviceType": other, "country": text[:5]}
         body = json.dumps(obj, ensure_ascii=bool(i % 2)).encode("utf-8", "surrogatepass")
         row = event_row(body, session_id=sessions[i % 2], received_at=1709186668.0 + i)
-        row["headers"] = json.dumps({"Host": "127.0.0.1", "X-Hostile": text, "User-Agent": other,
-                                     "Authorization": "Basic [redacted]"}
-                                    | {f"X-H-{n}": value for n, value in enumerate(strings)})
+        row["headers"] = json.dumps(
+            {"Host": "127.0.0.1", "X-Hostile": text, "User-Agent": other, "Authorization": "Basic [redacted]"}
+            | {f"X-H-{n}": value for n, value in enumerate(strings)}
+        )
         row["path"] = "/" + text[:200]
         events.append(row)
         if i % 2:
             # An event whose name itself is hostile (shown in "all" mode and the per-type counts).
             raw = json.dumps({"event": text[:60], "user_id": f"u{i}-{text[:40]}", "note": other}).encode(
-                "utf-8", "surrogatepass")
+                "utf-8", "surrogatepass"
+            )
             events.append(event_row(raw, session_id=sessions[i % 2], received_at=1709186668.5 + i))
         if i % 3 == 0:
             bad = text.encode("utf-8", "surrogatepass") + b"\xff\xfe\x1b[31m"
-            rejected.append(rejected_row(bad, session_id=sessions[i % 2], received_at=1709186668.7 + i,
-                                         status=400, reason="body is not valid UTF-8"))
+            rejected.append(
+                rejected_row(
+                    bad,
+                    session_id=sessions[i % 2],
+                    received_at=1709186668.7 + i,
+                    status=400,
+                    reason="body is not valid UTF-8",
+                )
+            )
     store.write_batch(db.conn, events, rejected)
     db.close()
     return len(events), len(rejected)
@@ -271,5 +279,7 @@ async def test_every_screen_renders_hostile_text_inertly(tmp_path: Path) -> None
         assert app.is_running
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, what="the app to quit")
-    print(f"\nterminal: {len(hostile_strings())} hostile strings, {n_events} events + {n_rejected} rejected; "
-          f"screens checked {check.screens}; {check.lines} lines")
+    print(
+        f"\nterminal: {len(hostile_strings())} hostile strings, {n_events} events + {n_rejected} rejected; "
+        f"screens checked {check.screens}; {check.lines} lines"
+    )

@@ -63,10 +63,20 @@ class FrozenTime:
 
 def build_database(path: Path) -> None:
     """A small, realistic session: the spec pair, other readers, a duplicate, a bad signature, a rejection."""
-    priya = {"user_id": "65e1a0c4d03692125f1f3601", "name": "Priya Iyer", "phone": "9820012345",
-             "content_id": "budget-2024-explained", "session": "gw-priya"}
-    aarav = {"user_id": "65e1a0c4d03692125f1f3602", "name": "Aarav Sharma", "phone": "9811122233",
-             "content_id": "ipl-auction-analysis", "session": "gw-aarav"}
+    priya = {
+        "user_id": "65e1a0c4d03692125f1f3601",
+        "name": "Priya Iyer",
+        "phone": "9820012345",
+        "content_id": "budget-2024-explained",
+        "session": "gw-priya",
+    }
+    aarav = {
+        "user_id": "65e1a0c4d03692125f1f3602",
+        "name": "Aarav Sharma",
+        "phone": "9811122233",
+        "content_id": "ipl-auction-analysis",
+        "session": "gw-aarav",
+    }
     priya_view = gateway_body(created_at=T0 + 30, **priya)
     deliveries: list[tuple[float, bytes, str]] = [
         (T0 + 0.4, VIEW, "unchecked"),
@@ -74,8 +84,13 @@ def build_database(path: Path) -> None:
         (T0 + 31.9, priya_view, "valid"),  # Conscent retried: a duplicate
         (T0 + 95.6, gateway_body(created_at=T0 + 95, **aarav), "invalid"),
         (T0 + 150.3, CLOSE, "unchecked"),
-        (T0 + 212.8, gateway_body(event="payment_gateway.close", created_at=T0 + 212,
-                                  click_action="LOGIN_FLOW_CROSSBTN", **priya), "valid"),
+        (
+            T0 + 212.8,
+            gateway_body(
+                event="payment_gateway.close", created_at=T0 + 212, click_action="LOGIN_FLOW_CROSSBTN", **priya
+            ),
+            "valid",
+        ),
         (T0 + 260.1, TRANSACTION, "valid"),
     ]
     db = store.open_store(path)
@@ -86,8 +101,15 @@ def build_database(path: Path) -> None:
             row = event_row(body, session_id=session, received_at=received_at)
             row["signature"] = signature
             events.append(row)
-        rejected = [rejected_row(MALFORMED, session_id=session, received_at=T0 + 301.5, status=400,
-                                 reason="body is not valid UTF-8 (byte 46)")]
+        rejected = [
+            rejected_row(
+                MALFORMED,
+                session_id=session,
+                received_at=T0 + 301.5,
+                status=400,
+                reason="body is not valid UTF-8 (byte 46)",
+            )
+        ]
         store.write_batch(db.conn, events, rejected)
         db.execute("UPDATE sessions SET started_at = ?, ended_at = ? WHERE id = ?", [T0 - 60, T0 + 330, session])
     finally:
@@ -121,8 +143,14 @@ def test_drill_down(snap_compare: Any, snapshot_app: MonitorApp) -> None:
         table = pilot.app.screen.query_one(EventTable)
         # Newest first: the spec close is the second gateway row.
         await pilot.press("down")
-        await wait_for(pilot, lambda: table.current is not None and table.current.event == "payment_gateway.close"
-                       and table.current.click_action == "PAYMENT_GATEWAY_CROSS_BTN")
+        await wait_for(
+            pilot,
+            lambda: (
+                table.current is not None
+                and table.current.event == "payment_gateway.close"
+                and table.current.click_action == "PAYMENT_GATEWAY_CROSS_BTN"
+            ),
+        )
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ReaderScreen), what="the drill-down")
         journey = pilot.app.screen.query_one("#journey", DataTable)

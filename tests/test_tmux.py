@@ -53,8 +53,14 @@ class Tmux:
         # override the pane's size; they can be in the C environment of this process
         # without being in os.environ (set by a library), so pass an explicit one.
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        return subprocess.run(["tmux", "-u", "-f", "/dev/null", "-L", self.socket, *args],
-                              capture_output=True, text=True, check=check, timeout=10, env=env)
+        return subprocess.run(
+            ["tmux", "-u", "-f", "/dev/null", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=10,
+            env=env,
+        )
 
     def screen(self) -> str:
         result = self("capture-pane", "-p", "-t", self.session, check=False)
@@ -122,8 +128,23 @@ def test_the_installed_program_in_tmux(tmp_path: Path, tmux: Tmux) -> None:
     command = [*program(), "--port", "0", "--db", str(db_path)]
     # The shell reports the exit status after the program has restored the terminal.
     script = shlex.join(command) + '; echo "EXITED=$?"; sleep 600'
-    tmux("new-session", "-d", "-x", "160", "-y", "48", "-s", tmux.session,
-         "-e", "LANG=C.UTF-8", "-e", "TERM=xterm-256color", "sh", "-c", script)
+    tmux(
+        "new-session",
+        "-d",
+        "-x",
+        "160",
+        "-y",
+        "48",
+        "-s",
+        tmux.session,
+        "-e",
+        "LANG=C.UTF-8",
+        "-e",
+        "TERM=xterm-256color",
+        "sh",
+        "-c",
+        script,
+    )
 
     url = wait_for_url(db_path, tmux)
     tmux.wait_for(lambda s: url in s and "GATEWAY" in s, "the main screen with the webhook URL")
@@ -135,8 +156,9 @@ def test_the_installed_program_in_tmux(tmp_path: Path, tmux: Tmux) -> None:
     assert "views 1" in screen and "closes 1" in screen
 
     tmux.keys("Enter")
-    screen = tmux.wait_for(lambda s: "Profile" in s and "150s" in s and "PAYMENT_GATEWAY_CROSS_BTN" in s,
-                           "the drill-down")
+    screen = tmux.wait_for(
+        lambda s: "Profile" in s and "150s" in s and "PAYMENT_GATEWAY_CROSS_BTN" in s, "the drill-down"
+    )
     assert "closed" in screen and "by sessionId" in screen
 
     # Escape alone, then wait: ESC followed quickly by another key reads as Alt+key.

@@ -72,8 +72,9 @@ def event_row(body: bytes, *, session_id: int, received_at: float) -> dict[str, 
 
 def rejected_row(body: bytes, *, session_id: int, received_at: float, status: int, reason: str) -> dict[str, Any]:
     headers = {"Host": "127.0.0.1:8787", "Content-Type": "application/json"}
-    return conftest.rejected_row(body, session_id=session_id, received_at=received_at, status=status, reason=reason,
-                                 headers=json.dumps(headers))
+    return conftest.rejected_row(
+        body, session_id=session_id, received_at=received_at, status=status, reason=reason, headers=json.dumps(headers)
+    )
 
 
 @dataclass

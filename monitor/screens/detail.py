@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 HEXDUMP_LIMIT = 4096
 
 
-
 class DetailScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -84,8 +83,17 @@ class DetailScreen(Screen[None]):
         table = _kv_table("Delivery")
         when = d.get("received_at")
         table.add_row(Text("received"), Text(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""))
-        for key in ("method", "path", "remote_addr", "content_type", "body_size", "body_sha256", "signature",
-                    "basic_auth", "session_id"):
+        for key in (
+            "method",
+            "path",
+            "remote_addr",
+            "content_type",
+            "body_size",
+            "body_sha256",
+            "signature",
+            "basic_auth",
+            "session_id",
+        ):
             if d.get(key) is not None:
                 table.add_row(Text(key), Text(cell(d[key], 500)))
         if self.source != "rejected":
@@ -113,8 +121,11 @@ class DetailScreen(Screen[None]):
             parsed = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
         except orjson.JSONDecodeError as exc:
             if masked:  # raw bytes may hold anything personal
-                return Group(heading, Text(f"not JSON: {exc}", style="yellow"),
-                             Text("(bytes hidden while personal data is masked: press m)", style="dim"))
+                return Group(
+                    heading,
+                    Text(f"not JSON: {exc}", style="yellow"),
+                    Text("(bytes hidden while personal data is masked: press m)", style="dim"),
+                )
             return Group(heading, Text(f"not JSON: {exc}", style="yellow"), Text(hexdump(body)))
         if masked:
             parsed = mask_json(parsed)
@@ -154,8 +165,9 @@ def forwards_table(forwards: list[dict[str, Any]]) -> Table:
     """Every forward and replay of a delivery, with what the target answered."""
     table = Table(title="Forwards and replays", title_justify="left", box=None, expand=True, padding=(0, 1))
     for title in ("when", "kind", "try", "target", "status", "ms", "answer"):
-        table.add_column(title, style="dim" if title in ("when", "try") else None, no_wrap=title != "answer",
-                         overflow="fold")
+        table.add_column(
+            title, style="dim" if title in ("when", "try") else None, no_wrap=title != "answer", overflow="fold"
+        )
     for f in forwards:
         status = f.get("status")
         answer = f.get("error") or (f.get("response_body") or b"").decode("utf-8", "replace")
@@ -170,7 +182,6 @@ def forwards_table(forwards: list[dict[str, Any]]) -> Table:
             Text(cell(answer, 300)),
         )
     return table
-
 
 
 def _kv_table(title: str) -> Table:

@@ -13,8 +13,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
-FORMATS = (("JSONL (one body per line)", "jsonl"), ("CSV (parsed columns)", "csv"), ("HAR", "har"),
-           ("curl commands (bash)", "curl"))
+FORMATS = (
+    ("JSONL (one body per line)", "jsonl"),
+    ("CSV (parsed columns)", "csv"),
+    ("HAR", "har"),
+    ("curl commands (bash)", "curl"),
+)
 EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "har": "har", "curl": "sh"}
 
 

@@ -54,8 +54,9 @@ class MainScreen(Screen[None]):
         yield Static(id="columns")
         yield EventTable(id="table")
         yield Static(id="statusline")
-        yield Input(placeholder="filter: event:view user:… content:… country:… device:… sig:… -term \"phrase\"",
-                    id="filter")
+        yield Input(
+            placeholder='filter: event:view user:… content:… country:… device:… sig:… -term "phrase"', id="filter"
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -98,8 +99,9 @@ class MainScreen(Screen[None]):
             total = queries.count_rows(app.db, view)
         columns = GATEWAY_COLUMNS if self.mode == "gateway" else ALL_COLUMNS
         table = self.table
-        table.show(lambda offset, limit: queries.fetch_rows(app.db, view, offset, limit, total=table.total), total,
-                   columns)
+        table.show(
+            lambda offset, limit: queries.fetch_rows(app.db, view, offset, limit, total=table.total), total, columns
+        )
         self.query_one("#columns", Static).update(Text(header_text(columns), style="bold"))
         self.update_statusline()
 
@@ -117,19 +119,27 @@ class MainScreen(Screen[None]):
             return
         added = 0
         if event_ids:
-            added += queries.count_rows(self.app.db, dataclasses.replace(
-                view,
-                where=f"id BETWEEN ? AND ? AND ({view.where})",
-                params=(min(event_ids), max(event_ids), *view.params),
-                rejected_where="0", rejected_params=(),
-            ))
+            added += queries.count_rows(
+                self.app.db,
+                dataclasses.replace(
+                    view,
+                    where=f"id BETWEEN ? AND ? AND ({view.where})",
+                    params=(min(event_ids), max(event_ids), *view.params),
+                    rejected_where="0",
+                    rejected_params=(),
+                ),
+            )
         if rejected_ids and view.mode == "all":
-            added += queries.count_rows(self.app.db, dataclasses.replace(
-                view,
-                where="0", params=(),
-                rejected_where=f"id BETWEEN ? AND ? AND ({view.rejected_where})",
-                rejected_params=(min(rejected_ids), max(rejected_ids), *view.rejected_params),
-            ))
+            added += queries.count_rows(
+                self.app.db,
+                dataclasses.replace(
+                    view,
+                    where="0",
+                    params=(),
+                    rejected_where=f"id BETWEEN ? AND ? AND ({view.rejected_where})",
+                    rejected_params=(min(rejected_ids), max(rejected_ids), *view.rejected_params),
+                ),
+            )
         self.table.add_new(added)
         self.update_statusline()
 
@@ -145,15 +155,18 @@ class MainScreen(Screen[None]):
         count = 0
         for notice in notices:
             for row in notice.events:
-                if row["id"] > seen_events and (session is None or row.get("session_id") == session) and (
-                    self.mode == "all" or row.get("event") in GATEWAY_EVENTS
+                if (
+                    row["id"] > seen_events
+                    and (session is None or row.get("session_id") == session)
+                    and (self.mode == "all" or row.get("event") in GATEWAY_EVENTS)
                 ):
                     count += 1
             if self.mode == "all":
                 if len(notice.rejected) != len(notice.rejected_ids):
                     return None
                 count += sum(
-                    1 for row in notice.rejected
+                    1
+                    for row in notice.rejected
                     if row["id"] > seen_rejected and (session is None or row.get("session_id") == session)
                 )
         return count
@@ -164,7 +177,10 @@ class MainScreen(Screen[None]):
         if app.live_session_id is not None and app.session_id == app.live_session_id:
             session += " (live)"
         self.query_one(StatsBar).set_origin(
-            url=app.url, db_path=str(app.db_path), session=session, healthy=app.listener_healthy,
+            url=app.url,
+            db_path=str(app.db_path),
+            session=session,
+            healthy=app.listener_healthy,
             forward=app.forward_status(),
         )
 

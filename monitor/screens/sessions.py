@@ -35,15 +35,26 @@ class SessionsScreen(Screen[None]):
         self.counts = counts
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"Sessions ({len(self.rows)}) — Enter reviews one, or all of them", style="bold"),
-                     classes="title")
+        yield Static(
+            Text(f"Sessions ({len(self.rows)}) — Enter reviews one, or all of them", style="bold"), classes="title"
+        )
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for title in ("Session", "Mode", "Started", "Ended", "Address", "Events", "Views", "Closes", "Rejected",
-                      "Per event type"):
+        for title in (
+            "Session",
+            "Mode",
+            "Started",
+            "Ended",
+            "Address",
+            "Events",
+            "Views",
+            "Closes",
+            "Rejected",
+            "Per event type",
+        ):
             table.add_column(title)
         table.add_row(Text("all", style="bold"), *(Text("") for _ in range(9)), key=ALL)
         for row in self.rows:
@@ -65,8 +76,9 @@ class SessionsScreen(Screen[None]):
                 key=str(session_id),
             )
         current = self.app.session_id
-        table.move_cursor(row=0 if current is None else 1 + next(
-            (i for i, r in enumerate(self.rows) if r["id"] == current), -1))
+        table.move_cursor(
+            row=0 if current is None else 1 + next((i for i, r in enumerate(self.rows) if r["id"] == current), -1)
+        )
         table.focus()
 
     @on(DataTable.RowSelected)

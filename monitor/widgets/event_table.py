@@ -175,7 +175,8 @@ class EventTable(ScrollView, can_focus=True):
             self.refresh()
             return
         stale = [
-            number for number, page in self._pages.items()
+            number
+            for number, page in self._pages.items()
             if any(row.source == "event" and row.id in event_ids for row in page)
         ]
         for number in stale:
