@@ -427,7 +427,7 @@ class MonitorApp(App[None]):
                     db,
                     out,
                     request.fmt,
-                    session_id=session_id,  # type: ignore[arg-type]
+                    session_id=session_id,
                     filter_text=filter_text,
                     meta=request.meta,
                     base_url=self.curl_base_url(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import click
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from monitor import store
 from monitor.filters import FilterError, compile_filter
+
+if TYPE_CHECKING:
+    from monitor.exporting import Format
 
 _DB_HELP = f"SQLite file; default ./{store.DEFAULT_DB}."
 
@@ -110,7 +113,7 @@ def _build_search_index(db_path: Path, console: Console) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default stdout).")
 def export_cmd(
     db_path: Path | None,
-    fmt: str,
+    fmt: Format,
     session_id: int | None,
     filter_text: str,
     ids: tuple[int, ...],
@@ -142,7 +145,7 @@ def export_cmd(
             out,
             fmt,
             session_id=session_id,
-            filter_text=filter_text,  # type: ignore[arg-type]
+            filter_text=filter_text,
             ids=list(ids) or None,
             meta=meta,
             base_url=base_url,

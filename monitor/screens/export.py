@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 from rich.text import Text
 from textual import on
@@ -12,6 +13,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
+
+from monitor.exporting import Format
 
 FORMATS = (
     ("JSONL (one body per line)", "jsonl"),
@@ -24,7 +27,7 @@ EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "har": "har", "curl": "sh"}
 
 @dataclass(frozen=True)
 class ExportRequest:
-    fmt: str
+    fmt: Format
     path: str
     meta: bool
 
@@ -63,7 +66,7 @@ class ExportScreen(ModalScreen[ExportRequest | None]):
         path = self.query_one("#export-path", Input).value.strip()
         if not path:
             return
-        fmt = str(self.query_one("#export-format", Select).value)
+        fmt = cast(Format, self.query_one("#export-format", Select).value)
         self.dismiss(ExportRequest(fmt, path, self.query_one("#export-meta", Checkbox).value))
 
     @on(Button.Pressed, "#export-cancel")
