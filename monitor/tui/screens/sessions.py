@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 from monitor.textsafe import cell
 
 if TYPE_CHECKING:
-    from monitor.app import MonitorApp
+    from monitor.tui.app import MonitorApp
 
 ALL = "all"
 

@@ -19,10 +19,10 @@ from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
 from monitor.journey import JourneyStep, PairSummary
 from monitor.masking import mask_if
 from monitor.textsafe import cell
-from monitor.widgets.event_table import event_label, format_duration
+from monitor.tui.widgets.event_table import event_label, format_duration
 
 if TYPE_CHECKING:
-    from monitor.app import MonitorApp
+    from monitor.tui.app import MonitorApp
 
 PROFILE_FIELDS = (
     ("name", "Name"),

@@ -23,7 +23,7 @@ from monitor.masking import mask_if, mask_json
 from monitor.textsafe import cell, clean
 
 if TYPE_CHECKING:
-    from monitor.app import MonitorApp
+    from monitor.tui.app import MonitorApp
 
 HEXDUMP_LIMIT = 4096
 

@@ -18,12 +18,12 @@ from textual.widgets import Footer, Input, Static
 from monitor import queries
 from monitor.events import GATEWAY_EVENTS
 from monitor.filters import FilterError, compile_filter
-from monitor.widgets.event_table import ALL_COLUMNS, GATEWAY_COLUMNS, EventTable, header_text
-from monitor.widgets.stats_bar import StatsBar
+from monitor.tui.widgets.event_table import ALL_COLUMNS, GATEWAY_COLUMNS, EventTable, header_text
+from monitor.tui.widgets.stats_bar import StatsBar
 from monitor.writer import CommitNotice
 
 if TYPE_CHECKING:
-    from monitor.app import MonitorApp
+    from monitor.tui.app import MonitorApp
 
 Mode = Literal["gateway", "all"]
 

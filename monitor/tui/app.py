@@ -22,18 +22,18 @@ from textual.screen import Screen
 
 from monitor import queries, store
 from monitor.journey import build_journey, pair_summary
-from monitor.messages import RowsCommitted
 from monitor.resources import styles_dir
-from monitor.screens.detail import DetailScreen
-from monitor.screens.export import ExportRequest, ExportScreen
-from monitor.screens.help import HelpScreen
-from monitor.screens.main import MainScreen
-from monitor.screens.reader import ReaderData, ReaderScreen
-from monitor.screens.readers import ReadersScreen
-from monitor.screens.replay import EditScreen, TargetScreen
-from monitor.screens.sessions import SessionsScreen
 from monitor.service import Service
 from monitor.textsafe import cell
+from monitor.tui.messages import RowsCommitted
+from monitor.tui.screens.detail import DetailScreen
+from monitor.tui.screens.export import ExportRequest, ExportScreen
+from monitor.tui.screens.help import HelpScreen
+from monitor.tui.screens.main import MainScreen
+from monitor.tui.screens.reader import ReaderData, ReaderScreen
+from monitor.tui.screens.readers import ReadersScreen
+from monitor.tui.screens.replay import EditScreen, TargetScreen
+from monitor.tui.screens.sessions import SessionsScreen
 from monitor.writer import CommitNotice
 
 #: Redraws after commits are batched: at most this many per second...

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from monitor.app import MonitorApp
 from monitor.service import Options, Service, tune_gc
+from monitor.tui.app import MonitorApp
 from monitor.writer import CommitNotice
 
 

@@ -16,7 +16,7 @@ from monitor.masking import mask_if
 from monitor.textsafe import cell
 
 if TYPE_CHECKING:
-    from monitor.app import MonitorApp
+    from monitor.tui.app import MonitorApp
 
 
 class ReadersScreen(Screen[None]):

@@ -1,0 +1,116 @@
+"""``conscent-monitor watch``: receive webhooks, in the TUI or headless."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor import store
+from monitor.cli.send import credentials_option
+from monitor.listener import DEFAULT_MAX_BODY
+from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options
+
+DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries, not a credential)
+
+
+@click.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 takes a free one.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    # The file name comes first so that help wrapping cannot split it at its hyphen.
+    help=f"SQLite file; default ./{store.DEFAULT_DB} (with --demo, a fresh temporary one).",
+)
+@click.option("--secret", envvar="CONSCENT_WEBHOOK_SECRET", help="Webhook secret: check X-Conscent-Signature.")
+@click.option(
+    "--basic-auth",
+    callback=credentials_option,
+    metavar="KEY:SECRET",
+    help="Check HTTP Basic auth (older Conscent webhooks).",
+)
+@click.option(
+    "--require-signature",
+    "require_auth",
+    is_flag=True,
+    help="Refuse (401) deliveries whose signature or basic auth is missing or wrong.",
+)
+@click.option(
+    "--max-body",
+    default=DEFAULT_MAX_BODY,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest body accepted, in bytes (after decompression).",
+)
+@click.option(
+    "--allow-unauthenticated", is_flag=True, help="Allow a non-loopback --host without --secret or --basic-auth."
+)
+@click.option(
+    "--forward-to",
+    metavar="URL",
+    help="Also pass every accepted delivery to your application (exact bytes and headers).",
+)
+@click.option(
+    "--forward-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds to wait for the forward target.",
+)
+@click.option(
+    "--forward-attempts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Attempts per delivery when the target fails (connection error, timeout, 5xx, 429).",
+)
+@click.option("--headless", is_flag=True, help="No TUI: print one line per delivery.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help=f"Post a generated stream of Conscent events to the monitor itself (signed with --secret, "
+    f"default {DEMO_SECRET!r}).",
+)
+def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> None:
+    """Receive webhooks and show them as they arrive."""
+    if db_path is None:
+        db_path = _demo_db() if demo else Path(store.DEFAULT_DB)
+    if demo and kwargs["port"] == DEFAULT_PORT:
+        kwargs["port"] = 0
+    if demo and not kwargs["secret"]:
+        # So the demo shows signature checking: valid deliveries and the one signed with a wrong key.
+        kwargs["secret"] = DEMO_SECRET
+    options = Options(db_path=db_path, mode="headless" if headless else ("demo" if demo else "tui"), **kwargs)
+    try:
+        if headless:
+            from monitor.headless import run_headless
+
+            asyncio.run(run_headless(options, demo))
+        else:
+            from monitor.tui.launch import run_live
+
+            run_live(options, demo=demo)
+    except ExposureError as exc:
+        raise click.UsageError(str(exc)) from None
+    except store.StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}") from None
+
+
+def _demo_db() -> Path:
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="conscent-monitor-demo-"))
+    return folder / "demo.db"

@@ -1,0 +1,122 @@
+"""The headless front end: the listener on the main loop, one printed line per delivery.
+
+Nothing here imports Textual, Rich or click: it prints with ``print``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import queue
+import signal
+import threading
+import time
+
+from monitor import __version__
+from monitor.service import Options, Service, tune_gc
+from monitor.textsafe import cell
+from monitor.writer import CommitNotice
+
+
+async def run_headless(options: Options, demo: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    printer = _Printer()
+    service = Service(options, on_commit=printer)
+    url = await service.start()
+    tune_gc()
+    print(
+        f"conscent-monitor {__version__}: listening on {url}  (database {options.db_path}, "
+        f"session {service.session_id}); Ctrl-C stops",
+        flush=True,
+    )
+    demo_task = None
+    if demo:
+        from monitor.demo import run_demo
+
+        demo_task = asyncio.create_task(run_demo(url, secret=options.secret, stop=stop))
+    await stop.wait()
+    if demo_task is not None:
+        await demo_task
+    await service.stop()
+    await asyncio.to_thread(printer.close)
+    with contextlib.suppress(OSError):
+        print(f"stopped; session {service.session_id} closed", flush=True)
+
+
+class _Printer:
+    """Prints one line per delivery from a thread of its own.
+
+    A stdout that does not keep up (a pipe nobody reads, a paused pager, Ctrl-S
+    in a terminal) must never hold up the listener: when too much is waiting,
+    lines are dropped and counted instead.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        # SimpleQueue: put() is a C call that never waits on a lock the
+        # printing thread holds, so the writer is never held up.
+        self._queue: queue.SimpleQueue[CommitNotice | None] = queue.SimpleQueue()
+        self._limit = limit
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._run, name="monitor-printer", daemon=True)
+        self._thread.start()
+
+    def __call__(self, notice: CommitNotice) -> None:
+        """``on_commit``: called on the writer thread, never blocks."""
+        if self._queue.qsize() >= self._limit:
+            self._dropped += len(notice.events) + len(notice.rejected)
+        else:
+            self._queue.put(notice)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Print what is queued, then end the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (notice := self._queue.get()) is not None:
+            text = _notice_text(notice)
+            if self._dropped:
+                dropped, self._dropped = self._dropped, 0
+                text = f"({dropped} deliveries not printed: output too slow)\n{text}"
+            try:
+                print(text, flush=True)
+            except OSError:  # stdout closed (piped into head?): keep receiving, stop printing
+                while self._queue.get() is not None:
+                    pass
+                return
+
+
+def _notice_text(notice: CommitNotice) -> str:
+    lines = []
+    for row in notice.events:
+        who = row.get("name") or row.get("username") or row.get("user_id") or "-"
+        event = row.get("event") or ("(legacy)" if row.get("kind") == "legacy" else "-")
+        lines.append(
+            f"{_clock(row['received_at'])}  200  #{row['id']:<6} {cell(event, 32):<24} {cell(who, 40):<28} "
+            f"sig={row.get('signature')}"
+        )
+    for row in notice.rejected:
+        reason = cell(row["reason"], 120)
+        lines.append(f"{_clock(row['received_at'])}  {row['status']}  rejected #{row['id']}: {reason}")
+    for row in notice.forwards:
+        answer = row.get("status") or cell(row.get("error"), 80)
+        lines.append(
+            f"{_clock(row['requested_at'])}  {row['kind']} of #{row['event_id']} (attempt {row['attempt']}) "
+            f"-> {answer}  {row.get('latency_ms') or 0:.0f} ms"
+        )
+    return "\n".join(lines)
+
+
+def _clock(epoch: float) -> str:
+    return _clock_second(int(epoch))
+
+
+@functools.lru_cache(maxsize=8)
+def _clock_second(second: int) -> str:
+    # strftime(localtime()) per printed line was a tenth of headless mode's CPU under load.
+    return time.strftime("%H:%M:%S", time.localtime(second))
