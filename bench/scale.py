@@ -93,10 +93,10 @@ async def measure(db_path: Path, repeats: int) -> dict[str, float]:
 
     from tui_timing import Frames, Marks, send_key, timed, until_frame
 
-    from monitor.app import MonitorApp
-    from monitor.screens.detail import DetailScreen
-    from monitor.screens.reader import ReaderScreen
-    from monitor.widgets.event_table import EventTable
+    from monitor.tui.app import MonitorApp
+    from monitor.tui.screens.detail import DetailScreen
+    from monitor.tui.screens.reader import ReaderScreen
+    from monitor.tui.widgets.event_table import EventTable
 
     out: dict[str, float] = {"imports_ms": (time.perf_counter() - _T0) * 1000}
     rows_drawn: list[float] = []

@@ -1,6 +1,6 @@
 """The live monitor with its TUI, for benchmarks: Service + MonitorApp on Textual's headless driver.
 
-Wired exactly like ``monitor.launch.run_live`` (listener thread, writer
+Wired exactly like ``monitor.tui.launch.run_live`` (listener thread, writer
 thread, commit notices posted to the app), but the screen is Textual's
 headless driver, so it runs without a terminal. Prints ``ready`` once the
 app has mounted; SIGTERM (or SIGINT) exits the app, which stops the service
@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.app import MonitorApp
 from monitor.service import Options, Service, tune_gc
+from monitor.tui.app import MonitorApp
 from monitor.writer import CommitNotice
 
 
@@ -44,7 +44,7 @@ def main() -> None:
     service = Service(options, on_commit=on_commit)
     service.start_in_thread()
     app = MonitorApp(args.db, service=service)
-    tune_gc()  # as monitor.launch.run_live does
+    tune_gc()  # as monitor.tui.launch.run_live does
     stop = asyncio.Event()
 
     async def pilot(_pilot: Any) -> None:

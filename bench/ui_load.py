@@ -37,9 +37,9 @@ PACED_CLIENT = Path(__file__).resolve().parent / "paced_client.py"
 async def run(rate: float, seconds: float, interval: float, folder: Path) -> dict[str, float]:
     from tui_timing import Frames, Marks, send_key, timed
 
-    from monitor.app import MonitorApp
     from monitor.service import Options, Service, tune_gc
-    from monitor.widgets.event_table import EventTable
+    from monitor.tui.app import MonitorApp
+    from monitor.tui.widgets.event_table import EventTable
     from monitor.writer import CommitNotice
 
     db = folder / "ui-load.db"
@@ -52,7 +52,7 @@ async def run(rate: float, seconds: float, interval: float, folder: Path) -> dic
     service = Service(Options(db_path=db, port=0, mode="tui"), on_commit=on_commit)
     url = service.start_in_thread()
     app = MonitorApp(db, service=service)
-    tune_gc()  # as monitor.launch.run_live does
+    tune_gc()  # as monitor.tui.launch.run_live does
     frames = Frames(app)
     latencies: list[float] = []
     async with app.run_test(size=(160, 48)) as pilot:

@@ -8,8 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from monitor.app import MonitorApp
 from monitor.service import Options, Service
+from monitor.tui.app import MonitorApp
 from monitor.writer import CommitNotice
 from tests.tui_helpers import Live
 

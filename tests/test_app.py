@@ -13,15 +13,15 @@ from typing import Any
 from textual.widgets import DataTable, Input
 
 from monitor import store
-from monitor.app import MonitorApp
-from monitor.messages import RowsCommitted
 from monitor.queries import Row
-from monitor.screens.detail import DetailScreen
-from monitor.screens.help import HelpScreen
-from monitor.screens.main import MainScreen
-from monitor.screens.reader import ReaderScreen
-from monitor.screens.readers import ReadersScreen
-from monitor.widgets.event_table import EventTable
+from monitor.tui.app import MonitorApp
+from monitor.tui.messages import RowsCommitted
+from monitor.tui.screens.detail import DetailScreen
+from monitor.tui.screens.help import HelpScreen
+from monitor.tui.screens.main import MainScreen
+from monitor.tui.screens.reader import ReaderScreen
+from monitor.tui.screens.readers import ReadersScreen
+from monitor.tui.widgets.event_table import EventTable
 from monitor.writer import CommitNotice, Writer
 from tests.tui_helpers import (
     CLOSE,

@@ -32,16 +32,16 @@ from textual.notifications import Notify
 from textual.widgets import DataTable, Input, Select, Static, TextArea
 
 from monitor import signing, store
-from monitor.app import MonitorApp
 from monitor.exporting import ansi_c_quote
 from monitor.queries import Row
-from monitor.screens.detail import DetailScreen
-from monitor.screens.export import ExportScreen
-from monitor.screens.main import MainScreen
-from monitor.screens.replay import EditScreen, TargetScreen
-from monitor.screens.sessions import SessionsScreen
 from monitor.service import Options, Service
-from monitor.widgets.event_table import EventTable
+from monitor.tui.app import MonitorApp
+from monitor.tui.screens.detail import DetailScreen
+from monitor.tui.screens.export import ExportScreen
+from monitor.tui.screens.main import MainScreen
+from monitor.tui.screens.replay import EditScreen, TargetScreen
+from monitor.tui.screens.sessions import SessionsScreen
+from monitor.tui.widgets.event_table import EventTable
 from monitor.writer import CommitNotice
 from tests.tui_helpers import (
     SIZE,

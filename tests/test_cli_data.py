@@ -225,7 +225,7 @@ def replace_tui(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Replace ``run_offline`` (wherever ``open`` imports it from) by a recorder."""
     started: list[tuple[Any, ...]] = []
     patched = 0
-    for name in ("monitor.launch", "monitor.app"):
+    for name in ("monitor.tui.launch", "monitor.tui.app"):
         try:
             module = importlib.import_module(name)
         except ImportError:

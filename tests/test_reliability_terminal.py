@@ -27,14 +27,14 @@ from rich.text import Text
 from textual.strip import Strip
 
 from monitor import store
-from monitor.app import MonitorApp
-from monitor.screens.detail import DetailScreen
-from monitor.screens.main import MainScreen
-from monitor.screens.reader import ReaderScreen
-from monitor.screens.readers import ReadersScreen
-from monitor.screens.sessions import SessionsScreen
 from monitor.textsafe import cell, clean
-from monitor.widgets.event_table import EventTable
+from monitor.tui.app import MonitorApp
+from monitor.tui.screens.detail import DetailScreen
+from monitor.tui.screens.main import MainScreen
+from monitor.tui.screens.reader import ReaderScreen
+from monitor.tui.screens.readers import ReadersScreen
+from monitor.tui.screens.sessions import SessionsScreen
+from monitor.tui.widgets.event_table import EventTable
 from tests.tui_helpers import SIZE, event_row, gateway_body, rejected_row, screen_strips, wait_for
 
 #: What must never reach the terminal as itself: C0 (every one, even tab and newline inside a

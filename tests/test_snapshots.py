@@ -19,9 +19,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from monitor import store
-from monitor.app import MonitorApp
-from monitor.screens.reader import ReaderScreen
-from monitor.widgets.event_table import EventTable
+from monitor.tui.app import MonitorApp
+from monitor.tui.screens.reader import ReaderScreen
+from monitor.tui.widgets.event_table import EventTable
 from tests.tui_helpers import (
     CLOSE,
     MALFORMED,
@@ -121,7 +121,7 @@ def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, utc: None) -> 
     monkeypatch.chdir(tmp_path)  # the header shows the database path: keep it short and fixed
     build_database(Path("monitor.db"))
     frozen = FrozenTime(NOW)
-    for module in ("monitor.app", "monitor.screens.main", "monitor.widgets.event_table"):
+    for module in ("monitor.tui.app", "monitor.tui.screens.main", "monitor.tui.widgets.event_table"):
         monkeypatch.setattr(f"{module}.time", frozen)
     return MonitorApp(Path("monitor.db"), session_id=None)
 

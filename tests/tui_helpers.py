@@ -18,8 +18,8 @@ from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Static
 
-from monitor.app import MonitorApp
 from monitor.service import Service
+from monitor.tui.app import MonitorApp
 from tests import conftest
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_events"
