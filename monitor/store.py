@@ -310,6 +310,20 @@ def set_session_listen(db: sqlite_utils.Database, session_id: int, listen: str) 
         db.execute("UPDATE sessions SET listen = ? WHERE id = ?", [listen, session_id])
 
 
+def checkpoint(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database file and truncate it: the ``.db`` alone is then the whole session.
+
+    Called on every clean exit. Returns False when a reader still holds an
+    old snapshot (the WAL then stays, and SQLite folds it in when the last
+    connection closes); never raises for a database that cannot be written.
+    """
+    try:
+        busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error:
+        return False
+    return not busy
+
+
 def end_session(db: sqlite_utils.Database, session_id: int) -> None:
     with db.atomic():
         db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", [time.time(), session_id])
