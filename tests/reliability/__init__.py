@@ -1,0 +1,1 @@
+"""Reliability: crashes, faults, hostile input, resource limits."""
