@@ -1,4 +1,4 @@
-"""ruff and mypy are part of the suite, so CI keeps the code clean."""
+"""ruff (lint and format) and mypy are part of the suite, so CI keeps the code clean."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def test_ruff_is_clean() -> None:
     result = subprocess.run(
         [_tool("ruff"), "check", "monitor", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
     )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean() -> None:
+    result = subprocess.run([_tool("ruff"), "format", "--check", "."], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
