@@ -183,6 +183,24 @@ def get_delivery(db: sqlite_utils.Database, source: Source, id: int) -> dict[str
     return row
 
 
+def delivery_body(db: sqlite_utils.Database, event_id: int) -> tuple[bytes, dict[str, Any]] | None:
+    """The body and headers of accepted delivery ``event_id`` (None when no such row).
+
+    The headers are as stored, credentials redacted; a primary-key lookup,
+    cheap at any table size (the forwarder reads queued bodies back with it).
+    """
+    found = db.execute("SELECT body, headers FROM events WHERE id = ?", [event_id]).fetchone()
+    if found is None:
+        return None
+    body, headers = found
+    decoded: dict[str, Any] = {}
+    if isinstance(headers, str | bytes):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            loaded = orjson.loads(headers)
+            decoded = loaded if isinstance(loaded, dict) else {}
+    return bytes(body or b""), decoded
+
+
 def forwards_of(db: sqlite_utils.Database, event_id: int) -> list[dict[str, Any]]:
     """Every forward and replay of one delivery, oldest first, headers decoded."""
     rows = _dicts(db, "SELECT * FROM forwards WHERE event_id = ? ORDER BY id", [event_id])
