@@ -49,8 +49,8 @@ def vm_hwm_mb(pid: int) -> float:
     raise AssertionError("no VmHWM in /proc status")
 
 
-def wait_for(condition: Any, what: str, timeout: float = 60.0) -> Any:
-    """Poll ``condition`` (in a thread-free test) until truthy; fail with ``what``."""
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Poll ``condition`` (from a synchronous test) until truthy; fail with ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -166,7 +166,7 @@ def test_hung_target_keeps_memory_bounded_then_gets_everything(
         digests[str(seq)] = hashlib.sha256(body).hexdigest()
         post(url + "webhook", body, seq)
     queued = wait_for(
-        lambda: (page := status_json(url)["forward"]).get("queued", page["pending"]) >= DELIVERIES - 4 and page,
+        lambda: (page := status_json(url)["forward"])["queued"] >= DELIVERIES - 4 and page,
         "every delivery queued behind the hung target",
     )
     peak_hung = vm_hwm_mb(pid)
@@ -176,7 +176,9 @@ def test_hung_target_keeps_memory_bounded_then_gets_everything(
 
     hung_target.release.set()
     wait_for(lambda: status_json(url)["forward"]["pending"] == 0, "every forward to finish", timeout=120)
-    rows = read_rows(db, "SELECT event_id, attempt, status, error FROM forwards ORDER BY id")
+    sql = "SELECT event_id, attempt, status, error FROM forwards ORDER BY id"
+    # The last rows reach the database through the writer a moment after the jobs finish.
+    rows = wait_for(lambda: len(found := read_rows(db, sql)) >= DELIVERIES and found, "every forward recorded")
     assert len(rows) == DELIVERIES and {(r["attempt"], r["status"], r["error"]) for r in rows} == {(1, 200, None)}
     assert len({r["event_id"] for r in rows}) == DELIVERIES
     got = {seq: (size, digest) for seq, size, digest in hung_target.received}
@@ -311,9 +313,11 @@ async def test_retries_count_against_the_budget(
     fwd = await start(app.url, concurrency=2, body_budget=2 * SMALL)
     held: list[int] = []
     ids = [await deliver(writer, fwd, seq) for seq in range(8)]
-    while fwd.stats.pending:
+    deadline = time.monotonic() + 20  # a hang guard, not a timing
+    while fwd.stats.pending and time.monotonic() < deadline:
         held.append(fwd.stats.bytes_held)
         await asyncio.sleep(0.001)
+    assert fwd.stats.pending == 0
     rows = await forward_rows(db_path, 16)
     assert max(held) <= 2 * SMALL + 2 * SMALL  # the budget, plus one body per worker being sent
     assert sorted((r["event_id"], r["attempt"], r["status"]) for r in rows) == sorted(
