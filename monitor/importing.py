@@ -5,11 +5,15 @@ No Textual here. :func:`import_paths` reads JSONL (plain bodies, or the
 (the file's bytes are the body), directories of ``.json`` files and HAR
 captures, streaming line by line. Every good body becomes an ``events`` row
 with the columns the listener writes; a bad line is reported with its file and
-line number and skipped. Rows are written ``batch_size`` at a time with
+line number and skipped. Only what the listener would accept is kept: a body
+over ``max_body`` bytes (its ``--max-body``) is skipped, and an over-long line
+is skipped while it is read, never held whole, so memory stays flat whatever
+the input. Rows are written ``batch_size`` at a time with
 :func:`monitor.store.write_batch`, one transaction each. An interrupt
-(KeyboardInterrupt, e.g. raised by the ``progress`` callback or Ctrl-C) keeps
-the batches already committed, drops the rest whole, and still ends the
-session row.
+(KeyboardInterrupt, e.g. raised by the ``progress`` callback, Ctrl-C, or a
+SIGTERM handler) keeps the batches already committed, drops the rest whole,
+and still ends the session row. File names in messages are made inert
+(:func:`monitor.textsafe.inert`): they are input too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import contextlib
 import gzip
 import hashlib
 import operator
+import os
+import re
 import sqlite3
 import time
 import zlib
@@ -27,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -35,9 +41,21 @@ import orjson
 from monitor import store
 from monitor.events import COLUMNS, InvalidBody, decode_body, extract
 from monitor.signing import UNCHECKED, redact_headers
+from monitor.textsafe import clean, inert
 
 Progress = Callable[[int, int], None]
 
+#: The listener's default ``--max-body`` (``monitor.listener.DEFAULT_MAX_BODY``;
+#: importing the listener here would load aiohttp, 0.3 s, for one number). A test keeps them equal.
+MAX_BODY = 1024 * 1024
+#: How much of an over-long line is held at a time while it is skipped.
+_CHUNK = 64 * 1024
+# An ``export --meta`` line holds its body as JSON text (a JSON body escapes to
+# at most twice its size: every quote and backslash doubled) or as base64 (4/3),
+# beside the request's metadata. Lines are read up to this much, so every body
+# the listener accepted comes back from its own export; the body is then checked.
+_META_ROOM = 64 * 1024
+_HAR_START = re.compile(rb'(?:\xef\xbb\xbf)?\s*\{\s*"log"\s*:')  # how every HAR begins
 _BOM = b"\xef\xbb\xbf"
 _FIELDS = operator.attrgetter(*COLUMNS)
 _NOTES = COLUMNS.index("notes")
@@ -120,11 +138,13 @@ def import_paths(
     progress: Progress | None = None,
     batch_size: int = 5000,
     max_errors: int = 100,
+    max_body: int = MAX_BODY,
 ) -> ImportReport:
     """Import files and directories into ``db_path`` (created if missing) as a new session.
 
     ``progress(bytes_read, bytes_total)`` is called after each batch and at
-    the end. Missing paths raise FileNotFoundError before anything is written;
+    the end. Bodies over ``max_body`` bytes are skipped and reported. Missing
+    paths raise FileNotFoundError before anything is written;
     :class:`monitor.store.StoreError` when the database cannot be used.
     """
     files = expand_paths(paths)
@@ -134,7 +154,7 @@ def import_paths(
     def items() -> Iterator[Item]:
         for path in files:
             counter.files += 1
-            yield from read_file(path, counter)
+            yield from read_file(path, counter, max_body=max_body)
 
     def report_bytes(_done: int, _total: int) -> None:
         if progress is not None:
@@ -159,7 +179,12 @@ def import_items(
     batch_size: int = 5000,
     max_errors: int = 100,
 ) -> ImportReport:
-    """Store ``items`` as a new session; ``progress(items_taken, total)`` after each batch."""
+    """Store ``items`` as a new session; ``progress(items_taken, total)`` after each batch.
+
+    :class:`monitor.store.StoreError` when the database cannot be opened, or
+    fails part way (corrupt, full, locked): its message says how many rows
+    were written, and the session row is still ended if it can be.
+    """
     db = store.open_store(db_path)
     started = time.perf_counter()
     report = ImportReport()
@@ -173,7 +198,7 @@ def import_items(
             if isinstance(item, Bad):
                 report.skipped += 1
                 if len(report.errors) < max_errors:
-                    report.errors.append(f"{item.where}: {item.reason}")
+                    report.errors.append(f"{clean(item.where)}: {clean(item.reason)}")
                 continue
             batch.append(event_row(report.session_id, item, now))
             if len(batch) >= batch_size:
@@ -187,6 +212,10 @@ def import_items(
     except KeyboardInterrupt:
         # write_batch rolled back a batch it was in the middle of; the rest was never started.
         report.interrupted = True
+    except sqlite3.Error as exc:  # e.g. "database disk image is malformed" on a page the import reached
+        raise store.StoreError(
+            f"{db_path}: cannot write the database ({exc}); stopped after {report.imported:,} rows"
+        ) from None
     finally:
         try:
             if report.session_id:
@@ -217,6 +246,12 @@ class _Counter:
         self.bytes = 0
 
 
+class LineReader(Protocol):
+    """A binary stream read line by line, at most ``size`` bytes at a time (a file, a GzipFile)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files to read: each file as given, each directory's ``*.json`` in name order."""
     files: list[Path] = []
@@ -226,7 +261,7 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
         elif entry.exists():
             files.append(entry)
         else:
-            raise FileNotFoundError(f"{entry}: no such file or directory")
+            raise FileNotFoundError(f"{inert(entry)}: no such file or directory")
     return files
 
 
@@ -237,30 +272,41 @@ def _size(path: Path) -> int:
         return 0
 
 
-def read_file(path: Path, counter: _Counter | None = None) -> Iterator[Item]:
+def _over(size: int, max_body: int, what: str = "") -> str:
+    return f"{what}{size:,} bytes, over the {max_body:,}-byte limit (--max-body)"
+
+
+def read_file(path: Path, counter: _Counter | None = None, *, max_body: int = MAX_BODY) -> Iterator[Item]:
     """The deliveries of one file, whatever its format (by suffix, then by content)."""
     counter = counter or _Counter()
-    name = str(path)
+    name = inert(path)
     suffixes = [s.lower() for s in path.suffixes]
     try:
         if suffixes[-1:] == [".gz"]:
             with gzip.open(path, "rb") as stream:
-                yield from read_jsonl(stream, name, counter)
+                yield from read_jsonl(stream, name, counter, max_body=max_body)
         elif suffixes[-1:] == [".har"]:
+            # One JSON document: read whole (a capture of many entries is that big).
             counter.bytes += _size(path)
-            yield from read_har(path.read_bytes(), name, counter)
+            yield from read_har(path.read_bytes(), name, counter, max_body=max_body)
         elif suffixes[-1:] == [".json"]:
-            yield from _read_json_file(path, name, counter)
+            yield from _read_json_file(path, name, counter, max_body)
         else:
             with path.open("rb") as stream:
-                yield from read_jsonl(stream, name, counter)
+                yield from read_jsonl(stream, name, counter, max_body=max_body)
     except (OSError, EOFError, zlib.error) as exc:  # gzip: bad header, truncated, corrupt
         counter.lines += 1
         yield Bad(name, f"cannot read: {getattr(exc, 'strerror', None) or exc}")
 
 
-def _read_json_file(path: Path, name: str, counter: _Counter) -> Iterator[Item]:
-    data = path.read_bytes()
+def _read_json_file(path: Path, name: str, counter: _Counter, max_body: int) -> Iterator[Item]:
+    """One body, a HAR, or JSONL named ``.json``: at most ``max_body + 1`` bytes are read to tell."""
+    with path.open("rb") as stream:
+        data = stream.read(max_body + 1)
+        size = max(len(data), os.fstat(stream.fileno()).st_size)
+    if len(data) > max_body:
+        yield from _read_big_json(path, name, counter, max_body, data, size)
+        return
     text = data[3:] if data.startswith(_BOM) else data
     try:
         obj = orjson.loads(text)
@@ -268,16 +314,31 @@ def _read_json_file(path: Path, name: str, counter: _Counter) -> Iterator[Item]:
         first = text.split(b"\n", 1)[0]
         if b"\n" in text.strip() and _is_object(first):  # JSONL named .json
             with path.open("rb") as stream:
-                yield from read_jsonl(stream, name, counter)
+                yield from read_jsonl(stream, name, counter, max_body=max_body)
             return
         obj = None
     if isinstance(obj, dict) and isinstance(obj.get("log"), dict) and "entries" in obj["log"]:
         counter.bytes += len(data)
-        yield from read_har(data, name, counter)
+        yield from read_har(data, name, counter, max_body=max_body)
         return
     counter.lines += 1
     counter.bytes += len(data)
     yield _body_item(data, name)
+
+
+def _read_big_json(path: Path, name: str, counter: _Counter, max_body: int, head: bytes, size: int) -> Iterator[Item]:
+    """A ``.json`` over ``max_body``: JSONL and HAR are read as such; one body is skipped, never read whole."""
+    first, newline, _rest = (head[3:] if head.startswith(_BOM) else head).partition(b"\n")
+    if newline and _is_object(first):  # JSONL named .json
+        with path.open("rb") as stream:
+            yield from read_jsonl(stream, name, counter, max_body=max_body)
+    elif _HAR_START.match(head):
+        counter.bytes += size
+        yield from read_har(path.read_bytes(), name, counter, max_body=max_body)
+    else:
+        counter.lines += 1
+        counter.bytes += size
+        yield Bad(name, _over(size, max_body))
 
 
 def _is_object(line: bytes) -> bool:
@@ -294,24 +355,59 @@ def _body_item(body: bytes, where: str, **known: Any) -> Item:
         return Bad(where, str(exc))
 
 
-def read_jsonl(stream: Iterable[bytes], name: str, counter: _Counter | None = None) -> Iterator[Item]:
-    """One delivery per line: a body, or a ``jsonl --meta`` object (``body_text``/``body_base64``)."""
+def read_jsonl(
+    stream: LineReader, name: str, counter: _Counter | None = None, *, max_body: int = MAX_BODY
+) -> Iterator[Item]:
+    """One delivery per line: a body, or a ``jsonl --meta`` object (``body_text``/``body_base64``).
+
+    A body over ``max_body`` bytes is skipped: a plain line by its length, a
+    ``--meta`` line (longer than its body) by the body it holds.
+    """
     counter = counter or _Counter()
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    for number, raw in enumerate(stream, start=1):
-        counter.lines += 1
-        counter.bytes += len(raw)
-        line = raw[:-1] if raw.endswith(b"\n") else raw
+    for number, line, size in _lines(stream, 2 * max_body + _META_ROOM, counter):
+        if line is None:
+            yield Bad(f"{name}:{number}", _over(size, max_body))
+            continue
         try:
             obj = loads(line[3:] if line.startswith(_BOM) else line)
         except decode_error:
             obj = None
-        if type(obj) is not dict:
+        if type(obj) is dict and ("body_text" in obj or "body_base64" in obj):
+            yield meta_item(obj, f"{name}:{number}", max_body=max_body)
+        elif size > max_body:
+            yield Bad(f"{name}:{number}", _over(size, max_body))
+        elif type(obj) is not dict:
             yield _bad_line(line, f"{name}:{number}")
-        elif "body_text" in obj or "body_base64" in obj:
-            yield meta_item(obj, f"{name}:{number}")
         else:
             yield Incoming(line, obj)
+
+
+def _lines(stream: LineReader, limit: int, counter: _Counter) -> Iterator[tuple[int, bytes | None, int]]:
+    """``(number, line, size)`` for each line, newline removed; ``line`` is None when over ``limit`` bytes.
+
+    At most ``limit + 1`` bytes of a line are read at once; the rest of a
+    longer one is read ``_CHUNK`` at a time and dropped, so memory stays flat
+    (one 256 MiB line used to take 1.7 GB, a 1.1 GB line a MemoryError).
+    """
+    readline, number = stream.readline, 0
+    while raw := readline(limit + 1):
+        number += 1
+        counter.lines += 1
+        counter.bytes += len(raw)
+        if raw.endswith(b"\n"):
+            yield number, raw[:-1], len(raw) - 1
+        elif len(raw) <= limit:  # the last line, with no newline
+            yield number, raw, len(raw)
+        else:
+            size, raw = len(raw), b""
+            while rest := readline(_CHUNK):
+                counter.bytes += len(rest)
+                if rest.endswith(b"\n"):
+                    size += len(rest) - 1
+                    break
+                size += len(rest)
+            yield number, None, size
 
 
 def _bad_line(line: bytes, where: str) -> Bad:
@@ -324,7 +420,7 @@ def _bad_line(line: bytes, where: str) -> Bad:
     return Bad(where, "not a JSON object")  # pragma: no cover - decode_body accepts what orjson accepts
 
 
-def meta_item(record: dict[str, Any], where: str) -> Item:
+def meta_item(record: dict[str, Any], where: str, *, max_body: int = MAX_BODY) -> Item:
     """A delivery from a ``jsonl --meta`` line (see :func:`monitor.exporting.meta_record`)."""
     text, encoded = record.get("body_text"), record.get("body_base64")
     if isinstance(text, str):
@@ -336,6 +432,8 @@ def meta_item(record: dict[str, Any], where: str) -> Item:
             return Bad(where, "body_base64 is not base64")
     else:
         return Bad(where, "body_text / body_base64 is not a string")
+    if len(body) > max_body:
+        return Bad(where, _over(len(body), max_body, "body of "))
     headers = record.get("headers")
     if isinstance(headers, str):  # the stored JSON text
         with contextlib.suppress(orjson.JSONDecodeError):
@@ -364,7 +462,7 @@ def _request(pairs: list[tuple[str, str]], method: Any, path: Any) -> dict[str, 
     return known
 
 
-def read_har(data: bytes, name: str, counter: _Counter | None = None) -> Iterator[Item]:
+def read_har(data: bytes, name: str, counter: _Counter | None = None, *, max_body: int = MAX_BODY) -> Iterator[Item]:
     """Each HAR entry's request: postData.text (``_encoding: base64`` honoured), headers, url, time."""
     counter = counter or _Counter()
     try:
@@ -375,10 +473,10 @@ def read_har(data: bytes, name: str, counter: _Counter | None = None) -> Iterato
         return
     for number, entry in enumerate(entries if isinstance(entries, list) else [], start=1):
         counter.lines += 1
-        yield _har_item(entry, f"{name}: entry {number}")
+        yield _har_item(entry, f"{name}: entry {number}", max_body)
 
 
-def _har_item(entry: Any, where: str) -> Item:
+def _har_item(entry: Any, where: str, max_body: int) -> Item:
     request = entry.get("request") if isinstance(entry, dict) else None
     post = request.get("postData") if isinstance(request, dict) else None
     if not isinstance(request, dict) or not isinstance(post, dict) or not isinstance(post.get("text"), str):
@@ -390,6 +488,8 @@ def _har_item(entry: Any, where: str) -> Item:
             return Bad(where, "postData.text is not base64")
     else:
         body = post["text"].encode("utf-8", "surrogatepass")
+    if len(body) > max_body:
+        return Bad(where, _over(len(body), max_body, "body of "))
     headers = request.get("headers")
     pairs = [
         (str(h.get("name")), str(h.get("value", "")))

@@ -4,7 +4,8 @@ Everything in a delivery is attacker-controlled. Before it is printed or put
 in a cell it goes through :func:`clean`: control characters (C0, DEL, C1),
 bidirectional overrides and invisible format characters are replaced by
 visible stand-ins, so ESC, BEL and OSC sequences cannot drive the terminal and
-text cannot hide or reorder itself. Markup is a separate concern: the UI builds
+text cannot hide or reorder itself. :func:`inert` does the same for a name or
+value quoted in a command's message. Markup is a separate concern: the UI builds
 ``rich.text.Text`` objects from plain strings and never parses markup.
 """
 
@@ -47,6 +48,26 @@ def cell(value: object, limit: int = 200) -> str:
     if value is None:
         return ""
     return clean(str(value), limit=limit)
+
+
+def inert(value: object, limit: int = 200) -> str:
+    """``value`` (a file name, a URL, a header value) made inert to quote in a one-line message.
+
+    Unsafe characters become visible stand-ins as in :func:`clean`. Past
+    ``limit`` characters the middle gives way to an ellipsis, so a path keeps
+    its file name. A value that had to change, is empty, or starts or ends
+    with a space is put in single quotes: what is shown is then plainly not
+    the exact name (``'a␛]0;pwned␇.jsonl'``).
+    """
+    text = str(value)
+    shown = _UNSAFE.sub(_replace, text)
+    if len(shown) > limit:
+        head = max(limit - 1, 0) // 3  # two thirds for the end: a path's file name, a URL's last part
+        tail = max(limit - 1 - head, 0)
+        shown = shown[:head] + "\u2026" + (shown[-tail:] if tail else "")
+    if shown != text or not text or text != text.strip():
+        return f"'{shown}'"
+    return shown
 
 
 def utf8_safe(text: str) -> str:
