@@ -4,6 +4,12 @@ POST on any path is a delivery. It is answered 200 ``{"ok": true, "id": N}``
 only after the writer has committed it. Anything refused gets a JSON error
 ``{"ok": false, "error": ...}`` and a row in ``rejected``. GET ``/`` is a
 short JSON status. The listener never touches SQLite or the UI itself.
+
+Hostile senders are bounded: open connections, idle and head time
+(:mod:`monitor.connections`), bytes of bodies held in memory across all
+requests (:class:`BodyBudget`), and how long stopping waits for senders.
+Requests aiohttp cannot parse are answered 400 by aiohttp and recorded here,
+ten a second at most; the rest are counted.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -21,6 +28,7 @@ from aiohttp import HttpVersion11, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from monitor import signing
+from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT, GuardedServer, Limits, Throttle
 from monitor.events import InvalidBody, parse_body
 from monitor.forwarder import Forwarder
 from monitor.forwarder import summary as forwarding_summary
@@ -28,10 +36,23 @@ from monitor.store import REJECTED_BODY_LIMIT, StoreUnavailable
 from monitor.textsafe import utf8_safe
 from monitor.writer import UnstorableRow, Writer
 
-DEFAULT_MAX_BODY = 1024 * 1024
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+DEFAULT_MAX_BODY = MiB
 DEFAULT_READ_TIMEOUT = 30.0
+#: 400 senders stalled half-way through 1 MiB bodies held 473 MB before there was a budget.
+DEFAULT_MAX_IN_FLIGHT = 64 * MiB
+#: Stopping waits this long for requests still running, then cuts off senders stuck mid-body.
+DEFAULT_SHUTDOWN_TIMEOUT = 3.0
+#: Malformed requests recorded per second at most (a scanner's garbage is counted, not stored, past that).
+MALFORMED_PER_SECOND = 10
+RETRY_AFTER = "5"
 _ENCODINGS = {"identity", "gzip", "x-gzip", "deflate"}
 _READ_CHUNK = 64 * 1024
+#: Every request may hold this much of its body whatever the budget: a small
+#: delivery is never refused as busy, and the connection cap bounds the total.
+FREE_PER_REQUEST = _READ_CHUNK
 
 
 @dataclass(slots=True)
@@ -45,6 +66,13 @@ class ListenerConfig:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     db_path: str = ""
     started_at: float = field(default_factory=time.time)
+    #: Bytes of request bodies held in memory at once, across all requests; past it, 503.
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    #: Open connections at most; ``None``: derived from ``ulimit -n`` (:func:`monitor.connections.connection_cap`).
+    max_connections: int | None = None
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
 
 
 class Rejection(Exception):
@@ -57,72 +85,171 @@ class Rejection(Exception):
         self.size = size
 
 
+class BodyBudget:
+    """Bytes of request bodies held in memory at once, across every request.
+
+    Counted from the moment they are read (or reserved: a declared
+    Content-Length is taken whole before the body is read) until the request
+    is answered. A request may always hold :data:`FREE_PER_REQUEST`.
+    """
+
+    __slots__ = ("held", "limit", "refused")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.refused = 0
+
+    def take(self, size: int, already: int = 0) -> bool:
+        """Count ``size`` more bytes for a request holding ``already``; False (nothing counted) if over."""
+        held = self.held + size
+        if held > self.limit and already + size > FREE_PER_REQUEST:
+            self.refused += 1
+            return False
+        self.held = held
+        return True
+
+    def release(self, size: int) -> None:
+        self.held -= size
+
+    def busy(self, *, received: bytes | None = None, size: int | None = None) -> Rejection:
+        return Rejection(
+            503,
+            f"busy: {self.held / MiB:.1f} MiB of request bodies are held already, the limit is "
+            f"{self.limit / MiB:g} MiB; retry later",
+            received=received,
+            size=size,
+        )
+
+
+@dataclass(slots=True)
+class _State:
+    """What every request of one server shares."""
+
+    config: ListenerConfig
+    writer: Writer
+    forwarder: Forwarder | None
+    budget: BodyBudget
+    malformed_log: Throttle
+    server: GuardedServer | None = None
+    malformed: int = 0
+
+    def record_malformed(self, request: web.BaseRequest, status: int, reason: str) -> None:
+        """``GuardedServer``'s hook: a request aiohttp could not parse (it answered ``status``)."""
+        self.malformed += 1
+        if not self.malformed_log.allow():
+            return
+        row = {
+            **_request_columns(request, self.config, time.time()),
+            "method": None,  # not known: the request line or a header did not parse
+            "path": None,
+            "status": status,
+            "reason": f"malformed request: {reason}",
+            "body": b"",
+            "body_size": None,
+        }
+        self.writer.submit_nowait("rejected", row)
+
+
 def make_server(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None = None) -> web.Server:
     """aiohttp's low-level server: every method and path comes to one handler.
 
     No router or application in between (every path is a delivery anyway):
     that is a few microseconds of each request. We decompress ourselves, so
     the size limit applies after decompression and the exact bytes received
-    are known.
+    are known. Call it on the loop that will serve.
     """
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        return await _handle(request, config, writer, forwarder)
+    def report(count: int) -> None:
+        log.warning("%d more malformed requests refused in 1 s (counted in GET /, not recorded)", count)
 
-    return web.Server(handle, auto_decompress=False, access_log=None)
+    malformed_log = Throttle(asyncio.get_running_loop(), MALFORMED_PER_SECOND, 1.0, report)
+    state = _State(config, writer, forwarder, BodyBudget(config.max_in_flight), malformed_log)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        return await _handle(request, state)
+
+    limits = Limits(config.max_connections, config.keepalive_timeout, config.head_timeout)
+    state.server = GuardedServer(
+        handle,
+        limits=limits,
+        on_malformed=state.record_malformed,
+        shutdown_timeout=config.shutdown_timeout,
+        auto_decompress=False,
+        access_log=None,
+    )
+    return state.server
 
 
 def make_runner(server: web.Server) -> web.ServerRunner:
-    return web.ServerRunner(server, handle_signals=False)
+    """The runner; stopping it waits ``shutdown_timeout`` for running requests, then cancels them.
+
+    Requests whose body is complete are waiting for a commit of a few
+    milliseconds and are answered; only senders stuck mid-body are cut off.
+    """
+    timeout = server.shutdown_timeout if isinstance(server, GuardedServer) else DEFAULT_SHUTDOWN_TIMEOUT
+    return web.ServerRunner(server, handle_signals=False, shutdown_timeout=timeout)
 
 
-async def _handle(
-    request: web.BaseRequest, config: ListenerConfig, writer: Writer, forwarder: Forwarder | None
-) -> web.StreamResponse:
+async def _handle(request: web.BaseRequest, state: _State) -> web.StreamResponse:
     received_at = time.time()
     if request.method in ("GET", "HEAD") and request.path == "/":
-        return _status(config, writer, forwarder)
-    wire = b""
+        return _status(state)
+    config, writer = state.config, state.writer
+    wire = body = b""
     try:
-        if request.method != "POST":
-            raise Rejection(405, f"method {request.method} not allowed: webhooks are POSTed")
-        encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
-        if encoding not in _ENCODINGS:
-            raise Rejection(415, f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
-        wire = await _read_body(request, config)
-        # An empty body is empty whatever its encoding says (and is refused below).
-        body = wire if encoding == "identity" or not wire else _decompress(wire, encoding, config.max_body)
-        sig_header = request.headers.get(signing.SIGNATURE_HEADER)
-        signature = signing.check_signature(sig_header, config.secret, body, wire)
-        basic = signing.check_basic_auth(request.headers.get("Authorization"), config.basic_auth)
-        if config.require_auth:
-            _enforce(signature, basic)
         try:
-            record = parse_body(body)
-        except InvalidBody as exc:
-            raise Rejection(400, str(exc)) from None
-    except Rejection as rej:
-        return await _reject(request, writer, config, received_at, wire, rej)
-    row: dict[str, Any] = {
-        **_request_columns(request, config, received_at),
-        "content_type": _header(request, "Content-Type"),
-        "body": body,
-        "body_size": len(body),
-        "body_sha256": hashlib.sha256(body).hexdigest(),
-        "signature": signature,
-        "basic_auth": basic,
-    }
-    row.update(record.columns())
-    try:
-        new_id = await writer.submit("events", row)
-    except StoreUnavailable as exc:
-        return await _reject(request, writer, config, received_at, wire, Rejection(503, str(exc)))
-    except UnstorableRow as exc:
-        return await _reject(request, writer, config, received_at, wire, Rejection(500, f"cannot store: {exc}"))
-    if forwarder is not None:
-        # Queued, not awaited: the target's answer never delays ours.
-        forwarder.enqueue(new_id, config.session_id, body, request.headers.items())
-    return _json(200, {"ok": True, "id": new_id})
+            if request.method != "POST":
+                raise Rejection(405, f"method {request.method} not allowed: webhooks are POSTed")
+            encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+            if encoding not in _ENCODINGS:
+                raise Rejection(415, f"unsupported Content-Encoding {encoding!r} (use gzip, deflate or none)")
+            wire = await _read_body(request, config, state.budget)
+            body = _decode(wire, encoding, config.max_body, state.budget)
+            sig_header = request.headers.get(signing.SIGNATURE_HEADER)
+            signature = signing.check_signature(sig_header, config.secret, body, wire)
+            basic = signing.check_basic_auth(request.headers.get("Authorization"), config.basic_auth)
+            if config.require_auth:
+                _enforce(signature, basic)
+            try:
+                record = parse_body(body)
+            except InvalidBody as exc:
+                raise Rejection(400, str(exc)) from None
+        except Rejection as rej:
+            return await _reject(request, writer, config, received_at, wire, rej)
+        row: dict[str, Any] = {
+            **_request_columns(request, config, received_at),
+            "content_type": _header(request, "Content-Type"),
+            "body": body,
+            "body_size": len(body),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "signature": signature,
+            "basic_auth": basic,
+        }
+        row.update(record.columns())
+        try:
+            new_id = await writer.submit("events", row)
+        except StoreUnavailable as exc:
+            return await _reject(request, writer, config, received_at, wire, Rejection(503, str(exc)))
+        except UnstorableRow as exc:
+            return await _reject(request, writer, config, received_at, wire, Rejection(500, f"cannot store: {exc}"))
+        if state.forwarder is not None:
+            # Queued, not awaited: the target's answer never delays ours.
+            state.forwarder.enqueue(new_id, config.session_id, body, request.headers.items())
+        return _json(200, {"ok": True, "id": new_id})
+    finally:
+        # Answered (or cancelled): what was read is no longer held for this request.
+        state.budget.release(len(wire) + (0 if body is wire else len(body)))
+
+
+def _decode(wire: bytes, encoding: str, limit: int, budget: BodyBudget) -> bytes:
+    """The body, decompressed if need be; decompressed bytes are counted in ``budget``."""
+    if encoding == "identity" or not wire:
+        return wire  # an empty body is empty whatever its encoding says (and is refused later)
+    body = _decompress(wire, encoding, limit)
+    if not budget.take(len(body), len(wire)):
+        raise budget.busy()
+    return body
 
 
 def _header(request: web.BaseRequest, name: str) -> str | None:
@@ -137,12 +264,13 @@ def _enforce(signature: str, basic: str) -> None:
         raise Rejection(401, f"basic auth is {basic}")
 
 
-async def _read_body(request: web.BaseRequest, config: ListenerConfig) -> bytes:
+async def _read_body(request: web.BaseRequest, config: ListenerConfig, budget: BodyBudget) -> bytes:
+    """The body as received, counted in ``budget`` once returned (the caller releases it)."""
     limit = config.max_body
     declared = request.content_length
     if declared is not None and declared > limit:
         raise Rejection(413, f"body of {declared} bytes is over the {limit}-byte limit")
-    await _continue(request)
+    wants_continue = _expects_continue(request)
     content = request.content
     if content.is_eof():
         # The whole body came with the headers (the usual small webhook):
@@ -152,18 +280,41 @@ async def _read_body(request: web.BaseRequest, config: ListenerConfig) -> bytes:
             raise Rejection(
                 413, f"body is over the {limit}-byte limit", received=body[:REJECTED_BODY_LIMIT], size=len(body)
             )
+        budget.held += len(body)  # in memory already: counted, never refused
         return body
+    # A declared length is reserved whole, before the sender is asked to go on:
+    # once admitted, a body is never cut off for the budget.
+    reserved = declared or 0
+    if reserved and not budget.take(reserved):
+        raise budget.busy()
+    try:
+        if wants_continue:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the answer proper has not started
+        return await _read_stream(request, config, budget, reserved)
+    except BaseException:
+        budget.release(reserved)
+        raise
+
+
+async def _read_stream(request: web.BaseRequest, config: ListenerConfig, budget: BodyBudget, reserved: int) -> bytes:
+    """The rest of the body; without a reservation each chunk is taken from ``budget`` as it comes."""
+    limit = config.max_body
     chunks: list[bytes] = []
     size = 0
+    done = False
     try:
         async with asyncio.timeout(config.read_timeout):
             # Never ask for more than one byte past the limit: what is held in
             # memory stays bounded whatever the sender does.
             while chunk := await request.content.read(min(_READ_CHUNK, limit + 1 - size)):
+                if not reserved and not budget.take(len(chunk), size):
+                    raise budget.busy(received=_head(chunks), size=size + len(chunk))
                 size += len(chunk)
                 chunks.append(chunk)
                 if size > limit:
                     raise Rejection(413, f"body is over the {limit}-byte limit", received=_head(chunks), size=size)
+        done = True
     except TimeoutError:
         raise Rejection(
             408, f"body not received within {config.read_timeout:g} s", received=_head(chunks), size=size
@@ -174,23 +325,24 @@ async def _read_body(request: web.BaseRequest, config: ListenerConfig) -> bytes:
         raise Rejection(
             400, f"body incomplete after {size} bytes: {_payload_error(exc)}", received=_head(chunks), size=size
         ) from None
+    finally:
+        if not done and not reserved:
+            budget.release(size)
     return b"".join(chunks)
 
 
-async def _continue(request: web.BaseRequest) -> None:
-    """Answer ``Expect: 100-continue`` (curl sends it for large bodies and waits a second without it).
+def _expects_continue(request: web.BaseRequest) -> bool:
+    """Whether to answer ``Expect: 100-continue`` (curl sends it for large bodies and waits a second without it).
 
-    Only once the body is known to be wanted: a body declared too large got its 413 already.
+    Sent only once the body is known to be wanted: a body declared too large, or
+    over the budget, got its answer already. Other expectations get 417.
     """
     expect = request.headers.get("Expect")
     if expect is None or request.version < HttpVersion11:
-        return
+        return False
     if expect.strip().lower() != "100-continue":
         raise Rejection(417, f"unsupported Expect {expect!r} (only 100-continue)")
-    if request.content.is_eof():
-        return  # the sender did not wait: the body is here already
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0  # the answer proper has not started
+    return not request.content.is_eof()  # else the sender did not wait: the body is here already
 
 
 def _payload_error(exc: BaseException) -> str:
@@ -251,8 +403,9 @@ async def _reject(
         # The rest of the body was not read; do not reuse this connection.
         response.force_close()
     if rej.status == 503:
-        # The database cannot be written right now: do not wait for a commit
-        # that will fail too; the writer keeps the record and retries.
+        # Busy, or the database cannot be written right now: do not wait for a
+        # commit (that may fail too); the writer keeps the record and retries.
+        response.headers["Retry-After"] = RETRY_AFTER
         writer.submit_nowait("rejected", row)
         return response
     with contextlib.suppress(StoreUnavailable, UnstorableRow):
@@ -260,7 +413,8 @@ async def _reject(
     return response
 
 
-def _status(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None) -> web.Response:
+def _status(state: _State) -> web.Response:
+    config, writer, forwarder = state.config, state.writer, state.forwarder
     stats = writer.stats
     return _json(
         200,
@@ -275,6 +429,10 @@ def _status(config: ListenerConfig, writer: Writer, forwarder: Forwarder | None)
             "rejected": stats.committed_rejected,
             "by_event": dict(stats.by_event),
             "error": stats.last_error,
+            "connections": state.server.stats() if state.server else None,
+            "malformed": state.malformed,
+            "bodies_in_flight": state.budget.held,
+            "busy_refusals": state.budget.refused,
         },
     )
 
