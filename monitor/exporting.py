@@ -10,21 +10,37 @@ language of :mod:`monitor.filters` and/or an explicit list of ids.
   counted in :attr:`ExportReport.reformatted`. With ``meta=True`` each line is
   a JSON object with the delivery's metadata and its body as ``body_text`` (or
   ``body_base64`` when it is not UTF-8), so bodies round-trip byte for byte.
-- ``csv``: every events column except ``body`` and ``headers``, with a header row.
+- ``csv``: every events column except ``body`` and ``headers``, with a header
+  row; every cell made inert for terminals and spreadsheets (:func:`csv_cell`).
 - ``har``: HAR 1.2, one entry per delivery with the answer the listener gave.
 - ``curl``: a bash script, one ``curl`` per delivery, reproducing the exact
-  body and headers (see :func:`curl_command`).
+  body, headers and path (see :func:`curl_command`); the script is ASCII apart
+  from its comments, which hold only printable characters.
+
+JSON output (``--meta`` lines, HAR) escapes C1 controls, bidirectional and
+invisible format characters as ``\\uXXXX``: the same strings, nothing for a
+terminal to obey. Plain JSONL is the bodies' exact bytes, as received.
+
+:func:`export_to_path` is how a file is written, by the command line and the
+TUI alike: never onto the database or its companion files, and through a
+temporary file renamed into place, so a failed export leaves no half file.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import json
+import os
+import re
+import secrets
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Literal
 from urllib.parse import parse_qsl, urlsplit
 
@@ -35,6 +51,7 @@ from monitor import __version__
 from monitor.filters import compile_filter
 from monitor.signing import REDACTED
 from monitor.store import EVENTS_COLUMNS
+from monitor.textsafe import clean
 
 Format = Literal["jsonl", "csv", "har", "curl"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "har", "curl")
@@ -168,7 +185,7 @@ def export(
     elif fmt == "jsonl":
         names = (*META_KEYS, "body")
         for row in iter_rows(db, names, **selection):
-            sink.write(orjson.dumps(meta_record(dict(zip(names, row, strict=True)))) + b"\n")
+            sink.write(json_safe(orjson.dumps(meta_record(dict(zip(names, row, strict=True))))) + b"\n")
             report.exported += 1
     elif fmt == "csv":
         _csv(db, sink, selection, report)
@@ -178,6 +195,106 @@ def export(
         _curl_script(db, sink, selection, report, base_url)
     sink.flush()
     return report
+
+
+class ExportTargetError(ValueError):
+    """The output file is the database being exported, or one of its companion files."""
+
+
+#: The files SQLite keeps for a database, by suffix, and what each one is.
+_COMPANIONS = {
+    "": "the database being exported",
+    "-wal": "the write-ahead log of the database being exported",
+    "-shm": "the shared-memory index of the database being exported",
+    "-journal": "the rollback journal of the database being exported",
+}
+
+
+def check_target(path: Path, db_path: Path) -> None:
+    """Raise :class:`ExportTargetError` if writing ``path`` would overwrite ``db_path`` or a companion.
+
+    Compared by resolved path (symlinks followed, so companions that do not
+    exist yet count too) and by device and inode (hard links, bind mounts).
+    Companions are looked for beside the path given and beside the resolved
+    one: SQLite names them after the file it opened.
+    """
+    target = path.resolve()
+    try:
+        found = path.stat()
+    except OSError:
+        found = None
+    for base in dict.fromkeys((str(db_path.absolute()), str(db_path.resolve()))):
+        for suffix, role in _COMPANIONS.items():
+            name = Path(base + suffix)
+            if target == name.resolve() or (found is not None and _same_file(found, name)):
+                raise ExportTargetError(f"refusing to write {path}: it is {role} ({db_path})")
+
+
+def _same_file(found: os.stat_result, name: Path) -> bool:
+    try:
+        other = name.stat()
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) == (other.st_dev, other.st_ino)
+
+
+def export_to_path(
+    db: sqlite_utils.Database,
+    path: Path,
+    fmt: Format,
+    *,
+    db_path: Path,
+    session_id: int | None = None,
+    filter_text: str = "",
+    ids: Sequence[int] | None = None,
+    meta: bool = False,
+    base_url: str = DEFAULT_BASE_URL,
+) -> ExportReport:
+    """:func:`export` into the file ``path``, which ends complete or untouched, never half-written.
+
+    Refuses the database ``db`` reads and its companions
+    (:class:`ExportTargetError`). A regular file is written beside ``path``
+    under a temporary name, synced, then renamed over it: a bad filter, a full
+    disk, Ctrl-C or a corrupt database leaves an existing file as it was and no
+    temporary file behind. A symlink keeps pointing where it did (its target is
+    replaced) and an existing file keeps its permissions. A device or a pipe
+    (``/dev/null``, ``/dev/stdout``, a FIFO) is written directly, as a stream.
+    """
+    check_target(path, db_path)
+    options: dict[str, Any] = {
+        "session_id": session_id, "filter_text": filter_text, "ids": ids, "meta": meta, "base_url": base_url,
+    }  # fmt: skip
+    try:
+        mode: int | None = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with path.open("wb") as stream:
+            return export(db, stream, fmt, **options)
+    final = path.resolve()
+    descriptor, temporary = _create_beside(final)
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            if mode is not None:
+                os.fchmod(out.fileno(), stat.S_IMODE(mode))
+            report = export(db, out, fmt, **options)
+            os.fsync(out.fileno())
+        temporary.replace(final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    return report
+
+
+def _create_beside(final: Path) -> tuple[int, Path]:
+    """A new, empty file in ``final``'s folder (a rename there is atomic), with open()'s default mode."""
+    while True:
+        temporary = final.with_name(f".{final.name[:200]}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:
+            continue
 
 
 class _Sink:
@@ -233,7 +350,43 @@ def compact_json(body: bytes) -> bytes | None:
         value = json.loads(body[len(bom) :].decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
-    return bom + json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    return bom + json_safe(
+        json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    )
+
+
+#: What JSON may carry raw but a terminal would obey, or that hides or reorders
+#: text: DEL, C1 controls, the soft hyphen, bidi marks, overrides and isolates,
+#: invisible format characters, tag characters (JSON encoders escape C0 already).
+_JSON_UNSAFE = re.compile(
+    "[\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def json_safe(data: bytes) -> bytes:
+    """JSON text with those characters written as ``\\uXXXX`` escapes: the same JSON value, byte-safe to show.
+
+    They can only occur inside strings (JSON's own syntax is ASCII), where an
+    escape means the same character. Bytes that are not UTF-8 (a lone
+    surrogate that ``surrogatepass`` wrote) are returned as they are.
+    """
+    if data.isascii() and b"\x7f" not in data:  # the usual line: nothing to look for
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+    if _JSON_UNSAFE.search(text) is None:
+        return data
+    return _JSON_UNSAFE.sub(_json_escape, text).encode("utf-8")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code > 0xFFFF:  # outside the BMP: a UTF-16 surrogate pair, as JSON spells it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
 
 
 def meta_record(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,13 +431,48 @@ def _csv(db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], repo
     writer = csv.writer(buffer)
     writer.writerow(columns)
     for row in iter_rows(db, columns, **selection):
-        writer.writerow(row)
+        writer.writerow(_csv_row(row))
         report.exported += 1
         if buffer.tell() >= _CHUNK:
             sink.write(buffer.getvalue().encode("utf-8", "surrogatepass"))
             buffer.seek(0)
             buffer.truncate()
     sink.write(buffer.getvalue().encode("utf-8", "surrogatepass"))
+
+
+#: What a spreadsheet takes as the start of a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell that is inert in a terminal and in a spreadsheet.
+
+    Numbers stay numbers (a negative amount is not a formula). Text goes through
+    :func:`monitor.textsafe.clean`, as on screen: control, bidi and invisible
+    characters become visible stand-ins (a newline too, so one row is one line);
+    then text a spreadsheet would run as a formula (``=HYPERLINK(...)``,
+    ``+``, ``-``, ``@``) gets a leading single quote.
+    """
+    if value is None or isinstance(value, int | float):
+        return value
+    text = clean(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _csv_row(row: Sequence[Any]) -> list[Any]:
+    """:func:`csv_cell` of each value; plain printable ASCII text, numbers and NULLs pass as they are.
+
+    The shortcut halves the cost of the cells (0.4 s instead of 0.9 s for
+    20,000 generated rows, where writing the CSV itself takes about 1 s).
+    """
+    return [
+        value
+        if value is None
+        or value.__class__ in (int, float)
+        or (value.__class__ is str and value.isascii() and value.isprintable() and not value.startswith(_FORMULA_START))
+        else csv_cell(value)
+        for value in row
+    ]
 
 
 _HAR_COLUMNS = ("id", "session_id", "received_at", "method", "path", "headers", "content_type", "body", "signature")
@@ -297,7 +485,7 @@ def _har(db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], repo
     for row in iter_rows(db, _HAR_COLUMNS, **selection):
         if report.exported:
             sink.write(b",\n")
-        sink.write(orjson.dumps(har_entry(dict(zip(_HAR_COLUMNS, row, strict=True)))))
+        sink.write(json_safe(orjson.dumps(har_entry(dict(zip(_HAR_COLUMNS, row, strict=True))))))
         report.exported += 1
     sink.write(b"\n]}}\n")
 
@@ -390,7 +578,9 @@ def curl_command(delivery: Mapping[str, Any], base_url: str = DEFAULT_BASE_URL) 
     body = _bytes(delivery.get("body"))
     url = base_url.rstrip("/") + _path(delivery)
     comments: list[str] = []
-    parts = [f"curl -sS -X {shell_quote(str(delivery.get('method') or 'POST'))} {shell_quote(url)}"]
+    method = shell_quote(str(delivery.get("method") or "POST"))
+    # --globoff: "[1-3]" or "{a,b}" in a path is one request, not a glob; --path-as-is keeps "/../".
+    parts = [f"curl -sS -X {method} --globoff --path-as-is {shell_quote(url)}"]
     sent: set[str] = set()
     for name, value in headers.items():
         lowered = name.lower()

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import click
 
 from monitor import store
-from monitor.cli.common import DB_HELP
+from monitor.cli.common import DB_HELP, database_failure
 from monitor.filters import FilterError, compile_filter
 
 if TYPE_CHECKING:
-    from monitor.exporting import Format
+    from monitor.exporting import ExportReport, Format
 
 
 @click.command("export")
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
 @click.option("--id", "ids", type=int, multiple=True, help="Only this delivery id (repeatable).")
 @click.option("--meta", is_flag=True, help="jsonl: one object per line with metadata and the exact body.")
 @click.option("--base-url", default="http://127.0.0.1:8787", show_default=True, help="curl: where to send.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write, complete or not at all (default stdout).",
+)
 def export_cmd(
     db_path: Path | None,
     fmt: Format,
@@ -36,42 +42,48 @@ def export_cmd(
     output: Path | None,
 ) -> None:
     """Export deliveries as JSONL (exact bodies), CSV, HAR or curl commands."""
-    from monitor.exporting import export
-
     path = db_path or Path(store.DEFAULT_DB)
     try:
         store.open_for_review(path)
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        # Checked before --output is opened: a typo must not truncate an existing file.
         compile_filter(filter_text, table="events")
     except FilterError as exc:
-        raise click.UsageError(f"bad filter at column {exc.position + 1}: {exc.message}") from None
+        raise _bad_filter(exc) from None
+    options: dict[str, Any] = {
+        "session_id": session_id, "filter_text": filter_text, "ids": list(ids) or None, "meta": meta,
+        "base_url": base_url,
+    }  # fmt: skip
     try:
-        out = output.open("wb") if output else cast(BinaryIO, sys.stdout.buffer)
-    except OSError as exc:
-        raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
-    db = store.connect(path, readonly=True)
-    try:
-        report = export(
-            db,
-            out,
-            fmt,
-            session_id=session_id,
-            filter_text=filter_text,
-            ids=list(ids) or None,
-            meta=meta,
-            base_url=base_url,
-        )
-    except FilterError as exc:
-        raise click.UsageError(f"bad filter at column {exc.position + 1}: {exc.message}") from None
-    finally:
-        db.close()
-        if output:
-            out.close()
-        else:
-            out.flush()
+        report = _write(path, output, fmt, options)
+    except sqlite3.DatabaseError as exc:
+        raise database_failure(path, exc) from None
     for warning in report.warnings():
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"exported {report.exported} deliveries", err=True)
+
+
+def _write(db_path: Path, output: Path | None, fmt: Format, options: dict[str, Any]) -> ExportReport:
+    """Stream to stdout, or write ``output`` through a temporary file (see ``export_to_path``)."""
+    from monitor.exporting import ExportTargetError, export, export_to_path
+
+    db = store.connect(db_path, readonly=True)
+    try:
+        if output is None:
+            return export(db, cast(BinaryIO, sys.stdout.buffer), fmt, **options)
+        return export_to_path(db, output, fmt, db_path=db_path, **options)
+    except FilterError as exc:
+        raise _bad_filter(exc) from None
+    except ExportTargetError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        if output is None:
+            raise  # a closed pipe on stdout: click's own handling
+        raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        db.close()
+
+
+def _bad_filter(exc: FilterError) -> click.UsageError:
+    return click.UsageError(f"bad filter at column {exc.position + 1}: {exc.message}")
