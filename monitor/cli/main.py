@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import sqlite3
+import sys
+from typing import Any
+
 import click
 
 from monitor import __version__
 from monitor.cli import exporter, importer, review, send, watch
+from monitor.cli.common import database_failure
 
 
 class _DefaultToWatch(click.Group):
@@ -26,6 +32,23 @@ def cli() -> None:
     """
 
 
+def _guarded(command: click.Command) -> click.Command:
+    """``command`` with any ``sqlite3.DatabaseError`` it lets out turned into one line naming its database."""
+    callback = command.callback
+    if callback is None:
+        return command
+
+    @functools.wraps(callback)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise database_failure(kwargs.get("db_path"), exc) from None
+
+    command.callback = guarded
+    return command
+
+
 for _command in (
     watch.watch,
     send.send,
@@ -34,8 +57,12 @@ for _command in (
     exporter.export_cmd,
     importer.generate_cmd,
 ):
-    cli.add_command(_command)
+    cli.add_command(_guarded(_command))
 
 
 def main() -> None:
-    cli(prog_name="conscent-monitor")
+    try:
+        cli(prog_name="conscent-monitor")
+    except sqlite3.DatabaseError as exc:  # the last net, for one raised outside every command
+        database_failure(None, exc).show()
+        sys.exit(1)

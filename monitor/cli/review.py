@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from monitor import store
+from monitor.cli.common import database_failure
 
 
 @click.command("open")
 @click.argument("db_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--session", "session_id", type=int, help="Show one session (default: all of them).")
-def open_cmd(db_path: Path | None, session_id: int | None) -> None:
+@click.pass_context
+def open_cmd(ctx: click.Context, db_path: Path | None, session_id: int | None) -> None:
     """Review a saved database: the live screens, read-only, no listener.
 
     Opening a database that a running monitor is writing shows its new rows
@@ -25,4 +29,13 @@ def open_cmd(db_path: Path | None, session_id: int | None) -> None:
         raise click.ClickException(str(exc)) from None
     from monitor.tui.launch import run_offline
 
-    run_offline(path, session_id)
+    # The app's return code: non-zero when the TUI stopped on an error, whose
+    # message Textual prints as it closes. Typed as object: a launcher that
+    # returns None (no code) counts as success.
+    run: Callable[[Path, int | None], object] = run_offline
+    try:
+        code = run(path, session_id)
+    except sqlite3.DatabaseError as exc:  # raised before or after the app's own handling
+        raise database_failure(path, exc) from None
+    if isinstance(code, int) and code:
+        ctx.exit(code)
