@@ -25,11 +25,13 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor import importing, synth
 from monitor.cli import cli
 from monitor.listener import DEFAULT_MAX_BODY
-from monitor.textsafe import inert
+from monitor.textsafe import clean, inert
 from tests.conftest import SAMPLE_EVENTS, read_rows
 
 GOOD = [b'{"event":"payment_gateway.view","user_id":"%d","created_at":1760000000}' % n for n in range(3)]
@@ -199,6 +201,15 @@ def test_json_files_and_har_entries_over_max_body(tmp_path: Path) -> None:
 )
 def test_inert(value: str, limit: int, shown: str) -> None:
     assert inert(value, limit) == shown
+
+
+@given(st.text(alphabet=st.characters(codec=None) | st.sampled_from("\x1b\x07\x9b\u202e\ud800 \n")), st.integers(1, 60))
+@settings(max_examples=300, deadline=None)
+def test_inert_is_one_inert_line_within_its_limit(value: str, limit: int) -> None:
+    shown = inert(value, limit)
+    assert not [c for c in [*TERMINAL_CONTROLS, "\n", "\u202e", "\ud800"] if c in shown]
+    assert len(shown) <= limit + 2  # and the quotes
+    assert clean(shown) == shown  # nothing left for clean() to do
 
 
 def test_import_and_generate_messages_quote_names_inertly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
