@@ -255,6 +255,22 @@ def test_a_failed_export_leaves_the_existing_file_as_it_was(
     assert after == [name for name in before if not name.startswith(db.name)]  # no temporary file left
 
 
+def test_a_real_write_error_mid_export_leaves_the_existing_file(tmp_path: Path) -> None:
+    """The real program under a 100 KiB file-size limit: the kernel refuses a write (EFBIG) halfway."""
+    db = tmp_path / "big.db"
+    write_rows(db, synth_rows(300))  # about 400 kB of --meta lines
+    out = tmp_path / "precious.jsonl"
+    out.write_bytes(b"yesterday's export\n")
+
+    command = [sys.executable, "-m", "monitor", "export", "--db", str(db), "--meta", "-o", str(out)]
+    limited = ["bash", "-c", 'ulimit -f 100 && exec "$@"', "bash", *command]  # 100 KiB
+    done = subprocess.run(limited, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr.decode().splitlines() == [f"Error: {out}: cannot write (File too large)"]
+    assert out.read_bytes() == b"yesterday's export\n"
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith(db.name)) == [out.name]
+
+
 def test_a_finished_export_keeps_the_file_mode_and_the_symlink(small_db: Path) -> None:
     folder = small_db.parent
     expected = run("export", "--db", str(small_db)).stdout_bytes
