@@ -10,8 +10,8 @@ every malformed request. :class:`GuardedServer` is that server with:
   connection takes the place of the longest-open idle one, or is answered 503;
 * a head timeout (the sweep in :meth:`GuardedServer._sweep`) beside aiohttp's
   keep-alive timeout;
-* malformed requests handed to a hook (the listener records them) instead of
-  logged with a traceback;
+* malformed requests handed to a hook (the listener records them), ten a
+  second at most, instead of logged with a traceback;
 * one log line per :class:`Throttle` interval instead of a line per event.
 
 Nothing here imports Textual, Rich or click, or touches SQLite.
@@ -42,6 +42,8 @@ DEFAULT_HEAD_TIMEOUT = 10.0
 FD_RESERVE = 64 + 128
 #: Open connections are never allowed past this, whatever the descriptor limit.
 MAX_CONNECTIONS = 4096
+#: Malformed requests handed to the hook per second at most; the rest are counted.
+MALFORMED_PER_SECOND = 10
 #: When no connection was idle, do not look again for this long (seconds): at
 #: the cap, a flood of new connections would otherwise rescan every open one.
 _RESCAN_AFTER = 0.1
@@ -189,8 +191,10 @@ class GuardedServer(web.Server):
         self.refused = 0
         self.evicted = 0
         self.timed_out = 0
+        self.malformed = 0
         self._rescan_at = 0.0
         self._refusals = Throttle(self._loop, 1, 10.0, self._report_refused)
+        self._malformed_log = Throttle(self._loop, MALFORMED_PER_SECOND, 1.0, self._report_malformed)
         self._accept_errors = _AcceptErrors(self._loop)
         logging.getLogger("asyncio").addFilter(self._accept_errors)
         self._sweep_every = min(1.0, max(0.05, limits.head_timeout / 4))
@@ -245,6 +249,15 @@ class GuardedServer(web.Server):
         self.evicted += 1
         return True
 
+    def malformed_request(self, request: web.BaseRequest, status: int, reason: str) -> None:
+        """A request aiohttp could not parse and answered ``status``: counted, and passed on if not too many."""
+        self.malformed += 1
+        if self._malformed_log.allow():
+            self.on_malformed(request, status, reason)
+
+    def _report_malformed(self, count: int) -> None:
+        log.warning("%d more malformed requests refused in 1 s (counted in GET /, not recorded)", count)
+
     def _report_refused(self, count: int) -> None:
         log.warning("refused %d more connections in 10 s: %d open, the cap is %d", count, self.open, self.cap)
 
@@ -268,6 +281,7 @@ class GuardedServer(web.Server):
             self._sweeper.cancel()
             self._sweeper = None
         self._refusals.close()
+        self._malformed_log.close()
         self._accept_errors.close()
         logging.getLogger("asyncio").removeFilter(self._accept_errors)
         await super().shutdown(timeout)
@@ -328,7 +342,7 @@ class _Connection(RequestHandler):
         if not isinstance(exc, HttpProcessingError) or status >= 500:
             return super().handle_error(request, status, exc, message)
         # A request aiohttp could not parse: the hook records it; no traceback.
-        self.guard.on_malformed(request, status, one_line(exc.message or message or type(exc).__name__))
+        self.guard.malformed_request(request, status, one_line(exc.message or message or type(exc).__name__))
         response = web.Response(status=status, text=message or "Bad Request")
         response.force_close()
         return response

@@ -46,7 +46,11 @@ VIEW = b'{"event":"payment_gateway.view","user_id":"u1"}'
 _LAUNCH = """
 import functools, json, sys
 from monitor import listener, service
-service.ListenerConfig = functools.partial(listener.ListenerConfig, **json.loads(sys.argv[1]))
+overrides = json.loads(sys.argv[1])
+known = {k: v for k, v in overrides.items() if k in listener.ListenerConfig.__dataclass_fields__}
+if known != overrides:  # an older listener: run it as it is (the tests then show what it lacks)
+    print("ListenerConfig has no", sorted(set(overrides) - set(known)), file=sys.stderr)
+service.ListenerConfig = functools.partial(listener.ListenerConfig, **known)
 sys.argv = ["conscent-monitor", *sys.argv[2:]]
 from monitor.cli import main
 main()
@@ -282,7 +286,10 @@ def test_400_half_sent_bodies_hold_bounded_memory(headless: Callable[..., Headle
 
 
 async def _half_sent_bodies(monitor: Headless) -> dict[str, Any]:
-    """400 senders each declare 1 MiB and send half; 20 small deliveries meanwhile."""
+    """400 senders each declare 1 MiB and stop 64 KiB short of the end; 20 small deliveries meanwhile.
+
+    Stopping just short is the worst "half-sent" body: without a budget the monitor held ~375 MiB of them.
+    """
     piece = b"x" * (64 * 1024)
     statuses: dict[int | str, int] = {}
     retry_after: set[str] = set()
@@ -296,7 +303,7 @@ async def _half_sent_bodies(monitor: Headless) -> dict[str, Any]:
         stalled.append(writer)
         writer.write(b"POST /half-%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (n, MiB))
         answer = asyncio.ensure_future(reader.readuntil(b"\r\n\r\n"))
-        for _ in range(8):  # 512 KiB of the 1 MiB, 64 KiB at a time, then nothing more
+        for _ in range(15):  # 960 KiB of the 1 MiB, 64 KiB at a time, then nothing more
             if answer.done():
                 break
             writer.write(piece)
