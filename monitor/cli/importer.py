@@ -87,7 +87,8 @@ def _checkpoint(db_path: Path | None) -> None:
     """Fold the WAL into the ``.db`` and truncate it, so copying the file alone copies the session.
 
     SQLite does this itself when the last connection closes, but not while a
-    reader (``open`` on the same file, a copy in progress) has it open.
+    reader (``open`` on the same file, a copy in progress) has it open. A
+    reader in the middle of a read stops it after two seconds: said, not fatal.
     """
     if db_path is None or not db_path.exists():
         return
@@ -96,9 +97,15 @@ def _checkpoint(db_path: Path | None) -> None:
     except sqlite3.Error:
         return
     try:
-        store.checkpoint(db.conn)
+        folded = store.checkpoint(db.conn)
     finally:
         db.close()
+    if not folded:
+        click.echo(
+            f"{inert(db_path)}-wal kept: another program is reading the database; "
+            "copy the -wal with it until that program closes",
+            err=True,
+        )
 
 
 @click.command("import")

@@ -358,6 +358,20 @@ def test_the_db_alone_holds_everything_while_a_reader_has_it_open(tmp_path: Path
         reader.close()
 
 
+def test_a_reader_in_a_transaction_keeps_the_wal_and_is_told(tmp_path: Path) -> None:
+    db = tmp_path / "busy.db"
+    assert run("generate", "--count", "10", "--readers", "50", "--db", str(db)).exit_code == 0
+    reader = sqlite3.connect(db, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM events").fetchall()  # a snapshot the checkpoint may not overwrite
+        result = run("import", str(SAMPLE_EVENTS), "--db", str(db))
+    finally:
+        reader.close()
+    assert result.exit_code == 0, result.output
+    assert f"{db}-wal kept: another program is reading the database" in result.output
+
+
 # --- 12: a corrupt database is one line --------------------------------------------------------------
 
 
