@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -213,6 +215,12 @@ def generate(
             retry = delivery
         previous = delivery
         yield delivery
+
+
+def reopen_hint(db_path: str | Path) -> str:
+    """What ``--demo`` prints on exit: where its database is and the command that opens it again."""
+    path = str(Path(db_path).resolve())
+    return f"The demo's deliveries are in {path}\nOpen them again with: conscent-monitor open {shlex.quote(path)}"
 
 
 async def run_demo(url: str, *, secret: str | None, stop: asyncio.Event, interval: float = 0.6, seed: int = 7) -> None:

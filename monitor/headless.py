@@ -26,7 +26,7 @@ async def run_headless(options: Options, demo: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     printer = _Printer()
-    service = Service(options, on_commit=printer)
+    service = Service(options, on_commit=printer, on_alarm=printer.alarm)
     url = await service.start()
     tune_gc()
     print(
@@ -45,7 +45,19 @@ async def run_headless(options: Options, demo: bool) -> None:
     await service.stop()
     await asyncio.to_thread(printer.close)
     with contextlib.suppress(OSError):
-        print(f"stopped; session {service.session_id} closed", flush=True)
+        print(stopped_line(service), flush=True)
+
+
+def stopped_line(service: Service) -> str:
+    """The last line of a run: what became of the session and its file."""
+    if service.writer.lost is not None:
+        return f"stopped; session {service.session_id} not closed: {service.writer.lost}"
+    if not service.session_closed:
+        return f"stopped; session {service.session_id} left open (its end time could not be written; rows are stored)"
+    if not service.checkpointed:
+        wal = service.writer.file.wal
+        return f"stopped; session {service.session_id} closed; part of it is still in {wal}: copy it with the database"
+    return f"stopped; session {service.session_id} closed"
 
 
 class _Printer:
@@ -59,7 +71,7 @@ class _Printer:
     def __init__(self, limit: int = 10_000) -> None:
         # SimpleQueue: put() is a C call that never waits on a lock the
         # printing thread holds, so the writer is never held up.
-        self._queue: queue.SimpleQueue[CommitNotice | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[CommitNotice | str | None] = queue.SimpleQueue()
         self._limit = limit
         self._dropped = 0
         self._thread = threading.Thread(target=self._run, name="monitor-printer", daemon=True)
@@ -72,6 +84,10 @@ class _Printer:
         else:
             self._queue.put(notice)
 
+    def alarm(self, message: str) -> None:
+        """``on_alarm``: the database left its path. Always printed, whatever the backlog."""
+        self._queue.put(f"{_clock(time.time())}  !!! NOT RECORDING: {message}")
+
     def close(self, timeout: float = 10.0) -> None:
         """Print what is queued, then end the thread."""
         self._queue.put(None)
@@ -79,7 +95,7 @@ class _Printer:
 
     def _run(self) -> None:
         while (notice := self._queue.get()) is not None:
-            text = _notice_text(notice)
+            text = notice if isinstance(notice, str) else _notice_text(notice)
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
                 text = f"({dropped} deliveries not printed: output too slow)\n{text}"

@@ -3,6 +3,14 @@
 Headless mode runs the listener on the main event loop. The TUI runs it on a
 loop of its own in a background thread (:meth:`Service.start_in_thread`), so
 a busy screen never delays an answer to Conscent.
+
+A clean stop leaves a self-contained database: the writer has written
+everything, the session row is closed, then the WAL is folded into the ``.db``
+and truncated (``store.checkpoint``), so copying the ``.db`` alone copies the
+session. The TUI's read connections are still open at that moment; they only
+hold the checkpoint back while inside a read transaction, which the busy
+timeout waits out (and :meth:`Service.checkpoint_file` tries again once they
+are closed).
 """
 
 from __future__ import annotations
@@ -92,7 +100,12 @@ def is_loopback(host: str) -> bool:
 
 
 class Service:
-    def __init__(self, options: Options, on_commit: Callable[[CommitNotice], None] | None = None) -> None:
+    def __init__(
+        self,
+        options: Options,
+        on_commit: Callable[[CommitNotice], None] | None = None,
+        on_alarm: Callable[[str], None] | None = None,
+    ) -> None:
         check_exposure(options)
         self.options = options
         self._db = store.open_store(options.db_path)
@@ -101,7 +114,10 @@ class Service:
         except sqlite3.Error as exc:
             self._db.close()
             raise store.StoreError(f"{options.db_path}: cannot start a session ({exc})") from None
-        self.writer = Writer(options.db_path, on_commit=on_commit)
+        self.writer = Writer(options.db_path, on_commit=on_commit, on_alarm=on_alarm)
+        #: Whether the stop closed the session row / left the ``.db`` self-contained (WAL folded in).
+        self.session_closed = False
+        self.checkpointed = False
         self.config = ListenerConfig(
             session_id=self.session_id,
             secret=options.secret,
@@ -160,15 +176,47 @@ class Service:
         self._close_session()
 
     def _close_session(self) -> None:
+        """Close the session row and fold the WAL into the ``.db``; after the writer has stopped."""
         if self._db is None:
             return
         try:
+            if self._file_gone():
+                return  # the rows are where the writer's message says; this path is not ours any more
             store.end_session(self._db, self.session_id)
+            self.session_closed = True
         except sqlite3.Error as exc:  # e.g. locked or full right now: the rows are safe, only ended_at is missing
             log.warning("could not close session %s: %s", self.session_id, exc)
         finally:
-            self._db.close()
-            self._db = None  # type: ignore[assignment]
+            if self._db is not None:
+                if self.writer.lost is None:
+                    self.checkpointed = store.checkpoint(self._db.conn)
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+
+    def _file_gone(self) -> bool:
+        """The database left its path (seen by the writer, or since it stopped): stay off the path."""
+        if self.writer.check_after_stop(self._db.conn) is None:
+            return False
+        store.keep_files_on_close(self._db.conn)
+        return True
+
+    def checkpoint_file(self) -> bool:
+        """Fold the WAL into the ``.db`` once more, after the stop (the TUI's readers are closed by then).
+
+        Only needed when the checkpoint at the stop found a reader inside a
+        transaction; does nothing when that one succeeded or the file left its path.
+        """
+        if self.checkpointed or self.writer.lost is not None or self.writer.file.check() is not None:
+            return self.checkpointed
+        try:
+            db = store.connect(self.options.db_path)
+        except sqlite3.Error:
+            return False
+        try:
+            self.checkpointed = store.checkpoint(db.conn)
+        finally:
+            db.close()
+        return self.checkpointed
 
     def start_in_thread(self) -> str:
         """Run the listener on its own loop in a daemon thread."""

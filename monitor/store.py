@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,11 @@ REJECTED_BODY_LIMIT = 64 * 1024
 BUSY_TIMEOUT_MS = 2000
 PAGE_SIZE = 16384
 SEARCH_TABLE = "events_fts"
+#: Body bytes per search-indexing transaction (at least one row). Counting rows
+#: alone, 500 bodies of 1 MiB took the monitor to 1 GB RSS for good. Indexing
+#: runs at ~50-100 ms per MiB and a delivery waits behind a chunk: 8 MiB chunks
+#: took ~400 ms, 1 MiB ones <= ~100 ms; 500 typical 1 KB bodies fit in one.
+INDEX_BYTES = 1024 * 1024
 
 _TEXT, _REAL, _INT, _BLOB = str, float, int, bytes
 
@@ -250,30 +256,41 @@ def _create_search(db: sqlite_utils.Database) -> None:
     db.execute("INSERT OR IGNORE INTO search_state (id, indexed_upto) VALUES (1, 0)")
 
 
-def index_pending(conn: sqlite3.Connection, limit: int = 2000) -> int:
-    """Add up to ``limit`` not-yet-indexed bodies to the search index.
+def index_pending(conn: sqlite3.Connection, limit: int = 2000, max_bytes: int = INDEX_BYTES) -> int:
+    """Add up to ``limit`` not-yet-indexed bodies, about ``max_bytes`` of them, to the search index.
 
     Search indexing is kept off the delivery path: the writer catches up when
     it is idle, an import at its end. Rows above ``search_state.indexed_upto``
     are still found by the filter, with a slower substring scan.
-    Returns how many rows were indexed (0 when up to date).
+    Returns how many rows were indexed (0 when up to date); at least one row
+    whatever its size, so a body larger than ``max_bytes`` never stops the index.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         upto = conn.execute("SELECT indexed_upto FROM search_state WHERE id = 1").fetchone()[0]
-        rows = conn.execute("SELECT id, body FROM events WHERE id > ? ORDER BY id LIMIT ?", (upto, limit)).fetchall()
-        if rows:
+        # length() of a BLOB reads the record header only, not the body's pages.
+        sizes = conn.execute(
+            "SELECT id, length(body) FROM events WHERE id > ? ORDER BY id LIMIT ?", (upto, limit)
+        ).fetchall()
+        last, count, total = upto, 0, 0
+        for row_id, size in sizes:
+            if count and total + (size or 0) > max_bytes:
+                break
+            last, count, total = row_id, count + 1, total + (size or 0)
+        if count:
+            # One body at a time from the cursor into the index: never a list of them.
+            bodies = conn.execute("SELECT id, body FROM events WHERE id > ? AND id <= ? ORDER BY id", (upto, last))
             conn.executemany(
                 f"INSERT INTO {SEARCH_TABLE} (rowid, body) VALUES (?, ?)",
-                [(row_id, _search_text(body)) for row_id, body in rows],
+                ((row_id, _search_text(body)) for row_id, body in bodies),
             )
-            conn.execute("UPDATE search_state SET indexed_upto = ? WHERE id = 1", (rows[-1][0],))
+            conn.execute("UPDATE search_state SET indexed_upto = ? WHERE id = 1", (last,))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return len(rows)
+    return count
 
 
 def _search_text(body: bytes | str | None) -> str:
@@ -313,9 +330,12 @@ def set_session_listen(db: sqlite_utils.Database, session_id: int, listen: str) 
 def checkpoint(conn: sqlite3.Connection) -> bool:
     """Copy the WAL into the database file and truncate it: the ``.db`` alone is then the whole session.
 
-    Called on every clean exit. Returns False when a reader still holds an
-    old snapshot (the WAL then stays, and SQLite folds it in when the last
-    connection closes); never raises for a database that cannot be written.
+    Called on every clean exit, by a read-write connection (a read-only one
+    cannot, and SQLite's own checkpoint on close only happens when the last
+    connection to close is a read-write one: the TUI's readers close last).
+    Returns False when a reader still holds an old snapshot after the busy
+    timeout (the WAL then keeps the rest); never raises for a database that
+    cannot be written.
     """
     try:
         busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
@@ -418,3 +438,220 @@ def _first_by_sha(conn: sqlite3.Connection, shas: Iterable[str]) -> dict[str, in
 
 
 _FIRST_BY_SHA = "SELECT id FROM events WHERE body_sha256 = ? ORDER BY id LIMIT 1"
+
+
+# -- the file under a running monitor ----------------------------------------------------------
+#
+# SQLite writes through the file descriptors it opened: when the database is
+# deleted, renamed or replaced under a running monitor, commits still succeed,
+# into a file nobody can find at the path again (or, through the ``-wal`` left
+# at the path, into the database that took its place). So the writer asks,
+# before and after each commit, whether the path still names the files it
+# opened (device and inode, one stat each), and when it no longer does, stops
+# for good and saves what it had acknowledged (:func:`salvage`).
+
+FileId = tuple[int, int]  # (st_dev, st_ino)
+
+#: The first words of the message a monitor gives once its database is gone (tests and screens match on it).
+FILE_LOST = "was deleted or replaced while the monitor ran; deliveries are refused (503)"
+
+
+def file_id(path: str | Path) -> FileId | None:
+    """Device and inode of what ``path`` names now; None when it names nothing we can reach."""
+    try:
+        st = os.stat(path)  # noqa: PTH116 - runs twice per commit: no Path object per call
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class DatabaseFile:
+    """The database file (and its WAL) a writer opened, and whether the path still names them.
+
+    The database is pinned once, when the monitor opens it. The WAL only while
+    the writer's connection is open: it is the one file SQLite deletes and
+    recreates on its own (when the last connection closes), never while a
+    connection is open, and truncating it (a checkpoint) keeps its inode.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path.cwd() / path  # as the user named it (symlinks too), for messages
+        self.wal = Path(os.path.realpath(self.path) + "-wal")  # SQLite puts it beside the real file
+        self._db_name, self._wal_name = str(self.path), str(self.wal)  # os.stat(str) saves ~1 µs a call
+        self.db_id = file_id(self._db_name)
+        self.wal_id: FileId | None = None
+
+    def pin_wal(self) -> None:
+        """Call once a connection is open (and on a database that did not exist yet, pins it too)."""
+        if self.db_id is None:
+            self.db_id = file_id(self._db_name)
+        self.wal = Path(os.path.realpath(self.path) + "-wal")
+        self._wal_name = str(self.wal)
+        self.wal_id = file_id(self._wal_name)
+
+    def forget_wal(self) -> None:
+        """Call when the connection closes: SQLite may then delete the WAL, rightly."""
+        self.wal_id = None
+
+    def check(self) -> str | None:
+        """None while the path names the files opened; else which one changed ("db" or "wal")."""
+        if self.db_id is not None and file_id(self._db_name) != self.db_id:
+            return "db"
+        if self.wal_id is not None and file_id(self._wal_name) != self.wal_id:
+            return "wal"
+        return None
+
+
+def salvage(conn: sqlite3.Connection | None, file: DatabaseFile, change: str) -> str:
+    """Keep every acknowledged row findable after ``file`` stopped being at its path; the message for a person.
+
+    Through ``conn`` (a read-write connection still on the original inode):
+    the WAL is folded into the monitor's own database file and truncated, so
+    the ``-wal`` left at the path holds nothing a newcomer there could mistake
+    for its own pages. A WAL deleted from under the database ends there: the
+    file at the path holds every row again. A database moved elsewhere on the
+    same filesystem is then whole where it went (found through
+    ``/proc/self/fd`` where there is one). A database deleted (or replaced,
+    which deletes it) is copied out of the still-open file: back to the path
+    when nothing took its place, beside it otherwise, never over another file.
+    ``conn`` is then marked so that closing it leaves the files at the path alone.
+    Never raises.
+    """
+    lead = f"database file {file.path} {FILE_LOST}"
+    tail = "restart the monitor to record again"
+    if conn is None:  # nothing was written through this writer
+        return f"{lead} — {tail}"
+    folded = False
+    for _ in range(3):  # a reader inside a transaction holds a TRUNCATE back (each try waits busy_timeout)
+        if folded := checkpoint(conn):
+            break
+    try:
+        detail = _after(conn, file, change, folded)
+    except (OSError, sqlite3.Error) as exc:
+        detail = (
+            f"the acknowledged deliveries could not be copied out of the still-open file ({exc}); "
+            "they are lost when the monitor exits unless the file is found"
+        )
+    finally:
+        keep_files_on_close(conn)
+    return f"{lead} — {detail}; {tail}"
+
+
+def _after(conn: sqlite3.Connection, file: DatabaseFile, change: str, folded: bool) -> str:
+    """What happened to the file and where the acknowledged rows are now (copying them out if need be)."""
+    if change == "wal":
+        if folded:
+            return (
+                f"its write-ahead log {file.wal} was deleted or replaced; every acknowledged delivery "
+                f"was folded back into {file.path}"
+            )
+        return (
+            f"its write-ahead log {file.wal} was deleted or replaced and a reader kept it from being folded "
+            f"back into {file.path}: deliveries acknowledged since the last checkpoint are only in the open file"
+        )
+    name, links, mode = _whereabouts(file.db_id)
+    if name is not None and links > 0 and folded:
+        return f"it was moved to {name}, which holds every acknowledged delivery"
+    taken = file_id(file.path) is not None
+    rescued = _rescue_copy(conn, file.path, mode)
+    if taken:
+        return (
+            f"another file took its place (left untouched); every acknowledged delivery was copied "
+            f"from the still-open file to {rescued}"
+        )
+    gone = "deleted" if links == 0 else "deleted or moved"
+    back = "back " if rescued == file.path else ""
+    return f"it was {gone}; every acknowledged delivery was copied from the still-open file {back}to {rescued}"
+
+
+def _whereabouts(db_id: FileId | None) -> tuple[str | None, int, int]:
+    """Where this process's open database file is now, its link count (0: deleted) and its mode.
+
+    ``(None, -1, 0o600)`` when nobody can tell (no ``/proc``); a name is only
+    given when the open file still has it (a hard link elsewhere has none to show).
+    """
+    try:
+        links = list(Path("/proc/self/fd").iterdir())
+    except OSError:
+        return None, -1, 0o600
+    for link in links:
+        try:
+            st = link.stat()
+            if (st.st_dev, st.st_ino) != db_id:
+                continue
+            name = str(link.readlink())
+        except OSError:
+            continue
+        return (None if name.endswith(" (deleted)") else name), st.st_nlink, stat.S_IMODE(st.st_mode)
+    return None, -1, 0o600
+
+
+def _rescue_copy(conn: sqlite3.Connection, path: Path, mode: int) -> Path:
+    """Copy the database ``conn`` has open to ``path``, or beside it if something is there now; returns where.
+
+    ``VACUUM INTO`` a new temporary file, then a hard link to the final name:
+    a link never replaces a file that appeared meanwhile (``VACUUM INTO``
+    itself would overwrite a small file that is not a database).
+    """
+    import tempfile
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    targets = [path, path.with_name(f"{path.stem}.rescued-{stamp}{path.suffix}")]
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".rescue", dir=path.parent)
+    except OSError:  # the folder itself is gone: keep the copy in the temporary folder
+        fd, name = tempfile.mkstemp(prefix=f"{path.stem}.rescued-{stamp}-", suffix=path.suffix)
+        targets = []
+    os.fchmod(fd, mode)  # the original's permissions, not mkstemp's 0600
+    os.close(fd)
+    conn.execute("VACUUM INTO ?", (name,))
+    for target in targets:
+        try:
+            os.link(name, target)
+        except FileExistsError:
+            continue
+        Path(name).unlink()
+        return target
+    return Path(name)
+
+
+def keep_files_on_close(conn: sqlite3.Connection) -> bool:
+    """Closing ``conn`` will not checkpoint, and will not delete ``-wal`` and ``-shm`` by name.
+
+    SQLite's last connection to close checkpoints and then deletes the WAL
+    and shared-memory files *by path*: after the database was replaced, those
+    names may belong to the newcomer. Returns False where it cannot be set.
+    """
+    op = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", 1006)
+    setconfig = getattr(conn, "setconfig", None)
+    try:
+        if setconfig is not None:  # Python 3.12+
+            setconfig(op, True)
+            return True
+        return _db_config_311(conn, op)
+    except (sqlite3.Error, OSError, AttributeError, ValueError):
+        return False
+
+
+def _db_config_311(conn: sqlite3.Connection, op: int) -> bool:
+    """``sqlite3_db_config(db, op, 1, &out)`` on CPython 3.11, which has no ``Connection.setconfig``.
+
+    The ``sqlite3 *`` is the first field after the object header in 3.11's
+    ``pysqlite_Connection``; only that layout is trusted.
+    """
+    import ctypes
+    import sys
+
+    if sys.implementation.name != "cpython" or sys.version_info[:2] != (3, 11):
+        return False
+    if not isinstance(conn, sqlite3.Connection):
+        return False
+    import _sqlite3
+
+    lib = ctypes.CDLL(_sqlite3.__file__)  # resolves the SQLite library the module uses
+    handle = ctypes.c_void_p.from_address(id(conn) + object.__basicsize__).value
+    if not handle:  # closed
+        return False
+    out = ctypes.c_int(-1)
+    rc = lib.sqlite3_db_config(ctypes.c_void_p(handle), ctypes.c_int(op), ctypes.c_int(1), ctypes.byref(out))
+    return rc == 0 and out.value == 1

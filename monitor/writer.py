@@ -12,6 +12,15 @@ and Conscent retries); rejection records are kept and retried every
 ``retry_interval`` seconds (and with every new delivery), so they are not lost
 while the database recovers. A row that cannot be stored for a reason of its
 own fails alone with :class:`UnstorableRow`; the thread never dies of it.
+
+Before and after each commit the writer checks that the path still names the
+database (and WAL) it opened: SQLite writes through open file descriptors, so
+a deleted, moved or replaced file would otherwise keep taking commits nobody
+can find. On the first change it stops for good: every delivery from then on
+(and the batch in hand) fails with ``StoreUnavailable`` (503), what was
+acknowledged is saved (:func:`monitor.store.salvage`), and ``on_alarm`` and
+``stats.last_error`` say where it is. It never opens a fresh file at the path
+on its own: restarting the monitor does, knowingly.
 """
 
 from __future__ import annotations
@@ -35,7 +44,8 @@ from monitor.store import StoreUnavailable
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2000
-#: Bodies added to the search index per idle step (a few milliseconds).
+#: Bodies added to the search index per idle step (a few tens of milliseconds;
+#: also at most ``store.INDEX_BYTES`` of them).
 SEARCH_CHUNK = 500
 #: Seconds without a delivery before the writer spends time on the search index.
 #: Under load the index waits (the filter scans the rows it has not reached).
@@ -44,6 +54,12 @@ SEARCH_QUIET = 0.25
 MAX_REJECTED_BACKLOG = 10_000
 #: Seconds between retries of the rejection backlog while nothing arrives.
 RETRY_INTERVAL = 1.0
+#: Seconds between checks that the database is still at its path while nothing arrives
+#: (every commit checks as well), so a replaced file is reported, and its WAL emptied, soon.
+FILE_CHECK_INTERVAL = 1.0
+#: A batch committed within this many seconds of the last check (the previous batch's,
+#: under load) is only checked after its commit: one ``stat`` per file per batch.
+FILE_RECHECK_AFTER = 0.005
 
 Connect = Callable[[], sqlite3.Connection]
 
@@ -88,6 +104,7 @@ class Writer:
         path: str | Path,
         *,
         on_commit: Callable[[CommitNotice], None] | None = None,
+        on_alarm: Callable[[str], None] | None = None,
         connect: Connect | None = None,
         busy_timeout: float = store.BUSY_TIMEOUT_MS / 1000,
         retry_interval: float = RETRY_INTERVAL,
@@ -95,6 +112,12 @@ class Writer:
         self._path = Path(path)
         self._connect = connect or (lambda: store.connect(self._path, busy_timeout=busy_timeout).conn)
         self._on_commit = on_commit
+        self._on_alarm = on_alarm
+        #: The file this writer writes: pinned now (the monitor has just opened it).
+        self.file = store.DatabaseFile(self._path)
+        self._lost: str | None = None  # set once, for good, when the path stops naming that file
+        self._salvage_due: str | None = None  # which file changed, until the rows are saved
+        self._file_checked_at = -FILE_CHECK_INTERVAL  # time.monotonic() of the last check
         self._retry_interval = retry_interval
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._backlog: list[_Item] = []
@@ -114,6 +137,20 @@ class Writer:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
+
+    def check_after_stop(self, conn: sqlite3.Connection) -> str | None:
+        """Once stopped: is the database still at its path? If not, save the rows through ``conn``.
+
+        For the last writes of a run (the session row, the final checkpoint),
+        made on another connection after this thread has ended (while it
+        runs, it checks for itself). Returns :attr:`lost`.
+        """
+        if self._lost is None and not self._thread.is_alive() and (change := self.file.check()) is not None:
+            self._lost = self.stats.last_error = store.salvage(conn, self.file, change)
+            self.stats.failures += 1
+            log.error("%s", self._lost)
+            self._alarm(self._lost)
+        return self._lost
 
     def submit(self, table: str, row: dict[str, Any]) -> asyncio.Future[int]:
         """Queue a row; the future resolves to its id once committed.
@@ -135,7 +172,12 @@ class Writer:
 
     @property
     def healthy(self) -> bool:
-        return self.stats.last_error is None
+        return self._lost is None and self.stats.last_error is None
+
+    @property
+    def lost(self) -> str | None:
+        """Why the writer refuses everything for good (its database left the path), or None."""
+        return self._lost
 
     def _run(self) -> None:
         try:
@@ -145,15 +187,15 @@ class Writer:
             raise
         finally:
             self._closing = True
-            if self._conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.close()
-                self._conn = None
+            self._close()
             self._drain()
 
     def _serve(self) -> None:
         running = True
         while running:
+            idle_check_due = time.monotonic() - self._file_checked_at >= FILE_CHECK_INTERVAL
+            if self._lost is None and idle_check_due and not self._file_ok():
+                self._salvage()  # noticed while idle: at least once a second
             batch: list[_Item] = []
             try:
                 if self._search_behind:
@@ -171,8 +213,9 @@ class Writer:
                             self._index_search()
                         continue
                 else:
-                    # With a backlog to retry, wake up on our own now and then.
-                    first = self._queue.get(timeout=self._retry_interval if self._backlog else None)
+                    # With a backlog to retry, wake up on our own now and then; and to look at the file.
+                    wait = FILE_CHECK_INTERVAL if self._lost is None else None
+                    first = self._queue.get(timeout=self._retry_interval if self._backlog else wait)
             except queue.Empty:
                 first = _RETRY
             if first is None:
@@ -194,15 +237,30 @@ class Writer:
                 self._commit(batch)
 
     def _index_search(self) -> None:
+        if self._lost is not None:
+            self._search_behind = False
+            return
         try:
-            if self._conn is None:
-                self._conn = self._connect()
-            indexed = store.index_pending(self._conn, SEARCH_CHUNK)
+            indexed = store.index_pending(self._open(), SEARCH_CHUNK)
         except Exception as exc:
             # The index is a convenience: the filter falls back to scanning.
             log.warning("search indexing paused: %s", exc)
             indexed = 0
-        self._search_behind = indexed == SEARCH_CHUNK
+        # Batches are bounded by bytes as well as rows: only an empty one means done.
+        self._search_behind = indexed > 0
+
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+            self.file.pin_wal()
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+            self.file.forget_wal()
 
     def _drain(self) -> None:
         """Fail whatever was queued too late to be written."""
@@ -220,6 +278,12 @@ class Writer:
     def _commit(self, batch: list[_Item]) -> None:
         pending = self._backlog + batch
         self._backlog = []
+        # Nothing goes into a file nobody can find at the path: checked before the
+        # commit too, unless the last check (after the previous commit) is this fresh.
+        fresh = time.monotonic() - self._file_checked_at < FILE_RECHECK_AFTER
+        if self._lost is not None or (not fresh and not self._file_ok()):
+            self._refuse(pending)
+            return
         try:
             done = self._write(pending)
         except _Unavailable as exc:
@@ -231,7 +295,7 @@ class Writer:
             log.exception("a batch of %d rows could not be written; retrying row by row", len(pending))
             self._commit_one_by_one(pending)
             return
-        self._committed(pending, done)
+        self._acknowledge(pending, done)
 
     def _commit_one_by_one(self, pending: list[_Item]) -> None:
         for index, item in enumerate(pending):
@@ -244,7 +308,9 @@ class Writer:
                 log.exception("dropping a %s row that cannot be stored", item.table)
                 _settle_all([(item, None, UnstorableRow(f"{type(exc).__name__}: {exc}"))])
             else:
-                self._committed([item], done)
+                if not self._acknowledge([item], done):
+                    self._refuse(pending[index + 1 :])
+                    return
 
     def _write(self, pending: list[_Item]) -> store.Committed:
         """One transaction for ``pending``; raises when nothing was written.
@@ -253,15 +319,14 @@ class Writer:
         full, read-only, gone); anything else is a problem with some row.
         """
         try:
-            if self._conn is None:
-                self._conn = self._connect()
+            conn = self._open()
         except Exception as exc:
             raise _Unavailable(exc) from exc
         events = [item.row for item in pending if item.table == "events"]
         rejected = [item.row for item in pending if item.table == "rejected"]
         forwards = [item.row for item in pending if item.table == "forwards"]
         try:
-            return store.write_batch(self._conn, events, rejected, forwards)
+            return store.write_batch(conn, events, rejected, forwards)
         except sqlite3.Error as exc:
             # OperationalError: locked, full, read-only, I/O; a bare
             # DatabaseError: "file is not a database" and the like. Binding
@@ -269,6 +334,56 @@ class Writer:
             if isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError) or type(exc) is sqlite3.DatabaseError:
                 raise _Unavailable(exc) from exc
             raise
+
+    def _acknowledge(self, pending: list[_Item], done: store.Committed) -> bool:
+        """Resolve a committed batch, unless the file left the path meanwhile (then 503: not findable)."""
+        if not self._file_ok():
+            self._refuse(pending)
+            return False
+        self._committed(pending, done)
+        return True
+
+    def _file_ok(self) -> bool:
+        """Whether the path still names the file (and WAL) written to: two ``stat`` calls, a few µs."""
+        if self._lost is not None:
+            return False
+        self._file_checked_at = time.monotonic()
+        change = self.file.check()
+        if change is None:
+            return True
+        # Refuse at once; the rows are saved (_salvage) once the batch in hand is answered.
+        self._lost = f"database file {self.file.path} {store.FILE_LOST} — saving what was acknowledged"
+        self._salvage_due = change
+        self.stats.failures += 1
+        self.stats.last_error = self._lost
+        self._search_behind = False
+        return False
+
+    def _refuse(self, pending: list[_Item]) -> None:
+        """Fail ``pending`` for good (the database left its path), then save what was acknowledged."""
+        error = StoreUnavailable(self._lost or "the database file left its path")
+        _settle_all([(item, None, error) for item in pending])
+        dropped = sum(1 for item in pending if item.table != "events")
+        if dropped:  # debug: every refused delivery brings one
+            log.debug("%d rejection or forward records not stored: the database left its path", dropped)
+        self._salvage()
+
+    def _salvage(self) -> None:
+        change, self._salvage_due = self._salvage_due, None
+        if change is None:
+            return
+        message = store.salvage(self._conn, self.file, change)
+        self._close()  # marked by salvage: closing it leaves the files at the path alone
+        self._lost = self.stats.last_error = message
+        log.error("%s", message)
+        self._alarm(message)
+
+    def _alarm(self, message: str) -> None:
+        if self._on_alarm is not None:
+            try:
+                self._on_alarm(message)
+            except Exception:
+                log.exception("on_alarm callback failed")
 
     def _committed(self, pending: list[_Item], done: store.Committed) -> None:
         """Bookkeeping after a commit: stats, futures, ``on_commit``."""
@@ -305,12 +420,9 @@ class Writer:
         self.stats.failures += 1
         self.stats.last_error = str(exc)
         log.warning("commit failed: %s", exc)
-        # A fresh connection next time: a file that was replaced or made
-        # writable again is only seen by a new connection.
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
+        # A fresh connection next time: a file that was made writable again
+        # is only seen by a new connection.
+        self._close()
         error = StoreUnavailable(f"database cannot be written: {exc}")
         _settle_all([(item, None, error) for item in pending])
         # Rejections and forward results are our own records, not deliveries

@@ -100,7 +100,19 @@ def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> No
         else:
             from monitor.tui.launch import run_live
 
-            run_live(options, demo=demo)
+            service = run_live(options, demo=demo)
+            if service.writer.lost is not None:  # the header said so; the screen is gone now
+                click.echo(f"conscent-monitor: {service.writer.lost}", err=True)
+            elif not service.checkpointed:  # a reader stayed inside a transaction past the busy timeout
+                click.echo(
+                    f"conscent-monitor: part of the session is still in {service.writer.file.wal}: "
+                    "copy it with the database (opening the database once folds it in)",
+                    err=True,
+                )
+        if demo:
+            from monitor.demo import reopen_hint
+
+            click.echo(reopen_hint(db_path))
     except ExposureError as exc:
         raise click.UsageError(str(exc)) from None
     except store.StoreError as exc:

@@ -12,8 +12,8 @@ from monitor.tui.app import MonitorApp
 from monitor.writer import CommitNotice
 
 
-def run_live(options: Options, *, demo: bool = False) -> None:
-    """Start the listener, then the TUI; the session closes when the TUI exits."""
+def run_live(options: Options, *, demo: bool = False) -> Service:
+    """Start the listener, then the TUI; the session closes when the TUI exits. Returns the stopped service."""
     app: MonitorApp | None = None
 
     def on_commit(notice: CommitNotice) -> None:
@@ -30,7 +30,11 @@ def run_live(options: Options, *, demo: bool = False) -> None:
     finally:
         if stop_demo is not None:
             stop_demo()
-        service.stop_thread()
+        service.stop_thread()  # done already when the app unmounted; not if it failed to start
+        # The stop folded the WAL into the .db while the app's readers were still
+        # open; if one was inside a read transaction then, they are all closed now.
+        service.checkpoint_file()
+    return service
 
 
 def _start_demo(url: str, secret: str | None) -> Callable[[], None]:
