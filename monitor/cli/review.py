@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -29,13 +28,11 @@ def open_cmd(ctx: click.Context, db_path: Path | None, session_id: int | None) -
         raise click.ClickException(str(exc)) from None
     from monitor.tui.launch import run_offline
 
-    # The app's return code: non-zero when the TUI stopped on an error, whose
-    # message Textual prints as it closes. Typed as object: a launcher that
-    # returns None (no code) counts as success.
-    run: Callable[[Path, int | None], object] = run_offline
+    # The app's return code is non-zero when the TUI stopped on an error, whose
+    # message Textual prints as it closes.
     try:
-        code = run(path, session_id)
+        code = run_offline(path, session_id)
     except sqlite3.DatabaseError as exc:  # raised before or after the app's own handling
         raise database_failure(path, exc) from None
-    if isinstance(code, int) and code:
+    if code:
         ctx.exit(code)

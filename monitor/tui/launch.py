@@ -57,5 +57,8 @@ def _start_demo(url: str, secret: str | None) -> Callable[[], None]:
     return stopper
 
 
-def run_offline(db_path: Path, session_id: int | None) -> None:
-    MonitorApp(db_path, session_id=session_id).run()
+def run_offline(db_path: Path, session_id: int | None) -> int:
+    """Review a saved database; returns the app's exit status (1 when the database could not be read)."""
+    app = MonitorApp(db_path, session_id=session_id)
+    app.run()
+    return app.return_code or 0
