@@ -37,7 +37,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,8 +47,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 import sqlite_utils
 
-from monitor import __version__
-from monitor.filters import compile_filter
+from monitor import __version__, queries
 from monitor.signing import REDACTED
 from monitor.store import EVENTS_COLUMNS
 from monitor.textsafe import clean
@@ -72,7 +71,6 @@ _CURL_DEFAULTS = ("Accept", "User-Agent", "Content-Type", "Expect")
 #: (Linux limits one program argument to 128 KiB; builtins have no limit).
 _MAX_ARGUMENT = 100_000
 _CHUNK = 1 << 20
-_ID_CHUNK = 500
 _MAX_NOTED = 20
 
 
@@ -105,61 +103,6 @@ def _ids(ids: list[int], total: int) -> str:
     return ", ".join(map(str, ids)) + (", ..." if total > len(ids) else "")
 
 
-def select_sql(
-    columns: Sequence[str], *, session_id: int | None = None, filter_text: str = ""
-) -> tuple[str, list[Any]]:
-    """``SELECT columns FROM events WHERE ...`` for a session (None: all) and a filter.
-
-    Raises :class:`monitor.filters.FilterError` for a bad filter.
-    """
-    compiled = compile_filter(filter_text, table="events")
-    where, params = [f"({compiled.where})"], list(compiled.params)
-    if session_id is not None:
-        where.append("session_id = ?")
-        params.append(session_id)
-    return f"SELECT {', '.join(columns)} FROM events WHERE {' AND '.join(where)}", params
-
-
-def iter_rows(
-    db: sqlite_utils.Database,
-    columns: Sequence[str],
-    *,
-    session_id: int | None = None,
-    filter_text: str = "",
-    ids: Sequence[int] | None = None,
-) -> Iterator[tuple[Any, ...]]:
-    """Selected rows as tuples of ``columns``, in id order, streamed.
-
-    Everything: one scan in rowid order. Otherwise the matching ids come first
-    (through the indexes; sorting integers is cheap, sorting whole rows with
-    their bodies is not), then the rows, a few hundred at a time, by id.
-    """
-    sql, params = select_sql(columns, session_id=session_id, filter_text=filter_text)
-    if ids is None and session_id is None and compile_filter(filter_text).where == "1":
-        yield from _stream(db.execute(f"SELECT {', '.join(columns)} FROM events ORDER BY id"))
-        return
-    if ids is None:
-        id_sql, id_params = select_sql(("id",), session_id=session_id, filter_text=filter_text)
-        sql, params = f"SELECT {', '.join(columns)} FROM events WHERE 1", []  # the ids already match
-        chunks = _id_chunks(db.execute(id_sql + " ORDER BY id", id_params))
-    else:
-        wanted = sorted(set(ids))
-        chunks = iter([wanted[start : start + _ID_CHUNK] for start in range(0, len(wanted), _ID_CHUNK)])
-    for chunk in chunks:
-        marks = ", ".join("?" * len(chunk))
-        yield from db.execute(f"{sql} AND id IN ({marks}) ORDER BY id", [*params, *chunk]).fetchall()
-
-
-def _id_chunks(cursor: Any) -> Iterator[list[int]]:
-    while rows := cursor.fetchmany(_ID_CHUNK):
-        yield [row[0] for row in rows]
-
-
-def _stream(cursor: Any) -> Iterator[tuple[Any, ...]]:
-    while rows := cursor.fetchmany(1000):
-        yield from rows
-
-
 def export(
     db: sqlite_utils.Database,
     out: BinaryIO,
@@ -178,13 +121,13 @@ def export(
     report = ExportReport()
     sink = _Sink(out)
     if fmt == "jsonl" and not meta:
-        for row_id, body in iter_rows(db, ("id", "body"), **selection):
+        for row_id, body in queries.export_rows(db, ("id", "body"), **selection):
             line = _plain_line(row_id, _bytes(body), report)
             if line is not None:
                 sink.write(line)
     elif fmt == "jsonl":
         names = (*META_KEYS, "body")
-        for row in iter_rows(db, names, **selection):
+        for row in queries.export_rows(db, names, **selection):
             sink.write(json_safe(orjson.dumps(meta_record(dict(zip(names, row, strict=True))))) + b"\n")
             report.exported += 1
     elif fmt == "csv":
@@ -430,7 +373,7 @@ def _csv(db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], repo
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
-    for row in iter_rows(db, columns, **selection):
+    for row in queries.export_rows(db, columns, **selection):
         writer.writerow(_csv_row(row))
         report.exported += 1
         if buffer.tell() >= _CHUNK:
@@ -482,7 +425,7 @@ def _har(db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], repo
     creator = {"name": "conscent-monitor", "version": __version__}
     head = orjson.dumps({"version": "1.2", "creator": creator})
     sink.write(b'{"log":' + head[:-1] + b',"entries":[\n')
-    for row in iter_rows(db, _HAR_COLUMNS, **selection):
+    for row in queries.export_rows(db, _HAR_COLUMNS, **selection):
         if report.exported:
             sink.write(b",\n")
         sink.write(json_safe(orjson.dumps(har_entry(dict(zip(_HAR_COLUMNS, row, strict=True))))))
@@ -556,7 +499,7 @@ def _curl_script(
         b"# Deliveries recorded by conscent-monitor, replayed byte for byte (body and headers).\n"
         b"set -u\n"
     )
-    for row in iter_rows(db, _CURL_COLUMNS, **selection):
+    for row in queries.export_rows(db, _CURL_COLUMNS, **selection):
         delivery = dict(zip(_CURL_COLUMNS, row, strict=True))
         when = iso_time(float(delivery.get("received_at") or 0))
         event = _comment(str(delivery.get("event") or ""))

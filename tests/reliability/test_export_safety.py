@@ -36,7 +36,7 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner, Result
 
-from monitor import exporting, store, synth
+from monitor import exporting, queries, store, synth
 from monitor.cli import cli, main
 from monitor.exporting import ExportTargetError, export_to_path
 from monitor.filters import FilterError
@@ -207,7 +207,7 @@ def _failing_rows(error: BaseException) -> Callable[[pytest.MonkeyPatch, Path, P
     """Rows that stop with ``error`` after two megabytes' worth, so the export has written to disk."""
 
     def make(monkeypatch: pytest.MonkeyPatch, db: Path, out: Path) -> Result:
-        real = exporting.iter_rows
+        real = queries.export_rows
 
         def rows(*args: Any, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
             first = next(iter(real(*args, **kwargs)))
@@ -215,7 +215,7 @@ def _failing_rows(error: BaseException) -> Callable[[pytest.MonkeyPatch, Path, P
                 yield first
             raise error
 
-        monkeypatch.setattr(exporting, "iter_rows", rows)
+        monkeypatch.setattr(queries, "export_rows", rows)
         return run("export", "--db", str(db), "--meta", "-o", str(out))
 
     return make
