@@ -189,8 +189,7 @@ def import_items(
     started = time.perf_counter()
     report = ImportReport()
     try:
-        db.execute("PRAGMA cache_size = -65536")  # 64 MiB: index upkeep on big tables
-        db.execute("PRAGMA wal_autocheckpoint = 25000")  # fewer, larger checkpoints: less time writing
+        store.tune_for_bulk(db)
         report.session_id = store.start_session(db, listen=None, mode=mode, source=source)
         now, taken, batch = time.time(), 0, []
         for item in items:
@@ -234,8 +233,7 @@ def _write(conn: sqlite3.Connection, batch: list[dict[str, Any]], report: Import
     if not batch:
         return
     ids = store.write_batch(conn, batch, []).event_ids
-    sql = "SELECT count(*) FROM events WHERE id BETWEEN ? AND ? AND duplicate_of IS NOT NULL"
-    report.duplicates += conn.execute(sql, (ids[0], ids[-1])).fetchone()[0]
+    report.duplicates += store.count_duplicates(conn, ids[0], ids[-1])
     report.imported += len(ids)
 
 

@@ -344,6 +344,30 @@ def checkpoint(conn: sqlite3.Connection) -> bool:
     return not busy
 
 
+def tune_for_bulk(db: sqlite_utils.Database) -> None:
+    """Settings for a long import on this connection: a larger cache, fewer and larger checkpoints."""
+    db.execute("PRAGMA cache_size = -65536")  # 64 MiB: index upkeep on big tables
+    db.execute("PRAGMA wal_autocheckpoint = 25000")  # fewer, larger checkpoints: less time writing
+
+
+def count_duplicates(conn: sqlite3.Connection, first_id: int, last_id: int) -> int:
+    """How many events between two ids repeat the bytes of an earlier one."""
+    sql = "SELECT count(*) FROM events WHERE id BETWEEN ? AND ? AND duplicate_of IS NOT NULL"
+    return int(conn.execute(sql, (first_id, last_id)).fetchone()[0])
+
+
+def stamp_session(db: sqlite_utils.Database, session_id: int, listen: str) -> None:
+    """Give a session the times of its first and last deliveries (a generated or imported one)."""
+    with db.atomic():
+        db.execute(
+            "UPDATE sessions SET listen = :listen, "
+            "started_at = coalesce((SELECT min(received_at) - 1 FROM events WHERE session_id = :id), started_at), "
+            "ended_at = coalesce((SELECT max(received_at) + 1 FROM events WHERE session_id = :id), ended_at) "
+            "WHERE id = :id",
+            {"id": session_id, "listen": listen},
+        )
+
+
 def end_session(db: sqlite_utils.Database, session_id: int) -> None:
     with db.atomic():
         db.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", [time.time(), session_id])

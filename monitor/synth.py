@@ -233,13 +233,6 @@ def _stamp_session(db_path: str | Path, session_id: int) -> None:
     """Give a synthetic session the times of its deliveries and a listener URL."""
     db = store.open_store(db_path)
     try:
-        with db.atomic():
-            db.execute(
-                "UPDATE sessions SET listen = 'http://127.0.0.1:8787/', "
-                "started_at = coalesce((SELECT min(received_at) - 1 FROM events WHERE session_id = :id), started_at), "
-                "ended_at = coalesce((SELECT max(received_at) + 1 FROM events WHERE session_id = :id), ended_at) "
-                "WHERE id = :id",
-                {"id": session_id},
-            )
+        store.stamp_session(db, session_id, "http://127.0.0.1:8787/")
     finally:
         db.close()
