@@ -30,9 +30,18 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from monitor import store
+from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT
 from monitor.forwarder import DEFAULT_ATTEMPTS, Forwarder, Outcome
 from monitor.forwarder import DEFAULT_TIMEOUT as DEFAULT_FORWARD_TIMEOUT
-from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_READ_TIMEOUT, ListenerConfig, make_runner, make_server
+from monitor.listener import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    ListenerConfig,
+    make_runner,
+    make_server,
+)
 from monitor.writer import CommitNotice, Writer
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,11 @@ class Options:
     require_auth: bool = False
     max_body: int = DEFAULT_MAX_BODY
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_connections: int | None = None  # None: from ulimit -n
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     allow_unauthenticated: bool = False
     mode: str = "headless"
     forward_to: str | None = None
@@ -125,6 +139,11 @@ class Service:
             require_auth=options.require_auth,
             max_body=options.max_body,
             read_timeout=options.read_timeout,
+            max_in_flight=options.max_in_flight,
+            max_connections=options.max_connections,
+            keepalive_timeout=options.keepalive_timeout,
+            head_timeout=options.head_timeout,
+            shutdown_timeout=options.shutdown_timeout,
             db_path=str(options.db_path),
         )
         self._runner: web.ServerRunner | None = None

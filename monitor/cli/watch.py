@@ -10,7 +10,8 @@ import click
 
 from monitor import store
 from monitor.cli.send import credentials_option
-from monitor.listener import DEFAULT_MAX_BODY
+from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT
+from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SHUTDOWN_TIMEOUT
 from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options
 
 DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries, not a credential)
@@ -52,6 +53,39 @@ DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries
     show_default=True,
     type=click.IntRange(1),
     help="Largest body accepted, in bytes (after decompression).",
+)
+@click.option(
+    "--max-in-flight",
+    default=DEFAULT_MAX_IN_FLIGHT,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Bytes of request bodies held in memory at once, over all connections; past it, 503.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    help="Open connections at most (default: from ulimit -n, leaving room for files).",
+)
+@click.option(
+    "--head-timeout",
+    default=DEFAULT_HEAD_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds a connection has to send a complete request head.",
+)
+@click.option(
+    "--keepalive-timeout",
+    default=DEFAULT_KEEPALIVE_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds an idle connection is kept open between requests.",
+)
+@click.option(
+    "--shutdown-timeout",
+    default=DEFAULT_SHUTDOWN_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds Ctrl-C and SIGTERM wait for requests still being received.",
 )
 @click.option(
     "--allow-unauthenticated", is_flag=True, help="Allow a non-loopback --host without --secret or --basic-auth."

@@ -7,14 +7,13 @@ answered, stderr small, idle connections closed), 400 half-sent 1 MiB bodies (RS
 no traceback) and SIGTERM with senders stuck mid-body (a bounded stop, nothing acknowledged
 lost). The finer rules run in-process through aiohttp's test client.
 
-The timeouts have no command-line flags yet; the process is started with
-``ListenerConfig``'s defaults overridden by :data:`_LAUNCH`, which then runs the real CLI.
+The processes are started with the real command line; the tests shorten the
+timeouts with its flags (``--head-timeout``, ``--keepalive-timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import queue
 import re
@@ -43,27 +42,14 @@ Listen = Callable[..., Any]
 
 VIEW = b'{"event":"payment_gateway.view","user_id":"u1"}'
 
-_LAUNCH = """
-import functools, json, sys
-from monitor import listener, service
-overrides = json.loads(sys.argv[1])
-known = {k: v for k, v in overrides.items() if k in listener.ListenerConfig.__dataclass_fields__}
-if known != overrides:  # an older listener: run it as it is (the tests then show what it lacks)
-    print("ListenerConfig has no", sorted(set(overrides) - set(known)), file=sys.stderr)
-service.ListenerConfig = functools.partial(listener.ListenerConfig, **known)
-sys.argv = ["conscent-monitor", *sys.argv[2:]]
-from monitor.cli import main
-main()
-"""
-
 
 class Headless:
-    """``conscent-monitor watch --headless``, with ``ListenerConfig`` overrides and an optional ``ulimit -n``.
+    """``conscent-monitor watch --headless``, with listener flags and an optional ``ulimit -n``.
 
     stdout is read line by line on a thread; stderr goes to a file so that its size can be counted.
     """
 
-    def __init__(self, tmp_path: Path, *args: str, nofile: int | None = None, **overrides: Any) -> None:
+    def __init__(self, tmp_path: Path, *args: str, nofile: int | None = None, **flags: Any) -> None:
         self.db = tmp_path / "limits.db"
         self.stderr_path = tmp_path / "monitor.stderr"
         env = {k: v for k, v in os.environ.items() if k != "CONSCENT_WEBHOOK_SECRET"}
@@ -73,10 +59,11 @@ class Headless:
             if nofile is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-        argv = ["watch", "--headless", "--port", "0", "--db", str(self.db), *args]
+        options = [f"--{name.replace('_', '-')}={value}" for name, value in flags.items()]
+        argv = ["watch", "--headless", "--port", "0", "--db", str(self.db), *options, *args]
         with self.stderr_path.open("wb") as stderr:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _LAUNCH, json.dumps(overrides), *argv],
+                [sys.executable, "-m", "monitor", *argv],
                 cwd=REPO,
                 env=env,
                 stdout=subprocess.PIPE,
