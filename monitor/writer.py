@@ -62,6 +62,7 @@ FILE_CHECK_INTERVAL = 1.0
 FILE_RECHECK_AFTER = 0.005
 
 Connect = Callable[[], sqlite3.Connection]
+_SQLITE_READONLY = 8  # primary result code; "locked" or "full" are not retried (they would wait twice)
 
 
 class UnstorableRow(Exception):
@@ -246,6 +247,9 @@ class Writer:
             # The index is a convenience: the filter falls back to scanning.
             log.warning("search indexing paused: %s", exc)
             indexed = 0
+            if isinstance(exc, sqlite3.Error):
+                # As after a failed commit: a file made writable again is only seen by a new connection.
+                self._close()
         # Batches are bounded by bytes as well as rows: only an empty one means done.
         self._search_behind = indexed > 0
 
@@ -318,22 +322,30 @@ class Writer:
         :class:`_Unavailable` means the database cannot be written (locked,
         full, read-only, gone); anything else is a problem with some row.
         """
-        try:
-            conn = self._open()
-        except Exception as exc:
-            raise _Unavailable(exc) from exc
         events = [item.row for item in pending if item.table == "events"]
         rejected = [item.row for item in pending if item.table == "rejected"]
         forwards = [item.row for item in pending if item.table == "forwards"]
-        try:
-            return store.write_batch(conn, events, rejected, forwards)
-        except sqlite3.Error as exc:
-            # OperationalError: locked, full, read-only, I/O; a bare
-            # DatabaseError: "file is not a database" and the like. Binding
-            # and constraint errors (Programming/Integrity/...) are the rows'.
-            if isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError) or type(exc) is sqlite3.DatabaseError:
+        # A connection kept from earlier (the search index's, opened while the
+        # file could not be written) does not see that it can be now: after
+        # "readonly", one more try on a fresh connection before the batch is refused.
+        for attempt in ("kept", "fresh") if self._conn is not None else ("fresh",):
+            try:
+                conn = self._open()
+            except Exception as exc:
                 raise _Unavailable(exc) from exc
-            raise
+            try:
+                return store.write_batch(conn, events, rejected, forwards)
+            except sqlite3.Error as exc:
+                # OperationalError: locked, full, read-only, I/O; a bare
+                # DatabaseError: "file is not a database" and the like. Binding
+                # and constraint errors (Programming/Integrity/...) are the rows'.
+                unavailable = isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError)
+                if not unavailable and type(exc) is not sqlite3.DatabaseError:
+                    raise
+                if attempt == "fresh" or getattr(exc, "sqlite_errorcode", 0) & 0xFF != _SQLITE_READONLY:
+                    raise _Unavailable(exc) from exc
+                self._close()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _acknowledge(self, pending: list[_Item], done: store.Committed) -> bool:
         """Resolve a committed batch, unless the file left the path meanwhile (then 503: not findable)."""

@@ -460,7 +460,8 @@ async def test_503_while_the_database_cannot_be_written_then_recovers(
 
     connect.on = False
     status, answer = await post(client)
-    assert status == 200 and event(db_path, answer["id"])["body"] == VIEW
+    assert status == 200, answer
+    assert event(db_path, answer["id"])["body"] == VIEW
     # The 503 itself was recorded once the database could be written again.
     deadline = asyncio.get_running_loop().time() + 10
     while not rejected(db_path):
