@@ -2,7 +2,7 @@
 
 Also the forward target of the ``tui+forward`` ingest set-up.
 
-    python bench/bare_server.py PORT
+    python -m bench.bare_server PORT
 """
 
 import sys

@@ -9,9 +9,9 @@ rows (``event_row``: events.extract + sha256), ``store.write_batch`` (ids,
 duplicate probe, dict -> list, executemany, 9 indexes), and a bare
 ``executemany`` of prebuilt tuples (SQLite alone).
 
-    python bench/import_export.py               # 200,000 events
-    python bench/import_export.py --count 20000
-    python bench/import_export.py --quick       # 3,000 events
+    python -m bench.import_export               # 200,000 events
+    python -m bench.import_export --count 20000
+    python -m bench.import_export --quick       # 3,000 events
 """
 
 from __future__ import annotations
@@ -20,15 +20,11 @@ import argparse
 import gc
 import io
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-
-from common import CACHE, describe_machine
+from bench.common import CACHE, describe_machine
 
 
 def capture(count: int, cache: Path) -> Path:

@@ -17,11 +17,11 @@ Rounds are interleaved (every set-up once per round) and the best round is
 reported with the spread. After each monitor run every acknowledged delivery
 is counted in the database.
 
-    python bench/ingest.py                       # 3 rounds x 8 s, 16 and 64 connections
-    python bench/ingest.py --rounds 5 --seconds 10
-    python bench/ingest.py --quick               # 1 round, 2 s, 16 connections (smoke test)
-    python bench/ingest.py --client aiohttp      # the fallback client even when wrk is there
-    python bench/ingest.py --breakdown           # where the time per delivery goes
+    python -m bench.ingest                       # 3 rounds x 8 s, 16 and 64 connections
+    python -m bench.ingest --rounds 5 --seconds 10
+    python -m bench.ingest --quick               # 1 round, 2 s, 16 connections (smoke test)
+    python -m bench.ingest --client aiohttp      # the fallback client even when wrk is there
+    python -m bench.ingest --breakdown           # where the time per delivery goes
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import (
+from bench.common import (
     BODY,
     ROOT,
     WRK_SCRIPT,
@@ -87,12 +85,11 @@ def load(url: str, connections: int, seconds: float, script: Path, client: str) 
 def start_server(setup: str, port: int, db: Path, folder: Path) -> list[subprocess.Popen[str]]:
     """The processes of one set-up, the one on ``port`` last; returns once it listens."""
     procs: list[subprocess.Popen[str]] = []
-    bench = Path(__file__).resolve().parent
     if setup == "bare":
-        cmd = [sys.executable, str(bench / "bare_server.py"), str(port)]
-        procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True))
+        cmd = [sys.executable, "-m", "bench.bare_server", str(port)]
+        procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True, cwd=ROOT))
     elif setup == "floor" or setup in STAGES:
-        cmd = [sys.executable, str(bench / "stage_server.py"), str(port), str(db), setup]
+        cmd = [sys.executable, "-m", "bench.stage_server", str(port), str(db), setup]
         procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True, cwd=ROOT))
     elif setup == "headless":
         cmd = [sys.executable, "-m", "monitor", "watch", "--headless", "--port", str(port), "--db", str(db)]
@@ -102,11 +99,11 @@ def start_server(setup: str, port: int, db: Path, folder: Path) -> list[subproce
         _drain(procs[-1])
         return procs
     else:
-        cmd = [sys.executable, str(bench / "tui_server.py"), "--port", str(port), "--db", str(db)]
+        cmd = [sys.executable, "-m", "bench.tui_server", "--port", str(port), "--db", str(db)]
         if setup == "tui+fwd":
             target = free_port()
-            target_cmd = [sys.executable, str(bench / "bare_server.py"), str(target)]
-            procs.append(subprocess.Popen(pinned(target_cmd, 1), stdout=subprocess.PIPE, text=True))
+            target_cmd = [sys.executable, "-m", "bench.bare_server", str(target)]
+            procs.append(subprocess.Popen(pinned(target_cmd, 1), stdout=subprocess.PIPE, text=True, cwd=ROOT))
             wait_line(procs[-1], "ready")
             cmd += ["--forward-to", f"http://127.0.0.1:{target}/hook"]
         procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True, cwd=ROOT))

@@ -1,17 +1,14 @@
 """Send ``rate`` deliveries per second for ``seconds`` (open loop) and print the latencies as JSON.
 
-python bench/paced_client.py URL RATE SECONDS [CONNECTIONS]
+python -m bench.paced_client URL RATE SECONDS [CONNECTIONS]
 """
 
 import asyncio
 import json
 import sys
 from dataclasses import asdict
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import BODY, aiohttp_load
+from bench.common import BODY, aiohttp_load
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ opening a reader drill-down and a delivery's detail, and peak RSS
 (``ru_maxrss``). Databases are built with ``monitor.synth.build_database`` and
 cached under $CONSCENT_BENCH_CACHE (default /tmp/conscent-bench).
 
-    python bench/scale.py                  # 10k and 1M (the 1M build takes minutes once)
-    python bench/scale.py --quick          # 10k and 50k
-    python bench/scale.py --sizes 2000 5000
+    python -m bench.scale                  # 10k and 1M (the 1M build takes minutes once)
+    python -m bench.scale --quick          # 10k and 50k
+    python -m bench.scale --sizes 2000 5000
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-
-from common import CACHE, ROOT, describe_machine, median  # noqa: E402
+from bench.common import CACHE, ROOT, describe_machine, median  # noqa: E402
 
 TARGETS = {
     "first_screen_ms": 1000,
@@ -91,8 +88,7 @@ async def measure(db_path: Path, repeats: int) -> dict[str, float]:
     import resource
     import sqlite3
 
-    from tui_timing import Frames, Marks, send_key, timed, until_frame
-
+    from bench.tui_timing import Frames, Marks, send_key, timed, until_frame
     from monitor.tui.app import MonitorApp
     from monitor.tui.screens.detail import DetailScreen
     from monitor.tui.screens.reader import ReaderScreen
@@ -220,7 +216,7 @@ def child(db_path: Path, repeats: int) -> None:
 
 
 def run_size(path: Path, repeats: int) -> dict[str, float]:
-    cmd = [sys.executable, __file__, "--child", str(path), "--repeats", str(repeats)]
+    cmd = [sys.executable, "-m", "bench.scale", "--child", str(path), "--repeats", str(repeats)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):

@@ -1,6 +1,6 @@
-"""One stage of the ingest path, for bench/ingest_breakdown.py.
+"""One stage of the ingest path, for ``python -m bench.ingest --breakdown``.
 
-    python bench/stage_server.py PORT DB STAGE
+    python -m bench.stage_server PORT DB STAGE
 
 Stages, each adding one piece of the monitor's work per delivery:
 
@@ -37,8 +37,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp import web
 

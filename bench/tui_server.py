@@ -6,7 +6,7 @@ headless driver, so it runs without a terminal. Prints ``ready`` once the
 app has mounted; SIGTERM (or SIGINT) exits the app, which stops the service
 and closes the session.
 
-    python bench/tui_server.py --db X.db --port 8787 [--forward-to URL]
+    python -m bench.tui_server --db X.db --port 8787 [--forward-to URL]
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.service import Options, Service, tune_gc
 from monitor.tui.app import MonitorApp

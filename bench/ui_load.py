@@ -11,8 +11,8 @@ time from sending it to the first screen update after the table handled it
 each request's due time) over the same run; every acknowledged delivery is
 counted in the database afterwards.
 
-    python bench/ui_load.py                     # 2,000/s for 20 s
-    python bench/ui_load.py --quick             # 300/s for 3 s
+    python -m bench.ui_load                     # 2,000/s for 20 s
+    python -m bench.ui_load --quick             # 300/s for 3 s
 """
 
 from __future__ import annotations
@@ -26,17 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-
-from common import ROOT, count_rows, describe_machine, quantile
-
-PACED_CLIENT = Path(__file__).resolve().parent / "paced_client.py"
+from bench.common import ROOT, count_rows, describe_machine, quantile
 
 
 async def run(rate: float, seconds: float, interval: float, folder: Path) -> dict[str, float]:
-    from tui_timing import Frames, Marks, send_key, timed
-
+    from bench.tui_timing import Frames, Marks, send_key, timed
     from monitor.service import Options, Service, tune_gc
     from monitor.tui.app import MonitorApp
     from monitor.tui.widgets.event_table import EventTable
@@ -58,7 +52,7 @@ async def run(rate: float, seconds: float, interval: float, folder: Path) -> dic
     async with app.run_test(size=(160, 48)) as pilot:
         table = app.main_screen.query_one(EventTable)
         moves = Marks(table, "_move")
-        cmd = [sys.executable, str(PACED_CLIENT), url, str(rate), str(seconds)]
+        cmd = [sys.executable, "-m", "bench.paced_client", url, str(rate), str(seconds)]
         if os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
             cmd = ["taskset", "-c", "1", *cmd]
         client = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE, cwd=ROOT)

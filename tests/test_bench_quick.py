@@ -8,19 +8,15 @@ is installed and always with the aiohttp fallback client.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-sys.path.insert(0, str(BENCH))
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def test_ingest_fallback_client(tmp_path: Path) -> None:
-    import ingest
+    from bench import ingest
 
     runs = ingest.main(
         [
@@ -47,7 +43,7 @@ def test_ingest_fallback_client(tmp_path: Path) -> None:
 
 
 def test_ingest_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
-    import ingest
+    from bench import ingest
 
     runs = ingest.main(["--breakdown", "--quick", "--seconds", "1", "--client", "aiohttp"])
     assert [run.setup for run in runs] == list(ingest.BREAKDOWN)
@@ -57,14 +53,14 @@ def test_ingest_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_ingest_wrk() -> None:
-    import ingest
+    from bench import ingest
 
     runs = ingest.main(["--quick", "--seconds", "1", "--client", "wrk", "--setups", "bare", "headless"])
     assert all(run.acked > 0 and run.missing == 0 for run in runs)
 
 
 def test_ui_load() -> None:
-    import ui_load
+    from bench import ui_load
 
     result = ui_load.main(["--rate", "200", "--seconds", "2", "--interval", "0.1"])
     assert result["keys"] > 0
@@ -72,7 +68,7 @@ def test_ui_load() -> None:
 
 
 def test_scale(tmp_path: Path) -> None:
-    import scale
+    from bench import scale
 
     results = scale.main(["--sizes", "300", "800", "--repeats", "1", "--cache", str(tmp_path)])
     for figures in results.values():
@@ -91,7 +87,7 @@ def test_scale(tmp_path: Path) -> None:
 
 
 def test_import_export(tmp_path: Path) -> None:
-    import import_export
+    from bench import import_export
 
     results = import_export.main(["--count", "500", "--cache", str(tmp_path)])
     assert results["import new db /s"] > 0
