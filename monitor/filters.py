@@ -24,6 +24,11 @@ with an unknown ``a`` are free text. Quoted values are literal (no ``*``).
 Times are epoch seconds; dates and clock times without an offset are local.
 ``since:`` is inclusive (``received_at >= t``), ``until:`` exclusive.
 
+A filter holds at most 32 terms (each side of an OR counts), 32 distinct
+words of free text and 1,000 characters (:data:`MAX_TERMS`, :data:`MAX_WORDS`,
+:data:`MAX_LENGTH`); past them, the error points at the first one too many.
+Free-text terms ANDed are one look-up in the search index, however many.
+
 Examples::
 
     event:view city:"new delhi"          gateway views from New Delhi
@@ -53,6 +58,14 @@ Table = Literal["events", "rejected"]
 _Sql = tuple[str, tuple[Any, ...]]
 _FALSE: _Sql = ("0", ())
 _MAX_INT = 2**63 - 1
+
+#: What one filter may hold: terms (each side of an OR counts), distinct words
+#: of free text (each a look-up in the search index) and characters. They bound
+#: what a filter costs: 1,100 words were SQLite's "Expression tree is too large",
+#: 600 OR'd free-text terms took 32 s on 3,000 rows (issue 10).
+MAX_TERMS = 32
+MAX_WORDS = 32
+MAX_LENGTH = 1000
 
 #: Columns searched by free text, per table.
 EVENTS_TEXT_COLUMNS = (
@@ -95,11 +108,27 @@ def _like(column: str, pattern: str) -> _Sql:
     return f"{column} LIKE ? ESCAPE '\\'", (pattern,)
 
 
-def _or(pieces: Iterable[_Sql]) -> _Sql:
-    parts = list(pieces)
+#: Longest chain of one operator written flat (longer ones nest, see _join).
+_FLAT = 24
+
+
+def _join(op: str, parts: list[_Sql]) -> _Sql:
+    """``parts`` joined by ``op`` (``AND``, ``OR``), parenthesised when more than one.
+
+    Long lists nest in halves: SQLite parses ``a OR b OR c`` one tree level
+    per operator and refuses trees deeper than 1,000 ("Expression tree is too
+    large"), which 32 free-text terms of 20 columns each would come close to.
+    """
     if len(parts) == 1:
         return parts[0]
-    return "(" + " OR ".join(sql for sql, _ in parts) + ")", tuple(p for _, params in parts for p in params)
+    if len(parts) > _FLAT:
+        middle = len(parts) // 2
+        parts = [_join(op, parts[:middle]), _join(op, parts[middle:])]
+    return "(" + f" {op} ".join(sql for sql, _ in parts) + ")", tuple(p for _, params in parts for p in params)
+
+
+def _or(pieces: Iterable[_Sql]) -> _Sql:
+    return _join("OR", list(pieces))
 
 
 def _likes(columns: Iterable[str], value: str) -> list[_Sql]:
@@ -119,6 +148,71 @@ def _not(piece: _Sql) -> _Sql:
     return f"(NOT coalesce({sql}, 0))", params  # NULL (unknown) counts as "did not match"
 
 
+#: Words of one term: a row must hold them all, each as the start of a word.
+_Words = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """Free text on ``events``: a row matches when it holds the words of one of ``alternatives``.
+
+    ``scan`` is the substring scan for the rows the index has not reached yet.
+    Kept apart from other SQL until the end, so that ANDed terms share one
+    look-up in the index (:func:`_all_of`).
+    """
+
+    alternatives: tuple[_Words, ...]
+    scan: _Sql
+
+    def sql(self) -> _Sql:
+        # One look-up per alternative, ORed and tried row by row: SQLite runs
+        # a look-up only once some row gets past the ones before it, so a
+        # common word first costs one look-up, not thirty-two. ``+id`` keeps
+        # the planner from running them all up front to union their rows
+        # ("MULTI-INDEX OR"): 32 words in every body took 3.2 s that way on
+        # 100,000 rows, 0.25 s row by row. One look-up alone is best up front
+        # (a rare word: its few rows, not a walk of the table). The scan sits
+        # in a subquery on the same row, so the outer query needs only ``id``:
+        # the view's covering indexes answer it, and a row's columns and body
+        # are read only when it is past the indexed part.
+        rowid = "+id" if len(self.alternatives) > 1 else "id"
+        lookup = f"{rowid} IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
+        matches = [(lookup, (" AND ".join(f'"{word}"*' for word in words),)) for words in self.alternatives]
+        scan_sql, scan_params = self.scan
+        unindexed = (
+            f"({rowid} > (SELECT indexed_upto FROM search_state)"
+            f" AND EXISTS (SELECT 1 FROM events AS unindexed WHERE unindexed.id = events.id AND {scan_sql}))"
+        )
+        return _or([*matches, (unindexed, scan_params)])  # words hold no quotes: safe FTS5 syntax
+
+
+def _text(term: str) -> _Text | _Sql:
+    """One free-text term on ``events``: its words in the index, and the scan."""
+    scan = _contains((*EVENTS_TEXT_COLUMNS, "CAST(body AS TEXT)"), term)
+    words = tuple(dict.fromkeys(_WORD.findall(term)))
+    if not words:
+        return scan  # nothing the index knows: every row is scanned
+    return _Text((words,), scan)
+
+
+def _any_of(texts: list[_Text]) -> _Text:
+    """Terms ORed: their alternatives (each looked up once), and one scan of them all."""
+    alternatives = tuple(dict.fromkeys(words for t in texts for words in t.alternatives))
+    return _Text(alternatives, _or(dict.fromkeys(t.scan for t in texts)))
+
+
+def _all_of(texts: list[_Text]) -> _Text:
+    """Single terms ANDed: one look-up of all their words, and their scans ANDed.
+
+    Exact because rows past ``indexed_upto`` are never in the index: each row
+    is judged by the index alone or by the scan alone. And cheaper than a
+    look-up per term: the index intersects the words itself (32 common words
+    on 100,000 rows: 4.3 s in one look-up each, 2.9 s in one for all).
+    """
+    words = tuple(dict.fromkeys(word for t in texts for word in t.alternatives[0]))
+    return _Text((words,), _join("AND", list(dict.fromkeys(t.scan for t in texts))))
+
+
 def free_text_sql(term: str, table: Table) -> _Sql:
     """SQL for one free-text term.
 
@@ -128,20 +222,8 @@ def free_text_sql(term: str, table: Table) -> _Sql:
     """
     if table == "rejected":
         return _contains(REJECTED_TEXT_COLUMNS, term)
-    scan_sql, scan_params = _contains((*EVENTS_TEXT_COLUMNS, "CAST(body AS TEXT)"), term)
-    words = _WORD.findall(term)
-    if not words:
-        return scan_sql, scan_params
-    match = " ".join(f'"{word}"*' for word in words)  # words hold no quotes: safe FTS5 syntax
-    # The scan sits in a subquery on the same row, so the outer query needs
-    # only ``id``: the view's covering indexes answer it, and a row's columns
-    # and body are read only when it is past the indexed part.
-    sql = (
-        "(id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
-        " OR (id > (SELECT indexed_upto FROM search_state)"
-        f" AND EXISTS (SELECT 1 FROM events AS unindexed WHERE unindexed.id = events.id AND {scan_sql})))"
-    )
-    return sql, (match, *scan_params)
+    piece = _text(term)
+    return piece.sql() if isinstance(piece, _Text) else piece
 
 
 #: What FTS5's unicode61 tokenizer calls a word: letters and digits.
@@ -167,7 +249,22 @@ class _Term:
 _FIELD_HEAD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(:|<=|>=|!=|==|<|>|=)", re.ASCII)
 
 
-def _tokenize(text: str) -> Iterator[_Term]:
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    """One whitespace-separated piece of the filter, before it is read as a term."""
+
+    start: int
+    negated: bool
+    parts: list[tuple[str, bool, int]]  # (text, quoted, position)
+    unterminated: int | None = None  # where a quote opens that never closes
+
+    @property
+    def is_or(self) -> bool:
+        return not self.negated and len(self.parts) == 1 and self.parts[0][:2] == ("OR", False)
+
+
+def _split(text: str) -> Iterator[_Raw]:
+    """The pieces of ``text``; an unterminated quote ends the last one (an error only once it is read)."""
     i, n = 0, len(text)
     while i < n:
         if text[i].isspace():
@@ -176,7 +273,7 @@ def _tokenize(text: str) -> Iterator[_Term]:
         start = i
         negated = text[i] == "-" and i + 1 < n and not text[i + 1].isspace()
         i += negated
-        parts: list[tuple[str, bool, int]] = []  # (text, quoted, position)
+        parts: list[tuple[str, bool, int]] = []
         while i < n and not text[i].isspace():
             if text[i] == '"':
                 j, buf = i + 1, []
@@ -185,7 +282,8 @@ def _tokenize(text: str) -> Iterator[_Term]:
                     buf.append(text[j + step - 1])
                     j += step
                 if j >= n:
-                    raise FilterError("unterminated quote", i)
+                    yield _Raw(start, negated, parts, unterminated=i)
+                    return
                 parts.append(("".join(buf), True, i))
                 i = j + 1
             else:
@@ -194,14 +292,17 @@ def _tokenize(text: str) -> Iterator[_Term]:
                     j += 1
                 parts.append((text[i:j], False, i))
                 i = j
-        yield _make_term(start, negated, parts)
+        yield _Raw(start, negated, parts)
 
 
-def _make_term(start: int, negated: bool, parts: list[tuple[str, bool, int]]) -> _Term:
+def _make_term(raw: _Raw) -> _Term:
+    if raw.unterminated is not None:
+        raise FilterError("unterminated quote", raw.unterminated)
+    start, negated, parts = raw.start, raw.negated, raw.parts
+    if raw.is_or:
+        return _Term(start, False, None, "", start, "OR", start, False, is_or=True)
     first, first_quoted, first_pos = parts[0]
     whole = "".join(part for part, _, _ in parts)
-    if not negated and len(parts) == 1 and not first_quoted and first == "OR":
-        return _Term(start, False, None, "", start, "OR", start, False, is_or=True)
     head = None if first_quoted else _FIELD_HEAD.match(first)
     if head is not None:
         name, op = head[1].lower(), head[2]
@@ -422,11 +523,14 @@ FIELDS: dict[str, str] = {name: spec.help for name, spec in _FIELDS.items()}
 # --- compiling --------------------------------------------------------------
 
 
-def _compile_term(t: _Term, table: Table, now: float) -> _Sql:
+def _compile_term(t: _Term, table: Table, now: float) -> _Sql | _Text:
+    """A term's SQL; free text on ``events`` stays a :class:`_Text` (not negated yet), to be merged."""
     if t.field is None:
         if not t.value:
             raise FilterError("empty phrase", t.pos)
-        piece = free_text_sql(t.value, table)
+        piece = _text(t.value) if table == "events" else free_text_sql(t.value, table)
+        if isinstance(piece, _Text):
+            return piece
     else:
         spec = _FIELDS[t.field]
         if spec.comparison and t.op not in _NEGATED_OP:
@@ -443,21 +547,53 @@ def _compile_term(t: _Term, table: Table, now: float) -> _Sql:
     return _not(piece) if t.negated else piece
 
 
-def compile_filter(text: str, *, table: Table = "events", now: float | None = None) -> Compiled:
-    """Compile filter ``text`` for ``table``; raises :class:`FilterError`."""
+def _terms(text: str) -> Iterator[_Term]:
+    """The terms of ``text``, once the limits are checked; each is read (and may fail) in turn."""
+    if len(text) > MAX_LENGTH:
+        raise FilterError(f"filter too long ({len(text):,} characters; at most {MAX_LENGTH:,})", MAX_LENGTH)
     for position, char in enumerate(text):
         if "\ud800" <= char <= "\udfff":
             raise FilterError("invalid character", position)
+    pieces = list(_split(text))
+    terms = [piece for piece in pieces if not piece.is_or]
+    if len(terms) > MAX_TERMS:
+        raise FilterError(f"too many terms ({len(terms)}; at most {MAX_TERMS})", terms[MAX_TERMS].start)
+    words = _searched_words(terms)
+    if len(words) > MAX_WORDS:
+        raise FilterError(f"too many words to search ({len(words)}; at most {MAX_WORDS})", words[MAX_WORDS][1])
+    return map(_make_term, pieces)
+
+
+def _searched_words(pieces: list[_Raw]) -> list[tuple[str, int]]:
+    """Each distinct word of the free-text terms, with the position of the first term holding it."""
+    found: dict[str, int] = {}
+    for piece in pieces:
+        try:
+            term = _make_term(piece)
+        except FilterError:
+            continue  # reported when the terms are read in turn
+        if term.field is None:
+            for word in _WORD.findall(term.value):
+                found.setdefault(word, term.pos)
+    return list(found.items())
+
+
+#: A compiled term: its SQL, or free text with whether it is negated.
+_Piece = tuple[bool, _Sql | _Text]
+
+
+def compile_filter(text: str, *, table: Table = "events", now: float | None = None) -> Compiled:
+    """Compile filter ``text`` for ``table``; raises :class:`FilterError`."""
     when = time.time() if now is None else now
-    groups: list[list[_Sql]] = []
+    groups: list[list[_Piece]] = []  # terms joined by OR; the groups are ANDed
     pending_or: _Term | None = None
-    for term in _tokenize(text):
+    for term in _terms(text):
         if term.is_or:
             if not groups or pending_or is not None:
                 raise FilterError("OR needs a term on each side", term.pos)
             pending_or = term
             continue
-        piece = _compile_term(term, table, when)
+        piece = (term.negated, _compile_term(term, table, when))
         if pending_or is not None:
             groups[-1].append(piece)
             pending_or = None
@@ -465,17 +601,32 @@ def compile_filter(text: str, *, table: Table = "events", now: float | None = No
             groups.append([piece])
     if pending_or is not None:
         raise FilterError("OR needs a term on each side", pending_or.pos)
+    return _combine(groups)
+
+
+def _combine(groups: list[list[_Piece]]) -> Compiled:
+    """AND the groups; single free-text terms share one look-up in the search index."""
     anded: list[_Sql] = []
+    wanted: list[_Text] = []  # groups of one free-text term
     for group in groups:
-        if any(sql == "1" for sql, _ in group):
+        texts = [piece for negated, piece in group if isinstance(piece, _Text) and not negated]
+        plain = [
+            _not(p.sql()) if isinstance(p, _Text) else p for negated, p in group if not isinstance(p, _Text) or negated
+        ]
+        if any(sql == "1" for sql, _ in plain):
             continue
-        alive = [piece for piece in group if piece[0] != "0"]
-        if not alive:
+        alive = [piece for piece in plain if piece[0] != "0"]
+        if not alive and not texts:
             return Compiled("0", ())
-        anded.append(_or(alive))
+        if len(texts) == 1 and not alive:
+            wanted.append(texts[0])
+        else:
+            anded.append(_or([*alive, *([_any_of(texts).sql()] if texts else [])]))
+    if wanted:
+        anded.append(_all_of(wanted).sql())
     if not anded:
         return Compiled("1", ())
-    return Compiled(" AND ".join(sql for sql, _ in anded), tuple(p for _, params in anded for p in params))
+    return Compiled(*_join("AND", anded))
 
 
 def help_text() -> str:
@@ -491,5 +642,7 @@ def help_text() -> str:
         "  lag>5s lag<=500ms    received_at - created_at (>, <, >=, <=)\n"
         "Fields:\n"
         f"{fields}\n"
-        "Fields a table lacks match nothing there (-field: matches everything)."
+        "Fields a table lacks match nothing there (-field: matches everything).\n"
+        f"A filter holds at most {MAX_TERMS} terms (each side of an OR counts), {MAX_WORDS} distinct words"
+        f" of free text and {MAX_LENGTH:,} characters."
     )
