@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -19,12 +20,14 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from monitor import queries, store
 from monitor.journey import build_journey, pair_summary
 from monitor.resources import styles_dir
 from monitor.service import Service
 from monitor.textsafe import cell
+from monitor.tui.failures import damaged_message, is_damaged, one_line
 from monitor.tui.messages import RowsCommitted
 from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.export import ExportRequest, ExportScreen
@@ -45,6 +48,11 @@ FLOOD_REDRAWS_PER_SECOND = 4
 FLOOD_ROWS = 200
 #: Offline review looks for rows another process committed this often (seconds).
 POLL_INTERVAL = 0.5
+#: The live monitor looks at its writer's health this often (seconds): two attribute reads.
+HEALTH_INTERVAL = 1.0
+#: The same failure is said again only after this long (seconds): a damaged page
+#: fails every redraw, and one toast is enough.
+REPEAT_FAILURE_AFTER = 10.0
 
 
 @dataclass
@@ -90,10 +98,22 @@ class MonitorApp(App[None]):
         self._accepting = False
         self._wake_posted = False
         self.main_screen = MainScreen()
+        #: What ended offline review (a damaged file), for the command line; None otherwise.
+        self.fatal_error: BaseException | None = None
+        self._last_failure: tuple[str, float] = ("", 0.0)
+        self._problem_shown: str | None = None
 
     @property
     def listener_healthy(self) -> bool:
         return self.service is None or self.service.writer.healthy
+
+    @property
+    def listener_problem(self) -> str | None:
+        """Why the listener refuses deliveries (the writer's own words), or None while it records them."""
+        if self.listener_healthy:
+            return None
+        assert self.service is not None
+        return self.service.writer.stats.last_error or "the database cannot be written: deliveries are refused (503)"
 
     @property
     def forward_target(self) -> str | None:
@@ -123,11 +143,33 @@ class MonitorApp(App[None]):
             ).fetchone()
             yield int(events), int(rejected)
         finally:
-            self.db.execute("COMMIT")
+            if self.db.conn.in_transaction:  # SQLite may have ended it (a failed or interrupted read)
+                self.db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """Queries on ``self.db`` inside fail with "interrupted" once they have run ``seconds`` (None: no limit).
+
+        Checked every few thousand SQLite instructions, so a single full-text
+        look-up (one step) can overrun it by its own length.
+        """
+        if seconds is None:
+            yield
+            return
+        deadline = time.monotonic() + seconds
+        self.db.conn.set_progress_handler(lambda: time.monotonic() > deadline, 4000)
+        try:
+            yield
+        finally:
+            self.db.conn.set_progress_handler(None, 0)
 
     async def on_mount(self) -> None:
         await self.push_screen(self.main_screen)
-        self._start_stats()
+        try:
+            self._start_stats()
+        except sqlite3.Error as exc:
+            self._stats = None
+            self.read_failed(exc, "the header counters")
         with self._inbox_lock:
             self._accepting = True
             wake = bool(self._inbox) and not self._wake_posted
@@ -135,9 +177,12 @@ class MonitorApp(App[None]):
         if wake:
             self.post_message(RowsCommitted())
         self.set_interval(5, self._timed_tick)
-        if self.service is None:
+        if self.service is not None:
+            self.set_interval(HEALTH_INTERVAL, self._check_health)
+        else:
             # Another process (a running monitor, an import) may be writing.
-            self._data_version = self._read_data_version()
+            with contextlib.suppress(sqlite3.Error):  # the next poll says what is wrong
+                self._data_version = self._read_data_version()
             self.set_interval(POLL_INTERVAL, self._poll_other_writers)
 
     def _start_stats(self) -> None:
@@ -151,11 +196,17 @@ class MonitorApp(App[None]):
             self.main_screen.load_stats()
 
     def switch_session(self, session_id: int | None) -> None:
-        """Review another session (or all of them: None)."""
-        self.session_id = session_id
-        self.main_screen.reload()
+        """Review another session (or all of them: None); the same one when it cannot be read."""
+        previous, self.session_id = self.session_id, session_id
+        if not self.main_screen.reload():
+            self.session_id = previous
+            return
         self.main_screen.refresh_origin()
-        self._start_stats()
+        try:
+            self._start_stats()
+        except sqlite3.Error as exc:
+            self._stats = None
+            self.read_failed(exc, "the header counters")
 
     def _read_data_version(self) -> int:
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
@@ -163,6 +214,12 @@ class MonitorApp(App[None]):
     def _poll_other_writers(self) -> None:
         if not self.is_running:  # shutting down: the screens' widgets may be gone, the connection closed
             return
+        try:
+            self._read_other_writers()
+        except sqlite3.Error as exc:
+            self.read_failed(exc, "new rows")
+
+    def _read_other_writers(self) -> None:
         version = self._read_data_version()
         if version == self._data_version:
             return
@@ -245,6 +302,45 @@ class MonitorApp(App[None]):
             self.main_screen.set_stats(self._stats.snapshot(time.time()))
         self.main_screen.refresh_origin()
 
+    def _check_health(self) -> None:
+        """Show at once that the listener stopped recording (and when it records again)."""
+        problem = self.listener_problem
+        if problem == self._problem_shown or not self.is_running:
+            return
+        self._problem_shown = problem
+        self.main_screen.refresh_origin()
+        if problem is not None:  # the header says it for as long as it lasts; this reaches every screen
+            self.notify(cell(problem, 1000), title="Not recording", severity="error", timeout=30, markup=False)
+
+    # -- failures -------------------------------------------------------------------
+
+    def end_if_damaged(self, exc: BaseException) -> bool:
+        """In offline review, a damaged file ends the app (return code 1, and why); True if it does."""
+        if self.service is not None or not is_damaged(exc):
+            return False
+        if self.fatal_error is None:
+            self.fatal_error = exc
+            self.exit(return_code=1, message=damaged_message(self.db_path, exc))
+        return True
+
+    def read_failed(self, exc: BaseException, what: str) -> None:
+        """A read or a loader failed: one line, and the app (and the listener) carry on."""
+        if self.end_if_damaged(exc):
+            return
+        line = f"Could not read {what}: {one_line(exc)}"
+        now = time.monotonic()
+        last, at = self._last_failure
+        if line == last and now - at < REPEAT_FAILURE_AFTER:
+            return
+        self._last_failure = (line, now)
+        self.notify(line, severity="error", timeout=10, markup=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A loader's failure is one line, never the end of the app (workers run with exit_on_error off)."""
+        error = event.worker.error
+        if event.state == WorkerState.ERROR and error is not None:
+            self.read_failed(error, event.worker.name or "data")
+
     def forward_status(self) -> Text | None:
         """The header's word on the forward target."""
         forwarder = self.service.forwarder if self.service else None
@@ -268,7 +364,7 @@ class MonitorApp(App[None]):
     def open_reader(self, user_id: str) -> None:
         self._load_reader(user_id, self.session_id)
 
-    @work(thread=True, exclusive=True, group="drill")
+    @work(thread=True, exclusive=True, group="drill", exit_on_error=False, name="the reader's events")
     def _load_reader(self, user_id: str, session_id: int | None) -> None:
         with self.read_connection() as db:
             steps = build_journey(queries.reader_events(db, user_id, session_id))
@@ -284,14 +380,14 @@ class MonitorApp(App[None]):
     def open_delivery(self, source: str, delivery_id: int) -> None:
         self._load_delivery(source, delivery_id)
 
-    @work(thread=True, exclusive=True, group="drill")
+    @work(thread=True, exclusive=True, group="drill", exit_on_error=False, name="the delivery")
     def _load_delivery(self, source: str, delivery_id: int) -> None:
         with self.read_connection() as db:
             delivery = queries.get_delivery(db, "rejected" if source == "rejected" else "event", delivery_id)
         if delivery is not None:
             self.call_from_thread(self.push_screen, DetailScreen(source, delivery))
 
-    @work(thread=True, group="drill")
+    @work(thread=True, group="drill", exit_on_error=False, name="the delivery's forwards")
     def _reload_forwards(self, screen: DetailScreen) -> None:
         with self.read_connection() as db:
             forwards = queries.forwards_of(db, int(screen.delivery["id"]))
@@ -300,7 +396,7 @@ class MonitorApp(App[None]):
     def open_sessions(self) -> None:
         self._load_sessions()
 
-    @work(thread=True, exclusive=True, group="drill")
+    @work(thread=True, exclusive=True, group="drill", exit_on_error=False, name="the sessions")
     def _load_sessions(self) -> None:
         with self.read_connection() as db:
             rows = queries.sessions(db)
@@ -327,7 +423,7 @@ class MonitorApp(App[None]):
         """``r`` on the table: load the delivery, then replay it."""
         self._load_for_replay(delivery_id)
 
-    @work(thread=True, group="replay")
+    @work(thread=True, group="replay", exit_on_error=False, name="the delivery to replay")
     def _load_for_replay(self, delivery_id: int) -> None:
         with self.read_connection() as db:
             delivery = queries.get_delivery(db, "event", delivery_id)
@@ -416,7 +512,7 @@ class MonitorApp(App[None]):
 
         self.push_screen(ExportScreen(cell(description, 200)), chosen)
 
-    @work(thread=True, group="export")
+    @work(thread=True, group="export", exit_on_error=False, name="the rows to export")
     def _export(self, request: ExportRequest, filter_text: str, session_id: int | None) -> None:
         from monitor.exporting import export
         from monitor.filters import FilterError
@@ -443,7 +539,7 @@ class MonitorApp(App[None]):
     def open_readers(self) -> None:
         self._load_readers(self.session_id)
 
-    @work(thread=True, exclusive=True, group="drill")
+    @work(thread=True, exclusive=True, group="drill", exit_on_error=False, name="the readers")
     def _load_readers(self, session_id: int | None) -> None:
         with self.read_connection() as db:
             rows = queries.readers(db, session_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sqlite3
 import time
 from typing import TYPE_CHECKING, Literal
 
@@ -14,11 +15,15 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
+from textual.worker import Worker, WorkerState
 
 from monitor import queries
 from monitor.events import GATEWAY_EVENTS
 from monitor.filters import FilterError, compile_filter
-from monitor.tui.widgets.event_table import ALL_COLUMNS, GATEWAY_COLUMNS, EventTable, header_text
+from monitor.queries import Row
+from monitor.textsafe import cell
+from monitor.tui.failures import one_line
+from monitor.tui.widgets.event_table import ALL_COLUMNS, GATEWAY_COLUMNS, PAGE_SIZE, EventTable, header_text
 from monitor.tui.widgets.stats_bar import StatsBar
 from monitor.writer import CommitNotice
 
@@ -26,6 +31,13 @@ if TYPE_CHECKING:
     from monitor.tui.app import MonitorApp
 
 Mode = Literal["gateway", "all"]
+
+#: Seconds a new filter's first load may take before it is stopped and the user
+#: asked (Enter again runs it): the UI's thread waits for it. The largest
+#: filters of ordinary words take well under a second on 100,000 rows; many
+#: words found in every body (JSON keys) ANDed take 2-4 s there
+#: (bench/filter_cost.py). A single full-text look-up can overrun it.
+FILTER_BUDGET = 1.0
 
 
 class MainScreen(Screen[None]):
@@ -48,9 +60,14 @@ class MainScreen(Screen[None]):
         self.view = queries.View(mode="gateway", session_id=None)
         #: The highest event and rejected ids the table's total already includes.
         self._seen: tuple[int, int] = (0, 0)
+        #: A read that failed, shown on the status line until a view loads again.
+        self._error: str | None = None
+        #: A filter stopped for its time: Enter on the same text runs it without a limit.
+        self._slow_filter: str | None = None
 
     def compose(self) -> ComposeResult:
         yield StatsBar(id="stats")
+        yield Static(id="listener-alarm")
         yield Static(id="columns")
         yield EventTable(id="table")
         yield Static(id="statusline")
@@ -61,6 +78,7 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
+        self.query_one("#listener-alarm", Static).display = False
         self.refresh_origin()
         self.reload()
         self.query_one(EventTable).focus()
@@ -81,28 +99,67 @@ class MainScreen(Screen[None]):
 
     # -- the query -----------------------------------------------------------
 
-    def reload(self) -> None:
-        """Re-run the current view from the top (mode, filter or session changed)."""
+    def reload(self, *, patient: bool = False) -> bool:
+        """Re-run the current view from the top (mode, filter or session changed).
+
+        When the database cannot answer, the status line says why and the
+        table keeps showing the previous view; returns whether it loaded. A
+        filtered view gets :data:`FILTER_BUDGET` seconds unless ``patient``.
+        """
         app = self.app
+        budget = None if patient or not self.filter_text else FILTER_BUDGET
+        first: list[Row] | None = None
+        try:
+            view = self._view()
+            with app.snapshot() as seen, app.time_limit(budget):
+                total = queries.count_rows(app.db, view)
+                if budget is not None:  # the first page's query costs as much again: inside the budget too
+                    first = queries.fetch_rows(app.db, view, 0, PAGE_SIZE, total=total)
+        except (sqlite3.Error, FilterError) as exc:
+            slow = budget is not None and isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted"
+            self._slow_filter = self.filter_text if slow else None
+            self.show_error(exc, slow=budget if slow else None)
+            return False
+        self.view, self._seen, self._error, self._slow_filter = view, seen, None, None
+        columns = GATEWAY_COLUMNS if self.mode == "gateway" else ALL_COLUMNS
+        table = self.table
+        table.show(
+            lambda offset, limit: queries.fetch_rows(app.db, view, offset, limit, total=table.total),
+            total,
+            columns,
+            first,
+        )
+        self.query_one("#columns", Static).update(Text(header_text(columns), style="bold"))
+        self.update_statusline()
+        return True
+
+    def _view(self) -> queries.View:
         compiled = compile_filter(self.filter_text, table="events")
         rejected = compile_filter(self.filter_text, table="rejected")
-        self.view = queries.View(
+        return queries.View(
             mode=self.mode,
-            session_id=app.session_id,
+            session_id=self.app.session_id,
             where=compiled.where,
             params=compiled.params,
             rejected_where=rejected.where,
             rejected_params=rejected.params,
         )
-        view = self.view
-        with app.snapshot() as self._seen:
-            total = queries.count_rows(app.db, view)
-        columns = GATEWAY_COLUMNS if self.mode == "gateway" else ALL_COLUMNS
-        table = self.table
-        table.show(
-            lambda offset, limit: queries.fetch_rows(app.db, view, offset, limit, total=table.total), total, columns
-        )
-        self.query_one("#columns", Static).update(Text(header_text(columns), style="bold"))
+
+    def show_error(self, exc: BaseException, *, slow: float | None = None) -> None:
+        """A read failed: on the status line until a view loads (offline review of a damaged file ends).
+
+        ``slow``: the filter was stopped after that many seconds.
+        """
+        if self.app.end_if_damaged(exc):
+            return
+        if slow is not None:  # the point first: a narrow terminal shows one line of it
+            self._error = (
+                f"slow filter stopped after {slow:g} s: Enter runs it anyway (rarer words or a field are faster)"
+            )
+        elif isinstance(exc, FilterError):
+            self._error = f"{exc.message} (at column {exc.position + 1})"
+        else:
+            self._error = f"cannot read the database: {one_line(exc)}"
         self.update_statusline()
 
     def rows_committed(self, notices: list[CommitNotice]) -> None:
@@ -110,13 +167,21 @@ class MainScreen(Screen[None]):
         seen_events, seen_rejected = self._seen
         event_ids = [i for n in notices for i in n.event_ids if i > seen_events]
         rejected_ids = [i for n in notices for i in n.rejected_ids if i > seen_rejected]
-        self._seen = (max([seen_events, *event_ids]), max([seen_rejected, *rejected_ids]))
-        view = self.view
+        seen = (max([seen_events, *event_ids]), max([seen_rejected, *rejected_ids]))
         added = self._count_from_notices(notices, seen_events, seen_rejected)
-        if added is not None:
-            self.table.add_new(added)
-            self.update_statusline()
-            return
+        if added is None:
+            try:
+                added = self._count_new(event_ids, rejected_ids)
+            except sqlite3.Error as exc:  # counted with the next commit, or the next view
+                self.show_error(exc)
+                return
+        self._seen = seen
+        self.table.add_new(added)
+        self.update_statusline()
+
+    def _count_new(self, event_ids: list[int], rejected_ids: list[int]) -> int:
+        """How many of the new rows the view shows, when only a query can tell."""
+        view = self.view
         added = 0
         if event_ids:
             added += queries.count_rows(
@@ -140,8 +205,7 @@ class MainScreen(Screen[None]):
                     rejected_params=(min(rejected_ids), max(rejected_ids), *view.rejected_params),
                 ),
             )
-        self.table.add_new(added)
-        self.update_statusline()
+        return added
 
     def _count_from_notices(self, notices: list[CommitNotice], seen_events: int, seen_rejected: int) -> int | None:
         """Without a filter the notices say which rows the view shows: no query on the UI thread.
@@ -176,18 +240,28 @@ class MainScreen(Screen[None]):
         session = "all sessions" if app.session_id is None else f"session #{app.session_id}"
         if app.live_session_id is not None and app.session_id == app.live_session_id:
             session += " (live)"
+        problem = app.listener_problem
         self.query_one(StatsBar).set_origin(
             url=app.url,
             db_path=str(app.db_path),
             session=session,
-            healthy=app.listener_healthy,
+            healthy=problem is None,
             forward=app.forward_status(),
         )
+        alarm = self.query_one("#listener-alarm", Static)
+        if problem is not None:
+            alarm.update(Text(f"✗ Not recording: {cell(problem, 2000)}"))
+        alarm.display = problem is not None
 
     def set_stats(self, stats: queries.Stats) -> None:
         self.query_one(StatsBar).set_stats(stats)
 
     def update_statusline(self) -> None:
+        line = self.query_one("#statusline", Static)
+        if self._error is not None:
+            self._show_problem(f" ✗ {self._error}")
+            return
+        line.remove_class("-error")
         table = self.table
         text = Text()
         text.append(" GATEWAY " if self.mode == "gateway" else " ALL EVENTS ", style="bold reverse")
@@ -201,13 +275,22 @@ class MainScreen(Screen[None]):
             text.append("   following newest" if table.following else "", style="dim")
         if self.app.masked:
             text.append("   PII masked", style="bold magenta")
-        self.query_one("#statusline", Static).update(text, layout=False)  # one line, whatever it says
+        line.update(text, layout=False)  # one line, whatever it says
+
+    def _show_problem(self, message: str) -> None:
+        line = self.query_one("#statusline", Static)
+        line.add_class("-error")
+        line.update(Text(message), layout=False)
 
     # -- events from the table -------------------------------------------------
 
     @on(EventTable.WaitingChanged)
     def _waiting(self) -> None:
         self.update_statusline()
+
+    @on(EventTable.FetchFailed)
+    def _fetch_failed(self, message: EventTable.FetchFailed) -> None:
+        self.show_error(message.error)
 
     @on(EventTable.RowSelected)
     def _row_selected(self, message: EventTable.RowSelected) -> None:
@@ -235,7 +318,7 @@ class MainScreen(Screen[None]):
             box.display = False
             box.remove_class("-bad-filter")
             self.table.focus()
-        if self.filter_text:
+        if self.filter_text or self._error is not None:
             self.filter_text = ""
             self.reload()
         else:
@@ -247,11 +330,10 @@ class MainScreen(Screen[None]):
             compile_filter(message.value)
         except FilterError as exc:
             message.input.add_class("-bad-filter")
-            self.query_one("#statusline", Static).update(
-                Text(f" ✗ {exc.message} (at column {exc.position + 1})", style="bold red")
-            )
+            self._show_problem(f" ✗ {exc.message} (at column {exc.position + 1})")
         else:
             message.input.remove_class("-bad-filter")
+            self._error = None  # about the text before this edit
             self.update_statusline()
 
     @on(Input.Submitted, "#filter")
@@ -262,14 +344,20 @@ class MainScreen(Screen[None]):
             # The status line already says what is wrong; show where, change nothing.
             message.input.cursor_position = exc.position
             return
-        self.filter_text = message.value.strip()
+        previous, self.filter_text = self.filter_text, message.value.strip()
+        if not self.reload(patient=self.filter_text == self._slow_filter):
+            # The status line says why; the table still shows the previous filter's rows.
+            self.filter_text = previous
+            message.input.add_class("-bad-filter")
+            return
         message.input.display = False
-        self.reload()
         self.table.focus()
 
     def action_toggle_mode(self) -> None:
-        self.mode = "all" if self.mode == "gateway" else "gateway"
-        self.reload()
+        previous = self.mode
+        self.mode = "all" if previous == "gateway" else "gateway"
+        if not self.reload():
+            self.mode = previous  # the table still shows it
 
     def action_readers(self) -> None:
         self.app.open_readers()
@@ -287,7 +375,7 @@ class MainScreen(Screen[None]):
             return
         self.app.replay_row(row.id)
 
-    @work(thread=True, exclusive=True, group="stats")
+    @work(thread=True, exclusive=True, group="stats", exit_on_error=False, name="the header counters")
     def load_stats(self) -> None:
         with self.app.read_connection() as db:
             stats = queries.header_stats(db, self.app.session_id, time.time())
@@ -296,3 +384,8 @@ class MainScreen(Screen[None]):
     def _stats_loaded(self, stats: queries.Stats) -> None:
         with contextlib.suppress(NoMatches):  # the app closed meanwhile: the header is gone
             self.set_stats(stats)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        error = event.worker.error
+        if event.state == WorkerState.ERROR and error is not None:
+            self.app.read_failed(error, event.worker.name or "data")

@@ -11,6 +11,7 @@ on the same rows and ``waiting`` counts the new ones above.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
 from monitor.masking import mask_if
 from monitor.queries import Row
 from monitor.textsafe import cell
+from monitor.tui.failures import is_damaged
 
 PAGE_SIZE = 100
 MAX_PAGES = 40
@@ -126,25 +128,34 @@ class EventTable(ScrollView, can_focus=True):
 
         waiting: int
 
+    @dataclass
+    class FetchFailed(Message):
+        """A page of rows could not be read: its lines stay blank (said once until a page reads again)."""
+
+        error: sqlite3.Error
+
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.columns: tuple[Column, ...] = GATEWAY_COLUMNS
         self.total = 0
         self.waiting = 0
         self._fetch: Fetch = lambda offset, limit: []
-        self._pages: OrderedDict[int, list[Row]] = OrderedDict()
+        self._pages: OrderedDict[int, list[Row | None]] = OrderedDict()  # None: a row that cannot be read
         self._today = ""
         self._line_width = 0
         self._lines: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
+        self._failing = False
 
     # -- attributes down -------------------------------------------------
 
-    def show(self, fetch: Fetch, total: int, columns: tuple[Column, ...]) -> None:
-        """Show a new query from the top (a new filter, mode or session)."""
+    def show(self, fetch: Fetch, total: int, columns: tuple[Column, ...], first: list[Row] | None = None) -> None:
+        """Show a new query from the top (a new filter, mode or session); ``first``: its first page, if read."""
         self._fetch = fetch
         self.columns = columns
         self._line_width = sum(col.width + 1 for col in columns)
         self._set_total(total)
+        if first is not None:
+            self._pages[0] = list(first)
         self.cursor_row = 0
         self.scroll_to(0, 0, animate=False)
         self._set_waiting(0)
@@ -177,7 +188,7 @@ class EventTable(ScrollView, can_focus=True):
         stale = [
             number
             for number, page in self._pages.items()
-            if any(row.source == "event" and row.id in event_ids for row in page)
+            if any(row is not None and row.source == "event" and row.id in event_ids for row in page)
         ]
         for number in stale:
             del self._pages[number]
@@ -200,13 +211,39 @@ class EventTable(ScrollView, can_focus=True):
         page_no, offset = divmod(index, PAGE_SIZE)
         page = self._pages.get(page_no)
         if page is None:
-            page = self._fetch(page_no * PAGE_SIZE, PAGE_SIZE)
+            page = self._read_page(page_no)
             self._pages[page_no] = page
             if len(self._pages) > MAX_PAGES:
                 self._pages.popitem(last=False)
         else:
             self._pages.move_to_end(page_no)
         return page[offset] if offset < len(page) else None
+
+    def _read_page(self, page_no: int) -> list[Row | None]:
+        """One page of rows, with None for rows that cannot be read: rendering must never raise.
+
+        Said once (:class:`FetchFailed`) until a page reads whole again; what
+        was read is kept until the pages are read again (a new row, a new view).
+        """
+        try:
+            page: list[Row | None] = list(self._fetch(page_no * PAGE_SIZE, PAGE_SIZE))
+        except sqlite3.Error as exc:
+            if not self._failing:
+                self._failing = True
+                self.post_message(self.FetchFailed(exc))
+            # A damaged page of the file holds a few rows: read around them, in halves.
+            return self._read_around(page_no * PAGE_SIZE, PAGE_SIZE) if is_damaged(exc) else []
+        self._failing = False
+        return page
+
+    def _read_around(self, offset: int, count: int) -> list[Row | None]:
+        try:
+            return list(self._fetch(offset, count))
+        except sqlite3.Error:
+            if count == 1:
+                return [None]
+            half = count // 2
+            return self._read_around(offset, half) + self._read_around(offset + half, count - half)
 
     def _set_total(self, total: int) -> None:
         self.total = total

@@ -13,6 +13,8 @@ from monitor.queries import Stats
 class StatsBar(Horizontal):
     """Attributes down: call :meth:`set_origin` once and :meth:`set_stats` often."""
 
+    COMPONENT_CLASSES = {"stats-bar--down"}
+
     _origin: Text | None = None
 
     def compose(self) -> ComposeResult:
@@ -28,7 +30,10 @@ class StatsBar(Horizontal):
     ) -> None:
         text = Text()
         if url:
-            text.append("● " if healthy else "✗ ", style="bold green" if healthy else "bold red")
+            if healthy:
+                text.append("● ", style="bold green")
+            else:  # the theme's error colour; the screen says why right below
+                text.append("✗ NOT RECORDING ", style=self.get_component_rich_style("stats-bar--down"))
             text.append("Webhook URL ", style="dim")
             text.append(url, style="bold")
         else:
