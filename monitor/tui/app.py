@@ -165,11 +165,7 @@ class MonitorApp(App[None]):
 
     async def on_mount(self) -> None:
         await self.push_screen(self.main_screen)
-        try:
-            self._start_stats()
-        except sqlite3.Error as exc:
-            self._stats = None
-            self.read_failed(exc, "the header counters")
+        self._start_stats()
         with self._inbox_lock:
             self._accepting = True
             wake = bool(self._inbox) and not self._wake_posted
@@ -186,10 +182,15 @@ class MonitorApp(App[None]):
             self.set_interval(POLL_INTERVAL, self._poll_other_writers)
 
     def _start_stats(self) -> None:
-        """Live session: counters kept from commit notices; otherwise read from the database."""
+        """Live session: counters kept from commit notices; otherwise read from the database (a worker)."""
         if self.service is not None and self.session_id == self.live_session_id:
-            with self.snapshot() as self._stats_seen:
-                self._stats = queries.StatsAccumulator.load(self.db, self.session_id, time.time())
+            try:
+                with self.snapshot() as self._stats_seen:
+                    self._stats = queries.StatsAccumulator.load(self.db, self.session_id, time.time())
+            except sqlite3.Error as exc:  # the worker tries again with each commit
+                self._stats = None
+                self.read_failed(exc, "the header counters")
+                return
             self._tick()
         else:
             self._stats = None
@@ -202,11 +203,7 @@ class MonitorApp(App[None]):
             self.session_id = previous
             return
         self.main_screen.refresh_origin()
-        try:
-            self._start_stats()
-        except sqlite3.Error as exc:
-            self._stats = None
-            self.read_failed(exc, "the header counters")
+        self._start_stats()
 
     def _read_data_version(self) -> int:
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])

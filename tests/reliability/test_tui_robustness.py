@@ -295,6 +295,21 @@ async def test_a_loader_that_fails_is_one_line(
         assert app.is_running and app.screen is app.main_screen
 
 
+async def test_counters_that_cannot_be_read_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live session's counters are read on the UI's thread at start: before, a failure there ended the app."""
+    db_path = tmp_path / "m.db"
+    synth.build_database(db_path, 20, readers=3, sessions=1, end=END)
+    monkeypatch.setattr(queries.StatsAccumulator, "load", interrupted)
+    monkeypatch.setattr(queries, "header_stats", interrupted)  # the worker that tries again
+    app = live_app(db_path, FakeService(session_id=1))
+    messages: list[Any] = []
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await wait_for(pilot, lambda: errors(messages), TIMEOUT, "the error")
+        assert errors(messages) == ["Could not read the header counters: interrupted"]
+        await wait_for(pilot, lambda: table_of(app).total > 0, TIMEOUT, "the rows")
+        assert app.is_running
+
+
 # -- 12: a damaged file ----------------------------------------------------------------------------
 
 
