@@ -42,10 +42,8 @@ import pytest
 from monitor import store
 from monitor.store import FILE_LOST, StoreUnavailable
 from monitor.writer import Writer
-from tests.conftest import event_row, wait_until
-from tests.test_headless import Monitor
-from tests.test_tmux import Tmux, program, wait_for_url
-from tests.tui_helpers import CLOSE, VIEW
+from tests.helpers import CLOSE, VIEW, Monitor, event_row, wait_until
+from tests.tui.test_tmux import Tmux, program, wait_for_url
 
 HAVE_TMUX = shutil.which("tmux") is not None
 ALARM = "NOT RECORDING"

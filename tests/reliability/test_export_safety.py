@@ -41,7 +41,7 @@ from monitor.cli import cli, main
 from monitor.exporting import ExportTargetError, export_to_path
 from monitor.filters import FilterError
 from monitor.textsafe import clean
-from tests.conftest import event_row, read_rows
+from tests.helpers import event_row, read_rows
 
 HAVE_CURL = shutil.which("curl") is not None and shutil.which("bash") is not None
 #: Raw in output, these drive a terminal or hide and reorder text. Line ends are checked apart.

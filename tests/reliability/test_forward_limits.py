@@ -34,8 +34,7 @@ from monitor.forwarder import Forwarder, summary
 from monitor.service import Options, Service
 from monitor.signing import REDACTED, basic_auth_header, redact_headers
 from monitor.writer import Writer
-from tests.conftest import SAMPLE_EVENTS, event_row, read_rows, wait_until
-from tests.test_headless import monitors  # noqa: F401  (a fixture)
+from tests.helpers import SAMPLE_EVENTS, event_row, read_rows, wait_until
 
 VIEW = (SAMPLE_EVENTS / "payment_gateway.view.json").read_bytes()
 MiB = 1024 * 1024
@@ -147,7 +146,7 @@ RSS_LIMIT_MB = 300
 
 @pytest.mark.slow
 def test_hung_target_keeps_memory_bounded_then_gets_everything(
-    monitors: Any,  # noqa: F811
+    monitors: Any,
     hung_target: HungTarget,
     tmp_path: Path,
 ) -> None:

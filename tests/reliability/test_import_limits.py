@@ -32,7 +32,7 @@ from monitor import importing, synth
 from monitor.cli import cli
 from monitor.listener import DEFAULT_MAX_BODY
 from monitor.textsafe import clean, inert
-from tests.conftest import SAMPLE_EVENTS, read_rows
+from tests.helpers import SAMPLE_EVENTS, read_rows
 
 GOOD = [b'{"event":"payment_gateway.view","user_id":"%d","created_at":1760000000}' % n for n in range(3)]
 #: What the import command may hold at its peak while skipping a 256 MiB line.

@@ -34,9 +34,8 @@ from aiohttp import web
 
 from monitor.connections import Throttle, connection_cap, one_line
 from monitor.listener import MiB
-from tests.conftest import REPO, read_rows, wait_until
-from tests.test_headless import URL_RE
-from tests.test_listener import read_response
+from tests.helpers import REPO, URL_RE, read_rows, wait_until
+from tests.service.test_listener import read_response
 
 Listen = Callable[..., Any]
 

@@ -34,9 +34,7 @@ from monitor.service import Service
 from monitor.tui.app import MonitorApp
 from monitor.tui.screens import main as main_screen
 from monitor.tui.widgets.event_table import EventTable
-from tests.tui_helpers import SIZE, VIEW, Live, gateway_body, screen_text, static_text, wait_for
-
-pytest_plugins = ["tests.conftest_tui"]
+from tests.helpers import SIZE, VIEW, Live, gateway_body, screen_text, static_text, wait_for
 
 #: Generous: the machine may be loaded.
 TIMEOUT = 20.0

@@ -23,7 +23,7 @@ from monitor.tui.screens.reader import ReaderScreen
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.widgets.event_table import EventTable
 from monitor.writer import CommitNotice, Writer
-from tests.tui_helpers import (
+from tests.helpers import (
     CLOSE,
     MALFORMED,
     PHONE,
@@ -32,17 +32,15 @@ from tests.tui_helpers import (
     TRANSACTION,
     VIEW,
     Live,
-    event_row,
     gateway_body,
     screen_strips,
     screen_text,
     static_text,
+    stored_event_row,
     strip_text,
     unsafe_segments,
     wait_for,
 )
-
-pytest_plugins = ["tests.conftest_tui"]
 
 
 def table_of(app: MonitorApp) -> EventTable:
@@ -530,7 +528,9 @@ async def test_offline_review_shows_every_session(tmp_path: Path) -> None:
         bodies = [VIEW, CLOSE, TRANSACTION]
         ids = await asyncio.gather(
             *(
-                writer.submit("events", event_row(body, session_id=sessions[i % 2], received_at=1709186700.0 + i))
+                writer.submit(
+                    "events", stored_event_row(body, session_id=sessions[i % 2], received_at=1709186700.0 + i)
+                )
                 for i, body in enumerate(bodies)
             )
         )

@@ -14,7 +14,7 @@ import pytest
 
 from monitor.signing import REDACTED, basic_auth_header, sign
 from monitor.writer import Writer
-from tests.conftest import ReadOnlySwitch, read_rows
+from tests.helpers import ReadOnlySwitch, read_rows
 
 VIEW = b'{"entity":"event","event":"payment_gateway.view","user_id":"u1","created_at":1709186668}'
 SECRET = "whsec_test"

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.test_headless import Monitor
+from tests.helpers import Monitor
 
 ROUNDS = 20
 CONNECTIONS = 16

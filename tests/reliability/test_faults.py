@@ -39,8 +39,7 @@ import pytest
 
 from monitor import store
 from monitor.writer import Writer
-from tests.conftest import ReadOnlySwitch, read_rows, wait_until
-from tests.test_headless import Monitor
+from tests.helpers import Monitor, ReadOnlySwitch, read_rows, wait_until
 
 Listen = Callable[..., Any]
 pytestmark = pytest.mark.usefixtures("_no_secret_from_the_environment")

@@ -26,8 +26,7 @@ from monitor.cli import cli
 from monitor.exporting import csv_columns
 from monitor.signing import VALID
 from monitor.store import connect
-from tests.conftest import SAMPLE_EVENTS, read_rows
-from tests.test_headless import Monitor
+from tests.helpers import SAMPLE_EVENTS, Monitor, read_rows
 
 READER = "65e01bd8d03692125f1f353d"
 SECRET = "whsec_data"

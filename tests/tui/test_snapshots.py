@@ -2,7 +2,7 @@
 
 Deterministic by construction: the database is written directly with fixed
 receive times, the app runs offline (no listener), local time is UTC and the
-clock the screens read is frozen. Regenerate with ``pytest tests/test_snapshots.py
+clock the screens read is frozen. Regenerate with ``pytest tests/tui/test_snapshots.py
 --snapshot-update`` and look at the SVGs before committing them.
 """
 
@@ -22,20 +22,18 @@ from monitor import store
 from monitor.tui.app import MonitorApp
 from monitor.tui.screens.reader import ReaderScreen
 from monitor.tui.widgets.event_table import EventTable
-from tests.tui_helpers import (
+from tests.helpers import (
     CLOSE,
     MALFORMED,
     SIZE,
     TRANSACTION,
     VIEW,
-    event_row,
     gateway_body,
-    rejected_row,
     static_text,
+    stored_event_row,
+    stored_rejected_row,
     wait_for,
 )
-
-pytest_plugins = ["tests.conftest_tui"]
 
 #: The spec view was created at 1709186668 (2024-02-29 06:04:28 UTC).
 T0 = 1709186668.0
@@ -98,11 +96,11 @@ def build_database(path: Path) -> None:
         session = store.start_session(db, listen="http://127.0.0.1:8787/", mode="tui")
         events = []
         for received_at, body, signature in deliveries:
-            row = event_row(body, session_id=session, received_at=received_at)
+            row = stored_event_row(body, session_id=session, received_at=received_at)
             row["signature"] = signature
             events.append(row)
         rejected = [
-            rejected_row(
+            stored_rejected_row(
                 MALFORMED,
                 session_id=session,
                 received_at=T0 + 301.5,

@@ -10,8 +10,8 @@ import pytest
 from monitor.events import parse_body
 from monitor.journey import build_journey, match_key, pair_summary
 
-REPO = Path(__file__).parents[1]
-SPEC = Path(__file__).parents[2] / "shared/spec/conscent-payment-gateway-webhook.txt"
+REPO = Path(__file__).parents[2]
+SPEC = Path(__file__).parents[3] / "shared/spec/conscent-payment-gateway-webhook.txt"
 VIEW, CLOSE = "payment_gateway.view", "payment_gateway.close"
 
 

@@ -5,123 +5,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import queue
-import re
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import orjson
 import pytest
 
 from monitor.service import tune_gc
-from tests.conftest import SAMPLE_EVENTS, read_rows, spec_bodies
-
-URL_RE = re.compile(r"listening on (http://\S+/)")
-
-
-class Monitor:
-    """A headless monitor process, its stdout read line by line on a thread."""
-
-    def __init__(self, *args: str, cwd: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "CONSCENT_WEBHOOK_SECRET"}
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor", *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def line(self, timeout: float = 15.0) -> str:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError("no output from the monitor in time") from None
-        if line is None:
-            raise AssertionError(f"monitor exited: {self.stderr()}")
-        return line
-
-    def url(self) -> str:
-        first = self.line()
-        match = URL_RE.search(first)
-        assert match, first
-        return match.group(1)
-
-    def rest(self, timeout: float = 15.0) -> list[str]:
-        """Every remaining line, once the process has closed its stdout."""
-        out: list[str] = []
-        deadline = time.monotonic() + timeout
-        while True:
-            line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            if line is None:
-                return out
-            out.append(line)
-
-    def stderr(self) -> str:
-        if self.proc.poll() is None:
-            return ""
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@pytest.fixture
-def monitors(tmp_path: Path) -> Iterator[Any]:
-    started: list[Monitor] = []
-
-    def start(*args: str) -> Monitor:
-        monitor = Monitor(*args, cwd=tmp_path)
-        started.append(monitor)
-        return monitor
-
-    yield start
-    for monitor in started:
-        monitor.stop()
-
-
-def samples() -> list[tuple[str, bytes]]:
-    files = sorted(SAMPLE_EVENTS.glob("*.json")) if SAMPLE_EVENTS.is_dir() else []
-    if files:
-        return [(path.name, path.read_bytes()) for path in files]
-    return sorted(spec_bodies().items())
-
-
-def http_post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, orjson.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, orjson.loads(exc.read())
+from tests.helpers import URL_RE, Monitor, http_post, read_rows, run_cli, samples
 
 
 def test_headless_run(monitors: Any, tmp_path: Path) -> None:
@@ -175,12 +70,6 @@ def test_default_database_is_in_the_current_directory(monitors: Any, tmp_path: P
     monitor.proc.send_signal(signal.SIGTERM)
     assert monitor.proc.wait(15) == 0
     assert (tmp_path / "conscent-monitor.db").is_file()
-
-
-def run_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """``python -m monitor ARGS`` to completion, output captured as text."""
-    command = [sys.executable, "-m", "monitor", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=30, **kwargs)
 
 
 def test_non_loopback_host_without_auth_is_refused(tmp_path: Path) -> None:

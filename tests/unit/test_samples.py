@@ -9,7 +9,7 @@ import pytest
 from monitor.events import parse_body
 from monitor.resources import sample_events_dir
 
-SPEC = Path(__file__).resolve().parents[2] / "shared/spec/conscent-payment-gateway-webhook.txt"
+SPEC = Path(__file__).resolve().parents[3] / "shared/spec/conscent-payment-gateway-webhook.txt"
 SPEC_READER = "65e01bd8d03692125f1f353d"
 SAMPLES = sorted(sample_events_dir().glob("*.json"))
 EXPECTED = {

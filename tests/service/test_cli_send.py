@@ -23,8 +23,7 @@ from click.testing import CliRunner, Result
 
 from monitor.cli import cli
 from monitor.signing import SIGNATURE_HEADER, VALID, basic_auth_header, check_basic_auth, check_signature
-from tests.conftest import SAMPLE_EVENTS, read_rows
-from tests.test_headless import Monitor
+from tests.helpers import SAMPLE_EVENTS, Monitor, read_rows
 
 SECRET = "whsec_send"
 SUMMARY_RE = re.compile(

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from monitor import store
 from monitor.filters import FIELDS, Compiled, FilterError, Table, compile_filter, free_text_sql, help_text
-from tests import conftest
+from tests import helpers
 
 NOW = datetime(2026, 11, 20, 15, 0).timestamp()  # local time, like the date forms
 HOUR, DAY = 3600.0, 86400.0
@@ -50,13 +50,13 @@ def wrapped(
 
 
 def event_row(body: bytes, *, received_at: float, signature: str, path: str = "/webhook") -> dict[str, Any]:
-    return conftest.event_row(body, received_at=received_at, signature=signature, path=path)
+    return helpers.event_row(body, received_at=received_at, signature=signature, path=path)
 
 
 def rejected_row(
     *, status: int, reason: str, body: bytes, received_at: float, method: str = "POST", path: str = "/webhook"
 ) -> dict[str, Any]:
-    return conftest.rejected_row(body, status=status, reason=reason, received_at=received_at, method=method, path=path)
+    return helpers.rejected_row(body, status=status, reason=reason, received_at=received_at, method=method, path=path)
 
 
 ASHA_USER = {

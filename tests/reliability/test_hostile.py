@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.events import COLUMNS, EventRecord, InvalidBody, extract, parse_body
-from tests.conftest import REPO, read_rows, wait_until
+from tests.helpers import REPO, read_rows, wait_until
 
 MAX_BODY = 1024 * 1024
 READ_TIMEOUT = 3.0

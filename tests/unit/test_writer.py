@@ -13,8 +13,8 @@ import pytest
 from monitor import store
 from monitor.store import StoreUnavailable
 from monitor.writer import CommitNotice, UnstorableRow, Writer
-from tests.conftest import ReadOnlySwitch, read_rows, wait_until
-from tests.test_store import event_row, rejected_row
+from tests.helpers import ReadOnlySwitch, read_rows, wait_until
+from tests.unit.test_store import event_row, rejected_row
 
 pytestmark = pytest.mark.usefixtures("store_db")
 

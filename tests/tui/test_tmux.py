@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_helpers import CLOSE, VIEW
+from tests.helpers import CLOSE, VIEW
 
 pytestmark = [
     pytest.mark.tmux,

@@ -11,8 +11,8 @@ import sqlite_utils
 from monitor import queries as q
 from monitor.events import parse_body
 from monitor.store import open_store, write_batch
-from tests import conftest
-from tests.test_journey import spec_bodies
+from tests import helpers
+from tests.helpers import spec_bodies
 
 VIEW, CLOSE = "payment_gateway.view", "payment_gateway.close"
 HEADERS = orjson.dumps({"Content-Type": "application/json"}).decode()
@@ -21,7 +21,7 @@ HEADERS = orjson.dumps({"Content-Type": "application/json"}).decode()
 def event(body: bytes | dict[str, Any], session_id: int, received_at: float, **override: Any) -> dict[str, Any]:
     if isinstance(body, dict):
         body = orjson.dumps(body)
-    return conftest.event_row(
+    return helpers.event_row(
         body, session_id=session_id, received_at=received_at, headers=HEADERS, signature="ok", **override
     )
 
@@ -29,7 +29,7 @@ def event(body: bytes | dict[str, Any], session_id: int, received_at: float, **o
 def rejected(
     session_id: int, received_at: float, status: int = 400, reason: str = "body is not JSON"
 ) -> dict[str, Any]:
-    return conftest.rejected_row(
+    return helpers.rejected_row(
         b"{", session_id=session_id, received_at=received_at, status=status, reason=reason, headers=HEADERS
     )
 

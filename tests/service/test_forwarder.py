@@ -36,7 +36,7 @@ from monitor.signing import (
     check_signature,
     sign,
 )
-from tests.conftest import SAMPLE_EVENTS, read_rows
+from tests.helpers import SAMPLE_EVENTS, read_rows
 
 SECRET = "whsec_forward"
 CREDS = ("client-key", "client-secret")

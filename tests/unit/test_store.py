@@ -11,18 +11,18 @@ import pytest
 from monitor import store
 from monitor.events import COLUMNS
 from monitor.store import SCHEMA_VERSION, StoreError, open_store, write_batch
-from tests import conftest
-from tests.conftest import read_rows
+from tests import helpers
+from tests.helpers import read_rows
 
 
 def event_row(body: bytes, session_id: int = 1, **extra: Any) -> dict[str, Any]:
     """A delivery whose body need not be JSON: the parsed columns are given, not read."""
     given = {"session_id": session_id, "path": "/hook", "event": "payment_gateway.view", "user_id": "u1"}
-    return conftest.event_row(body, parsed=False, **(given | extra))
+    return helpers.event_row(body, parsed=False, **(given | extra))
 
 
 def rejected_row(status: int = 400, session_id: int = 1, body: bytes = b"") -> dict[str, Any]:
-    return conftest.rejected_row(body, status=status, session_id=session_id, reason="empty body")
+    return helpers.rejected_row(body, status=status, session_id=session_id, reason="empty body")
 
 
 def columns(path: Path, table: str) -> set[str]:

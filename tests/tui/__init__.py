@@ -1,0 +1,1 @@
+"""The Textual screens: App.run_test with Pilot, snapshots, and the real program in tmux."""

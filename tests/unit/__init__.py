@@ -1,0 +1,1 @@
+"""Unit tests of the core: pure functions and SQLite, no network."""
