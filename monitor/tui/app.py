@@ -7,7 +7,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,8 +77,17 @@ class MonitorApp(App[None]):
 
     masked: reactive[bool] = reactive(False)
 
-    def __init__(self, db_path: Path, *, service: Service | None = None, session_id: int | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        service: Service | None = None,
+        session_id: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
+        #: "Now" for every screen: tests pass a frozen one.
+        self.clock = clock
         self.db_path = Path(db_path)
         self.service = service
         self.live_session_id = service.session_id if service else None
@@ -186,7 +195,7 @@ class MonitorApp(App[None]):
         if self.service is not None and self.session_id == self.live_session_id:
             try:
                 with self.snapshot() as self._stats_seen:
-                    self._stats = queries.StatsAccumulator.load(self.db, self.session_id, time.time())
+                    self._stats = queries.StatsAccumulator.load(self.db, self.session_id, self.clock())
             except sqlite3.Error as exc:  # the worker tries again with each commit
                 self._stats = None
                 self.read_failed(exc, "the header counters")
@@ -296,7 +305,7 @@ class MonitorApp(App[None]):
 
     def _tick(self) -> None:
         if self._stats is not None:
-            self.main_screen.set_stats(self._stats.snapshot(time.time()))
+            self.main_screen.set_stats(self._stats.snapshot(self.clock()))
         self.main_screen.refresh_origin()
 
     def _check_health(self) -> None:

@@ -378,7 +378,7 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="stats", exit_on_error=False, name="the header counters")
     def load_stats(self) -> None:
         with self.app.read_connection() as db:
-            stats = queries.header_stats(db, self.app.session_id, time.time())
+            stats = queries.header_stats(db, self.app.session_id, self.app.clock())
         self.app.call_from_thread(self._stats_loaded, stats)
 
     def _stats_loaded(self, stats: queries.Stats) -> None:
