@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from monitor import demo, importing, store
+from monitor.exporting import DEFAULT_BASE_URL
 
 #: Journeys in progress at any moment (the demo runs three).
 CONCURRENT = 12
@@ -233,6 +234,6 @@ def _stamp_session(db_path: str | Path, session_id: int) -> None:
     """Give a synthetic session the times of its deliveries and a listener URL."""
     db = store.open_store(db_path)
     try:
-        store.stamp_session(db, session_id, "http://127.0.0.1:8787/")
+        store.stamp_session(db, session_id, f"{DEFAULT_BASE_URL}/")
     finally:
         db.close()

@@ -11,20 +11,21 @@ import click
 
 from monitor import store
 from monitor.cli.common import DB_HELP, database_failure
+from monitor.exporting import DEFAULT_BASE_URL, FORMATS, Format
 from monitor.filters import FilterError, compile_filter
 
 if TYPE_CHECKING:
-    from monitor.exporting import ExportReport, Format
+    from monitor.exporting import ExportReport
 
 
 @click.command("export")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "har", "curl"]), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
 @click.option("--session", "session_id", type=int, help="Only this session.")
 @click.option("--filter", "filter_text", default="", help="Only deliveries matching this filter (see the help screen).")
 @click.option("--id", "ids", type=int, multiple=True, help="Only this delivery id (repeatable).")
 @click.option("--meta", is_flag=True, help="jsonl: one object per line with metadata and the exact body.")
-@click.option("--base-url", default="http://127.0.0.1:8787", show_default=True, help="curl: where to send.")
+@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="curl: where to send.")
 @click.option(
     "-o",
     "--output",
