@@ -38,7 +38,7 @@ from textual.strip import Strip
 from textual.widgets import Static
 
 from monitor import store
-from monitor.events import parse_body
+from monitor.events import InvalidBody, parse_body
 from monitor.listener import make_runner
 from monitor.service import Service
 from monitor.tui.app import MonitorApp
@@ -89,41 +89,73 @@ def read_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[s
         conn.close()
 
 
-#: The request columns both row builders start from.
-_REQUEST: dict[str, Any] = {
-    "session_id": 1,
-    "received_at": 1709186668.5,
-    "method": "POST",
-    "path": "/",
-    "remote_addr": "127.0.0.1",
-    "headers": "{}",
-}
+#: What a delivery from Conscent's servers carries; the TUI's details screen shows these.
+EVENT_HEADERS = {"Host": "127.0.0.1:8787", "Content-Type": "application/json", "User-Agent": "axios/0.21.1"}
+REJECTED_HEADERS = {"Host": "127.0.0.1:8787", "Content-Type": "application/json"}
 
 
-def event_row(body: bytes, *, parsed: bool = True, **columns: Any) -> dict[str, Any]:
-    """An ``events`` row as the listener builds it, for writing a database directly.
+def _request(
+    session_id: int, received_at: float, path: str, headers: dict[str, str] | str, method: str
+) -> dict[str, Any]:
+    """The columns both tables share: where and when the request came from."""
+    return {
+        "session_id": session_id,
+        "received_at": received_at,
+        "method": method,
+        "path": path,
+        "remote_addr": "127.0.0.1",
+        "headers": headers if isinstance(headers, str) else json.dumps(headers),
+    }
 
-    The parsed columns come from the body unless ``parsed=False``; ``columns`` override anything.
+
+def event_row(
+    body: bytes,
+    *,
+    session_id: int = 1,
+    received_at: float = 1709186668.5,
+    path: str = "/",
+    headers: dict[str, str] | str = EVENT_HEADERS,
+    signature: str = "unchecked",
+    parsed: bool = True,
+    **columns: Any,
+) -> dict[str, Any]:
+    """An ``events`` row as the listener builds it, for writing a database (or a writer) directly.
+
+    The parsed columns (``event``, ``user_id``, ...) come from the body, unless
+    ``parsed=False`` or the body is not a JSON object (rows for the writer and
+    the store, which never parse); ``columns`` set or override any column.
     """
-    row: dict[str, Any] = _REQUEST | {
+    row = _request(session_id, received_at, path, headers, "POST") | {
         "content_type": "application/json",
         "body": body,
         "body_size": len(body),
         "body_sha256": hashlib.sha256(body).hexdigest(),
-        "signature": "unchecked",
+        "signature": signature,
         "basic_auth": "unchecked",
     }
     if parsed:
-        row.update(parse_body(body).columns())
+        with contextlib.suppress(InvalidBody):
+            row.update(parse_body(body).columns())
     row.update(columns)
     return row
 
 
-def rejected_row(body: bytes = b"", **columns: Any) -> dict[str, Any]:
-    """A ``rejected`` row as the listener builds it; ``columns`` override anything."""
-    row: dict[str, Any] = _REQUEST | {
-        "status": 400,
-        "reason": "body is not JSON",
+def rejected_row(
+    body: bytes = b"",
+    *,
+    session_id: int = 1,
+    received_at: float = 1709186668.5,
+    status: int = 400,
+    reason: str = "body is not JSON",
+    method: str = "POST",
+    path: str = "/",
+    headers: dict[str, str] | str = REJECTED_HEADERS,
+    **columns: Any,
+) -> dict[str, Any]:
+    """A ``rejected`` row as the listener builds it; ``columns`` set or override any column."""
+    row = _request(session_id, received_at, path, headers, method) | {
+        "status": status,
+        "reason": reason,
         "body": body,
         "body_size": len(body),
     }
@@ -310,19 +342,9 @@ def gateway_body(
     return json.dumps(obj).encode()
 
 
-def stored_event_row(body: bytes, *, session_id: int, received_at: float) -> dict[str, Any]:
-    """An ``events`` row as the listener builds it (for writing a database directly)."""
-    headers = {"Host": "127.0.0.1:8787", "Content-Type": "application/json", "User-Agent": "axios/0.21.1"}
-    return event_row(body, session_id=session_id, received_at=received_at, headers=json.dumps(headers))
-
-
-def stored_rejected_row(
-    body: bytes, *, session_id: int, received_at: float, status: int, reason: str
-) -> dict[str, Any]:
-    headers = {"Host": "127.0.0.1:8787", "Content-Type": "application/json"}
-    return rejected_row(
-        body, session_id=session_id, received_at=received_at, status=status, reason=reason, headers=json.dumps(headers)
-    )
+#: Deprecated: use ``event_row`` / ``rejected_row`` (same keywords); kept until the TUI tests move.
+stored_event_row = event_row
+stored_rejected_row = rejected_row
 
 
 @dataclass

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from monitor import store
 from monitor.filters import FIELDS, FilterError, compile_filter
 from monitor.service import ExposureError, Options, check_exposure
-from tests.helpers import Monitor
+from tests.helpers import Monitor, event_row, gateway_body, rejected_row
 
 # --- binding ----------------------------------------------------------------------------------------------
 
@@ -355,18 +355,14 @@ def review_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite_utils
     path = tmp_path_factory.mktemp("filters") / "f.db"
     db = store.open_store(path)
     session = store.start_session(db, listen=None, mode="test")
-    from tests.helpers import gateway_body, stored_event_row, stored_rejected_row
-
     rows = [
-        stored_event_row(
-            gateway_body(user_id=f"u{n}", name=f"Qz name {n}"), session_id=session, received_at=1709186668.0 + n
-        )
+        event_row(gateway_body(user_id=f"u{n}", name=f"Qz name {n}"), session_id=session, received_at=1709186668.0 + n)
         for n in range(5)
     ]
     store.write_batch(
         db.conn,
         rows,
-        [stored_rejected_row(b"Qz", session_id=session, received_at=1709186669.0, status=400, reason="Qz")],
+        [rejected_row(b"Qz", session_id=session, received_at=1709186669.0, status=400, reason="Qz")],
     )
     store.index_pending(db.conn)
     yield db

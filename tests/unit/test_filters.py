@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from monitor import store
 from monitor.filters import FIELDS, Compiled, FilterError, Table, compile_filter, free_text_sql, help_text
-from tests import helpers
+from tests.helpers import event_row, rejected_row
 
 NOW = datetime(2026, 11, 20, 15, 0).timestamp()  # local time, like the date forms
 HOUR, DAY = 3600.0, 86400.0
@@ -49,16 +49,6 @@ def wrapped(
     return json.dumps(body).encode()
 
 
-def event_row(body: bytes, *, received_at: float, signature: str, path: str = "/webhook") -> dict[str, Any]:
-    return helpers.event_row(body, received_at=received_at, signature=signature, path=path)
-
-
-def rejected_row(
-    *, status: int, reason: str, body: bytes, received_at: float, method: str = "POST", path: str = "/webhook"
-) -> dict[str, Any]:
-    return helpers.rejected_row(body, status=status, reason=reason, received_at=received_at, method=method, path=path)
-
-
 ASHA_USER = {
     "userId": ASHA,
     "name": "Asha K",
@@ -80,7 +70,7 @@ VIEW = wrapped(
     created_at=NOW - 32,
 )
 EVENTS = [
-    event_row(VIEW, received_at=NOW - 30, signature="valid"),
+    event_row(VIEW, received_at=NOW - 30, signature="valid", path="/webhook"),
     event_row(
         wrapped(
             "payment_gateway.close",
@@ -111,6 +101,7 @@ EVENTS = [
         ),
         received_at=NOW - 3 * DAY,
         signature="missing",
+        path="/webhook",
     ),
     event_row(
         json.dumps(
@@ -123,8 +114,9 @@ EVENTS = [
         ).encode(),
         received_at=NOW - 600,
         signature="unchecked",
+        path="/webhook",
     ),
-    event_row(VIEW, received_at=NOW - 20, signature="valid"),  # the same bytes again: duplicate_of = 1
+    event_row(VIEW, received_at=NOW - 20, signature="valid", path="/webhook"),  # the same bytes again: duplicate_of = 1
     event_row(
         wrapped(
             "paywall.closed",
@@ -135,19 +127,25 @@ EVENTS = [
         ),
         received_at=NOW - 4,
         signature="valid",
+        path="/webhook",
     ),
 ]
 REJECTED = [
     rejected_row(
-        status=400, reason="body is not JSON: Expecting value", body=b"not json at all", received_at=NOW - 300
+        status=400,
+        reason="body is not JSON: Expecting value",
+        body=b"not json at all",
+        received_at=NOW - 300,
+        path="/webhook",
     ),
     rejected_row(
         status=401,
         reason="signature invalid",
         body=b'{"event":"payment_gateway.view","note":"asha"}',
         received_at=NOW - 3700,
+        path="/webhook",
     ),
-    rejected_row(status=503, reason="store unavailable", body=b"{}", received_at=NOW - 4 * DAY),
+    rejected_row(status=503, reason="store unavailable", body=b"{}", received_at=NOW - 4 * DAY, path="/webhook"),
     rejected_row(
         status=405, reason="method not allowed", body=b"", received_at=NOW - 10, method="GET", path="/favicon.ico"
     ),

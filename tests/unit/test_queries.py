@@ -11,34 +11,17 @@ import sqlite_utils
 from monitor import queries as q
 from monitor.events import parse_body
 from monitor.store import open_store, write_batch
-from tests import helpers
-from tests.helpers import spec_bodies
+from tests.helpers import event_row, rejected_row, spec_bodies
 
 VIEW, CLOSE = "payment_gateway.view", "payment_gateway.close"
-HEADERS = orjson.dumps({"Content-Type": "application/json"}).decode()
+HEADERS = {"Content-Type": "application/json"}
 
 
-def event(body: bytes | dict[str, Any], session_id: int, received_at: float, **override: Any) -> dict[str, Any]:
-    if isinstance(body, dict):
-        body = orjson.dumps(body)
-    return helpers.event_row(
-        body, session_id=session_id, received_at=received_at, headers=HEADERS, signature="ok", **override
-    )
-
-
-def rejected(
-    session_id: int, received_at: float, status: int = 400, reason: str = "body is not JSON"
-) -> dict[str, Any]:
-    return helpers.rejected_row(
-        b"{", session_id=session_id, received_at=received_at, status=status, reason=reason, headers=HEADERS
-    )
-
-
-def payload(event_name: str, user: str | None, created_at: float | None, **user_fields: Any) -> dict[str, Any]:
+def payload(event_name: str, user: str | None, created_at: float | None, **user_fields: Any) -> bytes:
     obj: dict[str, Any] = {"entity": "event", "event": event_name, "user_id": user, "payload": {"user": user_fields}}
     if created_at is not None:
         obj["created_at"] = created_at
-    return obj
+    return orjson.dumps(obj)
 
 
 def add_sessions(db: sqlite_utils.Database, *ids: int) -> None:
@@ -53,16 +36,29 @@ def db(tmp_path: Path) -> sqlite_utils.Database:
     """Two sessions: session 1 has the spec pair plus noise, session 2 a few more."""
     db = open_store(tmp_path / "t.db")
     add_sessions(db, 1, 2)
-    view, close = spec_bodies()
+    view, close = spec_bodies()[VIEW], spec_bodies()[CLOSE]
     events = [
-        event(view, 1, 100.0),  # id 1
-        event(payload("paywall.click", "u2", 90, name="Bob", country="FR"), 1, 110.0),  # id 2
-        event(close, 1, 250.0),  # id 3
-        event(view, 1, 260.0),  # id 4: the same bytes again, a duplicate of 1
-        event(payload(VIEW, "u2", 300, name=""), 2, 300.0),  # id 5
-        event(payload("purchase.pass", "u2", 301), 2, 310.0),  # id 6
+        event_row(view, session_id=1, received_at=100.0, headers=HEADERS),  # id 1
+        event_row(
+            payload("paywall.click", "u2", 90, name="Bob", country="FR"),
+            session_id=1,
+            received_at=110.0,
+            headers=HEADERS,
+        ),  # id 2
+        event_row(close, session_id=1, received_at=250.0, headers=HEADERS),  # id 3
+        # id 4: the same bytes again, a duplicate of 1
+        event_row(view, session_id=1, received_at=260.0, headers=HEADERS),
+        event_row(payload(VIEW, "u2", 300, name=""), session_id=2, received_at=300.0, headers=HEADERS),  # id 5
+        event_row(payload("purchase.pass", "u2", 301), session_id=2, received_at=310.0, headers=HEADERS),  # id 6
     ]
-    write_batch(db.conn, events, [rejected(1, 105.0), rejected(2, 305.0, 401, "bad signature")])
+    write_batch(
+        db.conn,
+        events,
+        [
+            rejected_row(b"{", session_id=1, received_at=105.0, headers=HEADERS),
+            rejected_row(b"{", session_id=2, received_at=305.0, status=401, reason="bad signature", headers=HEADERS),
+        ],
+    )
     return db
 
 
@@ -114,8 +110,11 @@ def test_rows_never_carry_body() -> None:
 def test_reverse_paging_matches_forward(tmp_path: Path) -> None:
     db = open_store(tmp_path / "t.db")
     add_sessions(db, 1)
-    events = [event(payload(VIEW if n % 3 else "paywall.click", f"u{n % 4}", n), 1, float(n // 2)) for n in range(60)]
-    write_batch(db.conn, events, [rejected(1, n + 0.5) for n in range(0, 30, 4)])
+    events = [
+        event_row(payload(VIEW if n % 3 else "paywall.click", f"u{n % 4}", n), session_id=1, received_at=float(n // 2))
+        for n in range(60)
+    ]
+    write_batch(db.conn, events, [rejected_row(b"{", session_id=1, received_at=n + 0.5) for n in range(0, 30, 4)])
     for mode in ("gateway", "all"):
         view = q.View(mode, 1)
         total = q.count_rows(db, view)
@@ -132,7 +131,7 @@ def test_reverse_paging_matches_forward(tmp_path: Path) -> None:
 def test_deep_page_counts_when_total_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = open_store(tmp_path / "t.db")
     add_sessions(db, 1)
-    write_batch(db.conn, [event(payload(VIEW, "u", n), 1, float(n)) for n in range(30)], [])
+    write_batch(db.conn, [event_row(payload(VIEW, "u", n), session_id=1, received_at=float(n)) for n in range(30)], [])
     monkeypatch.setattr(q, "_FORWARD_WALK", 3)
     assert [row.id for row in q.fetch_rows(db, q.View("gateway", 1), 25, 10)] == [5, 4, 3, 2, 1]
 
@@ -141,7 +140,7 @@ def test_get_delivery(db: sqlite_utils.Database) -> None:
     row = q.get_delivery(db, "event", 3)
     assert row is not None
     assert row["headers"] == {"Content-Type": "application/json"}
-    assert row["body"] == spec_bodies()[1] and row["source"] == "event"
+    assert row["body"] == spec_bodies()[CLOSE] and row["source"] == "event"
     assert row["event"] == CLOSE and row["user_agent"] == "axios/0.21.1"
     bad = q.get_delivery(db, "rejected", 2)
     assert bad is not None and bad["status"] == 401 and bad["body"] == b"{"
@@ -174,7 +173,14 @@ def test_event_counts_and_reader_events(db: sqlite_utils.Database) -> None:
 def test_reader_events_fall_back_to_received_at(tmp_path: Path) -> None:
     db = open_store(tmp_path / "t.db")
     add_sessions(db, 1)
-    write_batch(db.conn, [event(payload(VIEW, "u", 50), 1, 60.0), event(payload(CLOSE, "u", None), 1, 55.0)], [])
+    write_batch(
+        db.conn,
+        [
+            event_row(payload(VIEW, "u", 50), session_id=1, received_at=60.0),
+            event_row(payload(CLOSE, "u", None), session_id=1, received_at=55.0),
+        ],
+        [],
+    )
     assert [e["id"] for e in q.reader_events(db, "u")] == [1, 2]
 
 
@@ -212,8 +218,17 @@ def test_accumulator_matches_header_stats(tmp_path: Path) -> None:
     add_sessions(db, 1)
     acc = q.StatsAccumulator()
     batches = [
-        ([event(payload(VIEW, f"u{n % 3}", n), 1, 1000.0 + 45 * n) for n in range(10)], [rejected(1, 1001.0)]),
-        ([event(payload(CLOSE, "u9", 2), 1, 1500.0), event(payload("x.y", None, 3), 1, 1501.0)], []),
+        (
+            [event_row(payload(VIEW, f"u{n % 3}", n), session_id=1, received_at=1000.0 + 45 * n) for n in range(10)],
+            [rejected_row(b"{", session_id=1, received_at=1001.0)],
+        ),
+        (
+            [
+                event_row(payload(CLOSE, "u9", 2), session_id=1, received_at=1500.0),
+                event_row(payload("x.y", None, 3), session_id=1, received_at=1501.0),
+            ],
+            [],
+        ),
     ]
     for events, rejects in batches:
         write_batch(db.conn, events, rejects)
@@ -241,7 +256,7 @@ def test_sessions(db: sqlite_utils.Database) -> None:
 def test_page_plans_do_not_sort_the_table(tmp_path: Path) -> None:
     db = open_store(tmp_path / "big.db")
     add_sessions(db, 1, 2)
-    view_body, close_body = spec_bodies()
+    view_body, close_body = spec_bodies()[VIEW], spec_bodies()[CLOSE]
     templates = [parse_body(b).columns() for b in (view_body, close_body)]
     templates.append(templates[0] | {"event": "paywall.click"})
     for start in range(0, 20_000, 5_000):
@@ -254,12 +269,16 @@ def test_page_plans_do_not_sort_the_table(tmp_path: Path) -> None:
                     "user_id": f"u{n % 500}",
                     "session_id": 1 + n % 2,
                     "received_at": 1000.0 + n,
-                    "headers": HEADERS,
+                    "headers": orjson.dumps(HEADERS).decode(),
                     "body": body,
                     "body_sha256": hashlib.sha256(body).hexdigest(),
                 }
             )
-        write_batch(db.conn, chunk, [rejected(1 + n % 2, 1000.5 + n) for n in range(start, start + 5_000, 50)])
+        write_batch(
+            db.conn,
+            chunk,
+            [rejected_row(b"{", session_id=1 + n % 2, received_at=1000.5 + n) for n in range(start, start + 5_000, 50)],
+        )
     db.execute("ANALYZE")
     for view in (q.View("gateway", None), q.View("gateway", 2), q.View("all", None), q.View("all", 1)):
         for descending in (True, False):

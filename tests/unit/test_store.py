@@ -11,18 +11,7 @@ import pytest
 from monitor import store
 from monitor.events import COLUMNS
 from monitor.store import SCHEMA_VERSION, StoreError, open_store, write_batch
-from tests import helpers
-from tests.helpers import read_rows
-
-
-def event_row(body: bytes, session_id: int = 1, **extra: Any) -> dict[str, Any]:
-    """A delivery whose body need not be JSON: the parsed columns are given, not read."""
-    given = {"session_id": session_id, "path": "/hook", "event": "payment_gateway.view", "user_id": "u1"}
-    return helpers.event_row(body, parsed=False, **(given | extra))
-
-
-def rejected_row(status: int = 400, session_id: int = 1, body: bytes = b"") -> dict[str, Any]:
-    return helpers.rejected_row(body, status=status, session_id=session_id, reason="empty body")
+from tests.helpers import event_row, read_rows, rejected_row
 
 
 def columns(path: Path, table: str) -> set[str]:
@@ -229,7 +218,7 @@ def test_write_batch_stores_every_column(store_db: Any, db_path: Path) -> None:
 def test_write_batch_is_all_or_nothing(store_db: Any, db_path: Path) -> None:
     conn = store_db.conn
     write_batch(conn, [event_row(b"{}")], [])
-    bad = event_row(b'{"x":1}', headers={"not": "bindable"})  # sqlite3 cannot bind a dict
+    bad = event_row(b'{"x":1}') | {"headers": {"not": "bindable"}}  # sqlite3 cannot bind a dict
     with pytest.raises(sqlite3.Error):
         write_batch(conn, [event_row(b'{"ok":1}'), bad], [rejected_row()])
     assert not conn.in_transaction

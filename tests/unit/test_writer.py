@@ -13,8 +13,7 @@ import pytest
 from monitor import store
 from monitor.store import StoreUnavailable
 from monitor.writer import CommitNotice, UnstorableRow, Writer
-from tests.helpers import ReadOnlySwitch, read_rows, wait_until
-from tests.unit.test_store import event_row, rejected_row
+from tests.helpers import ReadOnlySwitch, event_row, read_rows, rejected_row, wait_until
 
 pytestmark = pytest.mark.usefixtures("store_db")
 
@@ -49,8 +48,8 @@ async def test_every_resolved_id_is_committed_when_resolved(make_writer: Callabl
 async def test_on_commit_notice(make_writer: Callable[..., Writer]) -> None:
     notices: list[CommitNotice] = []
     writer = make_writer(on_commit=notices.append)
-    new_id = await writer.submit("events", event_row(b"{}"))
-    rej_id = await writer.submit("rejected", rejected_row(413))
+    new_id = await writer.submit("events", event_row(b"{}", event="payment_gateway.view"))
+    rej_id = await writer.submit("rejected", rejected_row(status=413))
     # Futures are settled first (the answer is not delayed by the UI), then on_commit is told.
     await wait_until(lambda: len(notices) == 2, what="two notices")
     assert notices[0].event_ids == [new_id]
@@ -114,8 +113,8 @@ async def _outage_then_recovery(writer: Writer, db_path: Path, fix: Callable[[],
         await asyncio.wait_for(writer.submit("events", event_row(b'{"during":"outage","pad":"%s"}' % pad)), 20)
     assert not writer.healthy and writer.stats.failures >= 1
     with pytest.raises(StoreUnavailable):
-        await asyncio.wait_for(writer.submit("rejected", rejected_row(400, body=pad)), 20)
-    writer.submit_nowait("rejected", rejected_row(413, body=pad))
+        await asyncio.wait_for(writer.submit("rejected", rejected_row(pad, status=400)), 20)
+    writer.submit_nowait("rejected", rejected_row(pad, status=413))
     fix()
     # The backlog is retried on its own: no new delivery is needed.
     await wait_until(lambda: count(db_path, "rejected") == 2, what="backlog written after recovery")
