@@ -148,21 +148,21 @@ def test_a_secret_from_the_environment_allows_public_binding(tmp_path: Path) -> 
                 stream.close()
 
 
-@pytest.mark.parametrize(
-    ("host", "allowed"),
-    [
-        ("127.0.0.1", True),
-        ("127.8.9.10", True),
-        ("::1", True),
-        ("localhost", True),
-        ("0.0.0.0", False),
-        ("::", False),
-        ("10.0.0.1", False),
-        ("", False),
-        ("LOCALHOST.", False),
-        ("127.0.0.1.nip.io", False),
-    ],
-)
+EXPOSURE_CASES = [
+    ("127.0.0.1", True),
+    ("127.8.9.10", True),
+    ("::1", True),
+    ("localhost", True),
+    ("0.0.0.0", False),
+    ("::", False),
+    ("10.0.0.1", False),
+    ("", False),
+    ("LOCALHOST.", False),
+    ("127.0.0.1.nip.io", False),
+]
+
+
+@pytest.mark.parametrize(("host", "allowed"), EXPOSURE_CASES)
 def test_exposure_rule(host: str, allowed: bool) -> None:
     options = Options(db_path=Path("unused.db"), host=host)
     if allowed:
@@ -170,8 +170,16 @@ def test_exposure_rule(host: str, allowed: bool) -> None:
     else:
         with pytest.raises(ExposureError):
             check_exposure(options)
-    for auth in ({"secret": "s"}, {"basic_auth": ("k", "p")}, {"allow_unauthenticated": True}):
-        check_exposure(Options(db_path=Path("unused.db"), host=host, **auth))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("host", [host for host, _ in EXPOSURE_CASES])
+@pytest.mark.parametrize(
+    "auth",
+    [{"secret": "s"}, {"basic_auth": ("k", "p")}, {"allow_unauthenticated": True}],
+    ids=["secret", "basic-auth", "allow-unauthenticated"],
+)
+def test_any_host_is_allowed_with_authentication_or_consent(host: str, auth: dict[str, Any]) -> None:
+    check_exposure(Options(db_path=Path("unused.db"), host=host, **auth))
 
 
 # --- credentials --------------------------------------------------------------------------------------------

@@ -402,9 +402,11 @@ def test_a_corrupt_database_is_one_line(tmp_path: Path, command: list[str]) -> N
     assert read_rows(db, "SELECT count(*) AS n FROM sessions WHERE ended_at IS NULL") == [{"n": 0}]
 
 
-def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command", [["import", str(SAMPLE_EVENTS)], ["generate", "--count", "10"]], ids=["import", "generate"]
+)
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path, command: list[str]) -> None:
     db = tmp_path / "notes.db"
     db.write_bytes(b"these are my notes, not a database " * 200)
-    for command in (["import", str(SAMPLE_EVENTS)], ["generate", "--count", "10"]):
-        assert "file is not a database" in one_error(run(*command, "--db", str(db)))
+    assert "file is not a database" in one_error(run(*command, "--db", str(db)))
     assert db.read_bytes() == b"these are my notes, not a database " * 200
