@@ -54,6 +54,14 @@ from monitor.textsafe import clean
 
 Format = Literal["jsonl", "csv", "har", "curl"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "har", "curl")
+#: How the TUI's export dialog names each format, and the file extension it suggests.
+FORMAT_LABELS: dict[Format, str] = {
+    "jsonl": "JSONL (one body per line)",
+    "csv": "CSV (parsed columns)",
+    "har": "HAR",
+    "curl": "curl commands (bash)",
+}
+EXTENSIONS: dict[Format, str] = {"jsonl": "jsonl", "csv": "csv", "har": "har", "curl": "sh"}
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 
 #: Keys of a ``jsonl --meta`` line besides the body (``body_text`` or ``body_base64``).

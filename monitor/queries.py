@@ -17,7 +17,7 @@ import contextlib
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
@@ -125,6 +125,83 @@ def _arms(view: View) -> list[tuple[str, list[Any]]]:
 
 def count_rows(db: sqlite_utils.Database, view: View) -> int:
     return sum(db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0] for sql, params in _arms(view))
+
+
+def shows(view: View, row: dict[str, Any], source: Source) -> bool | None:
+    """Whether the view shows a row known only from a commit notice: :func:`_arms` in Python.
+
+    None when only a query can tell (the view has a filter). Keep the two in
+    step: a row counted here and not by the SQL would appear and then vanish.
+    """
+    if view.where != "1" or view.rejected_where != "1":
+        return None
+    if view.session_id is not None and row.get("session_id") != view.session_id:
+        return False
+    if source == "rejected":
+        return view.mode == "all"
+    return view.mode == "all" or row.get("event") in (GATEWAY_VIEW, GATEWAY_CLOSE)
+
+
+def count_new_rows(db: sqlite_utils.Database, view: View, event_ids: list[int], rejected_ids: list[int]) -> int:
+    """How many of the rows with these new ids the view shows (ids arrive in ranges: one query per table)."""
+    added = 0
+    if event_ids:
+        added += count_rows(
+            db,
+            replace(
+                view,
+                where=f"id BETWEEN ? AND ? AND ({view.where})",
+                params=(min(event_ids), max(event_ids), *view.params),
+                rejected_where="0",
+                rejected_params=(),
+            ),
+        )
+    if rejected_ids and view.mode == "all":
+        added += count_rows(
+            db,
+            replace(
+                view,
+                where="0",
+                params=(),
+                rejected_where=f"id BETWEEN ? AND ? AND ({view.rejected_where})",
+                rejected_params=(min(rejected_ids), max(rejected_ids), *view.rejected_params),
+            ),
+        )
+    return added
+
+
+@contextlib.contextmanager
+def read_snapshot(db: sqlite_utils.Database) -> Iterator[tuple[int, int]]:
+    """One read transaction: the queries inside see the same commits.
+
+    Yields the highest event and rejected ids committed so far. The writer
+    answers a delivery before it sends the notice, so a notice can arrive
+    for rows that a query already counted: ids up to these are such rows.
+    """
+    db.execute("BEGIN")
+    try:
+        events, rejected = db.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM events), (SELECT coalesce(max(id), 0) FROM rejected)"
+        ).fetchone()
+        yield int(events), int(rejected)
+    finally:
+        if db.conn.in_transaction:  # SQLite may have ended it (a failed or interrupted read)
+            db.execute("COMMIT")
+
+
+def data_version(db: sqlite_utils.Database) -> int:
+    """Changes when another connection commits (offline review polls it)."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0])
+
+
+def event_counts_by_session(db: sqlite_utils.Database) -> dict[int, dict[str, int]]:
+    """Per session, how many events of each type (most first; untyped ones as "(legacy)")."""
+    counts: dict[int, dict[str, int]] = {}
+    for session_id, event, n in db.execute(
+        "SELECT session_id, coalesce(event, '(legacy)'), count(*) FROM events GROUP BY 1, 2 ORDER BY 1, 3 DESC"
+    ):
+        counts.setdefault(session_id, {})[event] = n
+    return counts
 
 
 def page_sql(view: View, *, descending: bool = True) -> tuple[str, list[Any]]:

@@ -1,9 +1,154 @@
-"""Messages that cross from the core's threads into the UI."""
+"""The messages of the TUI: what screens and workers ask of the app, and what they tell it.
+
+The app is the hub (harlequin's pattern): screens post a request and the
+app's ``@on(...)`` handlers decide what happens; workers read the database
+off the UI's thread and post what they read. So screens never import the
+app, and the app never reaches into a screen's widgets.
+
+Must not import the app, the screens or the widgets; payloads are plain
+data (dicts, dataclasses from the core).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from textual.message import Message
+
+from monitor import queries
+from monitor.journey import JourneyStep, PairSummary
 
 
 class RowsCommitted(Message):
-    """The writer committed rows: their notices wait in the app's inbox (posted from the writer thread)."""
+    """The writer committed rows: their notices wait in the app's feed (posted from the writer thread)."""
+
+
+# -- requests from the screens ------------------------------------------------------
+
+
+@dataclass
+class OpenReader(Message):
+    """Show a reader's drill-down."""
+
+    user_id: str
+
+
+@dataclass
+class OpenDelivery(Message):
+    """Show one delivery in full."""
+
+    source: str
+    delivery_id: int
+
+
+@dataclass
+class ReplayRow(Message):
+    """Replay the accepted delivery with this id (``r`` on the table)."""
+
+    delivery_id: int
+
+
+@dataclass
+class ReplayDelivery(Message):
+    """Replay a delivery already read; ``edit`` first opens the body in an editor."""
+
+    delivery: dict[str, Any]
+    edit: bool = False
+
+
+@dataclass
+class CopyCurl(Message):
+    """Copy a curl command that sends this delivery again."""
+
+    delivery: dict[str, Any]
+
+
+@dataclass
+class SessionChosen(Message):
+    """Review this session (None: all of them)."""
+
+    session_id: int | None
+
+
+@dataclass
+class ExportView(Message):
+    """Export what the main screen shows: its words for it, its filter, its session."""
+
+    description: str
+    filter_text: str
+    session_id: int | None
+
+
+@dataclass
+class ReadFailed(Message):
+    """A read failed. ``quiet``: the screen already says so (the app only ends offline review of a damaged file)."""
+
+    error: BaseException
+    what: str
+    quiet: bool = False
+
+
+# -- what the workers read ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReaderData:
+    """Everything the reader's drill-down shows, fetched off the UI thread."""
+
+    user_id: str
+    profile: dict[str, Any]
+    counts: list[tuple[str, int]]
+    steps: list[JourneyStep]
+    summary: PairSummary
+
+
+@dataclass
+class ReaderLoaded(Message):
+    data: ReaderData
+
+
+@dataclass
+class DeliveryLoaded(Message):
+    """A delivery was read: ``purpose`` says what for ("show" or "replay")."""
+
+    source: str
+    delivery: dict[str, Any]
+    purpose: str = "show"
+
+
+@dataclass
+class ForwardsLoaded(Message):
+    """The forwards and replays of a delivery, read again after one was recorded."""
+
+    event_id: int
+    forwards: list[dict[str, Any]]
+
+
+@dataclass
+class SessionsLoaded(Message):
+    rows: list[dict[str, Any]]
+    counts: dict[int, dict[str, int]]
+
+
+@dataclass
+class ReadersLoaded(Message):
+    rows: list[dict[str, Any]]
+
+
+@dataclass
+class StatsLoaded(Message):
+    """The header counters, read from the database (offline review, or another session)."""
+
+    stats: queries.Stats
+
+
+@dataclass
+class ReplayDone(Message):
+    """A replay finished (posted from the listener's thread)."""
+
+    event_id: int
+    target: str
+    status: int | None
+    latency_ms: float
+    error: str | None

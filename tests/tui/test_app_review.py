@@ -365,7 +365,7 @@ async def test_live_monitor_shows_its_session_and_switches_to_older_ones(tmp_pat
         await wait_for(pilot, lambda: table.total == 3 and "views 3" in counters(app), TIMEOUT, "session 2")
         assert f"session #{s2}" in origin(app) and "(live)" not in origin(app)
         answer = await live.post(close("live-1"))
-        await wait_for(pilot, lambda: app.main_screen.seen[0] >= answer["id"], TIMEOUT, "the close's notice")
+        await wait_for(pilot, lambda: app.feed.view_seen.events >= answer["id"], TIMEOUT, "the close's notice")
         await pilot.pause()
         assert table.total == 3 and "closes 0" in counters(app) and "views 3" in counters(app)
 
@@ -743,7 +743,7 @@ async def test_edit_and_replay_sends_the_edited_bytes_re_signed(start_live: Star
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen), TIMEOUT)
         await pilot.pause()
-        worker = app._reload_forwards(details)
+        worker = app._load_forwards(int(details.delivery["id"]))
         await wait_for(pilot, lambda: worker.is_finished, TIMEOUT, "the late reload")
         await pilot.pause()
         assert app.is_running and isinstance(app.screen, MainScreen)

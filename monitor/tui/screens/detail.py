@@ -1,13 +1,18 @@
-"""One delivery in full: parsed fields, headers, body, exact bytes."""
+"""One delivery in full: parsed fields, headers, body, exact bytes.
+
+Shows the delivery it is given; copy as curl and replay are asked of the app
+by message. Must not import the app.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from rich.console import Group, RenderableType
+from rich.style import Style
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
@@ -15,20 +20,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from monitor.events import COLUMNS as PARSED_COLUMNS
 from monitor.masking import mask_if, mask_json
 from monitor.textsafe import cell, clean
-
-if TYPE_CHECKING:
-    from monitor.tui.app import MonitorApp
+from monitor.tui.format import format_clock, format_datetime
+from monitor.tui.messages import CopyCurl, ReplayDelivery
+from monitor.tui.screens.palette import ThemedScreen
 
 HEXDUMP_LIMIT = 4096
 
 
-class DetailScreen(Screen[None]):
+class DetailScreen(ThemedScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("c", "copy_body", "Copy body"),
@@ -37,12 +41,11 @@ class DetailScreen(Screen[None]):
         Binding("e", "edit", "Edit & replay"),
     ]
 
-    app: MonitorApp
-
     def __init__(self, source: str, delivery: dict[str, Any]) -> None:
         super().__init__()
         self.source = source
         self.delivery = delivery
+        self._masked = False
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail"):
@@ -54,20 +57,25 @@ class DetailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.watch(self.app, "masked", self._show, init=True)
 
+    def redraw(self) -> None:
+        self._show(self._masked)
+
     def _show(self, masked: bool) -> None:
+        self._masked = masked
         d = self.delivery
         title = Text()
         if self.source == "rejected":
-            title.append(f"Rejected delivery #{d['id']}  ", style="bold red")
+            title.append(f"Rejected delivery #{d['id']}  ", style=self.tone("bad"))
             title.append(f"HTTP {d.get('status')}  ", style="bold")
             title.append(cell(d.get("reason"), 300))
         else:
             title.append(f"Delivery #{d['id']}  ", style="bold")
-            title.append(cell(d.get("event") or f"({d.get('kind')})"), style="bold cyan")
+            title.append(cell(d.get("event") or f"({d.get('kind')})"), style=self.tone("name"))
             if d.get("duplicate_of"):
-                title.append(f"   duplicate of #{d['duplicate_of']}", style="yellow")
+                title.append(f"   duplicate of #{d['duplicate_of']}", style=self.tone("warning"))
         self.query_one("#detail-title", Static).update(title)
         self.query_one("#detail-fields", Static).update(self._fields(masked))
         self.query_one("#detail-headers", Static).update(self._headers())
@@ -75,14 +83,14 @@ class DetailScreen(Screen[None]):
         panel = self.query_one("#detail-forwards", Static)
         panel.display = bool(forwards)
         if forwards:
-            panel.update(forwards_table(forwards))
+            panel.update(forwards_table(forwards, self.tone))
         self.query_one("#detail-body", Static).update(self._body(masked))
 
     def _fields(self, masked: bool) -> RenderableType:
         d = self.delivery
         table = _kv_table("Delivery")
         when = d.get("received_at")
-        table.add_row(Text("received"), Text(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""))
+        table.add_row(Text("received"), Text(format_datetime(when)))
         for key in (
             "method",
             "path",
@@ -102,7 +110,7 @@ class DetailScreen(Screen[None]):
                 if value is None or value == "":
                     continue
                 if key == "created_at":
-                    value = f"{value:g}  ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(value))})"
+                    value = f"{value:g}  ({format_datetime(value)})"
                 table.add_row(Text(key), Text(cell(mask_if(key, value, masked), 2000)))
         return table
 
@@ -123,10 +131,10 @@ class DetailScreen(Screen[None]):
             if masked:  # raw bytes may hold anything personal
                 return Group(
                     heading,
-                    Text(f"not JSON: {exc}", style="yellow"),
-                    Text("(bytes hidden while personal data is masked: press m)", style="dim"),
+                    Text(f"not JSON: {exc}", style=self.tone("warning")),
+                    Text("(bytes hidden while personal data is masked: press m)", style=self.tone("muted")),
                 )
-            return Group(heading, Text(f"not JSON: {exc}", style="yellow"), Text(hexdump(body)))
+            return Group(heading, Text(f"not JSON: {exc}", style=self.tone("warning")), Text(hexdump(body)))
         if masked:
             parsed = mask_json(parsed)
         pretty = clean(orjson.dumps(parsed, option=orjson.OPT_INDENT_2).decode(), keep_newlines=True)
@@ -141,43 +149,43 @@ class DetailScreen(Screen[None]):
         if self.source == "rejected":
             self.notify("Only accepted deliveries can be copied as curl", severity="warning")
             return
-        from monitor.exporting import curl_command
-
-        self.app.copy_to_clipboard(curl_command(self.delivery, self.app.curl_base_url()))
-        self.notify("curl command copied to the clipboard")
+        self.post_message(CopyCurl(self.delivery))
 
     def action_replay(self) -> None:
         if self.source != "rejected":
-            self.app.replay(self.delivery)
+            self.post_message(ReplayDelivery(self.delivery))
 
     def action_edit(self) -> None:
         if self.source != "rejected":
-            self.app.edit_and_replay(self.delivery)
+            self.post_message(ReplayDelivery(self.delivery, edit=True))
 
     def show_forwards(self, forwards: list[dict[str, Any]]) -> None:
         """A replay of this delivery was recorded: show it."""
         self.delivery["forwards"] = forwards
         with contextlib.suppress(NoMatches):  # closed meanwhile (Esc, or the app quit): nothing to show
-            self._show(self.app.masked)
+            self._show(self._masked)
 
 
-def forwards_table(forwards: list[dict[str, Any]]) -> Table:
-    """Every forward and replay of a delivery, with what the target answered."""
+def forwards_table(forwards: list[dict[str, Any]], tone: Callable[[str], Style]) -> Table:
+    """Every forward and replay of a delivery, with what the target answered (``tone``: the theme's styles)."""
     table = Table(title="Forwards and replays", title_justify="left", box=None, expand=True, padding=(0, 1))
     for title in ("when", "kind", "try", "target", "status", "ms", "answer"):
         table.add_column(
-            title, style="dim" if title in ("when", "try") else None, no_wrap=title != "answer", overflow="fold"
+            title, style=tone("muted") if title in ("when", "try") else None, no_wrap=title != "answer", overflow="fold"
         )
     for f in forwards:
         status = f.get("status")
         answer = f.get("error") or (f.get("response_body") or b"").decode("utf-8", "replace")
         kind = str(f.get("kind") or "") + (" (edited)" if f.get("request_body") is not None else "")
         table.add_row(
-            Text(time.strftime("%H:%M:%S", time.localtime(f["requested_at"])) if f.get("requested_at") else ""),
+            Text(format_clock(f.get("requested_at"))),
             Text(cell(kind)),
             Text(str(f.get("attempt") or "")),
             Text(cell(f.get("target"), 80)),
-            Text(str(status) if status is not None else "—", style="green" if status and status < 400 else "bold red"),
+            Text(
+                str(status) if status is not None else "—",
+                style=tone("good") if status and status < 400 else tone("bad"),
+            ),
             Text(f"{f['latency_ms']:.0f}" if f.get("latency_ms") is not None else ""),
             Text(cell(answer, 300)),
         )
@@ -186,7 +194,7 @@ def forwards_table(forwards: list[dict[str, Any]]) -> Table:
 
 def _kv_table(title: str) -> Table:
     table = Table(title=title, title_justify="left", show_header=False, box=None, expand=True, padding=(0, 1))
-    table.add_column(style="dim", no_wrap=True, width=20)
+    table.add_column(style="dim", no_wrap=True, width=20)  # dim, not a colour: fine in every theme
     table.add_column(overflow="fold")
     return table
 

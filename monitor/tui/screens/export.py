@@ -1,8 +1,14 @@
-"""Export what the main screen shows (its session and filter) to a file."""
+"""Export what the main screen shows (its session and filter) to a file: the dialog.
+
+Asks for the format, the path and the metadata option and dismisses with an
+:class:`ExportRequest`; the app writes the file. The formats are
+:mod:`monitor.exporting`'s. Must not import the app, nor write files.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -14,15 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
-from monitor.exporting import Format
-
-FORMATS = (
-    ("JSONL (one body per line)", "jsonl"),
-    ("CSV (parsed columns)", "csv"),
-    ("HAR", "har"),
-    ("curl commands (bash)", "curl"),
-)
-EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "har": "har", "curl": "sh"}
+from monitor.exporting import EXTENSIONS, FORMAT_LABELS, FORMATS, Format
 
 
 @dataclass(frozen=True)
@@ -35,24 +33,27 @@ class ExportRequest:
 class ExportScreen(ModalScreen[ExportRequest | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.description = description
+        self.clock = clock
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export"):
             yield Static(Text("Export", style="bold"), classes="title")
             yield Static(Text(self.description, style="dim"))
-            yield Select(FORMATS, value="jsonl", allow_blank=False, id="export-format")
+            yield Select(
+                [(FORMAT_LABELS[fmt], fmt) for fmt in FORMATS], value="jsonl", allow_blank=False, id="export-format"
+            )
             yield Input(value=self._default_path("jsonl"), id="export-path")
             yield Checkbox("JSONL with metadata (exact bytes of any body)", id="export-meta")
             with Horizontal(id="export-buttons"):
                 yield Button("Export", variant="primary", id="export-go")
                 yield Button("Cancel", id="export-cancel")
 
-    @staticmethod
-    def _default_path(fmt: str) -> str:
-        return f"conscent-export-{time.strftime('%Y%m%d-%H%M%S')}.{EXTENSIONS[fmt]}"
+    def _default_path(self, fmt: str) -> str:
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
+        return f"conscent-export-{stamp}.{EXTENSIONS[cast(Format, fmt)]}"
 
     @on(Select.Changed, "#export-format")
     def _format(self, message: Select.Changed) -> None:

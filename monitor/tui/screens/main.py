@@ -1,34 +1,43 @@
-"""The main screen: header counters and the live table of deliveries."""
+"""The main screen: header counters and the live table of deliveries.
+
+Reads through the :class:`~monitor.reading.ReadAccess` and the
+:class:`~monitor.tui.feed.Feed` it is given; the app sets what it shows
+(``session_id``, ``masked``, :meth:`MainScreen.set_origin`,
+:meth:`MainScreen.set_stats`) and hands it new rows
+(:meth:`MainScreen.rows_committed`). It asks the app for everything else by
+posting messages (:mod:`monitor.tui.messages`) or binding ``app.*``
+actions. Must not import the app, nor hold SQL text.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sqlite3
-import time
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.reactive import reactive
 from textual.widgets import Footer, Input, Static
-from textual.worker import Worker, WorkerState
 
 from monitor import queries
-from monitor.events import GATEWAY_EVENTS
 from monitor.filters import FilterError, compile_filter
+from monitor.forwarder import ForwardStats
 from monitor.queries import Row
+from monitor.reading import ReadAccess
 from monitor.textsafe import cell
 from monitor.tui.failures import one_line
+from monitor.tui.feed import Feed, Seen
+from monitor.tui.messages import ExportView, OpenDelivery, OpenReader, ReadFailed, ReplayRow
+from monitor.tui.screens.palette import ThemedScreen
 from monitor.tui.widgets.event_table import ALL_COLUMNS, GATEWAY_COLUMNS, PAGE_SIZE, EventTable, header_text
 from monitor.tui.widgets.stats_bar import StatsBar
 from monitor.writer import CommitNotice
-
-if TYPE_CHECKING:
-    from monitor.tui.app import MonitorApp
 
 Mode = Literal["gateway", "all"]
 
@@ -40,30 +49,47 @@ Mode = Literal["gateway", "all"]
 FILTER_BUDGET = 1.0
 
 
-class MainScreen(Screen[None]):
+@dataclass(frozen=True)
+class Origin:
+    """What the header says about where the rows come from: the app knows it, the screen shows it."""
+
+    url: str | None
+    db_path: str
+    session: str
+    #: Why the listener refuses deliveries (the writer's words), or None while it records them.
+    problem: str | None = None
+    forward: ForwardStats | None = None
+
+
+class MainScreen(ThemedScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
         Binding("a", "toggle_mode", "Gateway/all"),
-        Binding("u", "readers", "Readers"),
-        Binding("s", "sessions", "Sessions"),
+        Binding("u", "app.open_readers", "Readers"),
+        Binding("s", "app.open_sessions", "Sessions"),
         Binding("x", "export", "Export"),
         Binding("r", "replay", "Replay"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    app: MonitorApp
+    #: Personal data hidden (the app's ``m``).
+    masked: reactive[bool] = reactive(False, init=False)
 
-    def __init__(self) -> None:
+    def __init__(self, reads: ReadAccess, feed: Feed, clock: Callable[[], float]) -> None:
         super().__init__()
+        self.reads = reads
+        self.feed = feed
+        self.clock = clock
+        #: The session shown (None: all); the app sets it before :meth:`reload`.
+        self.session_id: int | None = None
         self.mode: Mode = "gateway"
         self.filter_text = ""
         self.view = queries.View(mode="gateway", session_id=None)
-        #: The highest event and rejected ids the table's total already includes.
-        self._seen: tuple[int, int] = (0, 0)
         #: A read that failed, shown on the status line until a view loads again.
         self._error: str | None = None
         #: A filter stopped for its time: Enter on the same text runs it without a limit.
         self._slow_filter: str | None = None
+        self._origin: Origin | None = None
 
     def compose(self) -> ComposeResult:
         yield StatsBar(id="stats")
@@ -77,20 +103,28 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        super().on_mount()
         self.query_one("#filter", Input).display = False
         self.query_one("#listener-alarm", Static).display = False
-        self.refresh_origin()
+        if self._origin is not None:
+            self.set_origin(self._origin)
         self.reload()
-        self.query_one(EventTable).focus()
+        self.table.focus()
 
     @property
     def table(self) -> EventTable:
         return self.query_one(EventTable)
 
-    @property
-    def seen(self) -> tuple[int, int]:
-        """The highest event and rejected ids the table already counts."""
-        return self._seen
+    def watch_masked(self, masked: bool) -> None:
+        if not self.children:
+            return
+        self.table.masked = masked
+        self.update_statusline()
+
+    def redraw(self) -> None:
+        if self._origin is not None:
+            self.set_origin(self._origin)
+        self.update_statusline()
 
     def export_filter(self) -> str:
         """The current filter, plus "views and closes only" in gateway mode."""
@@ -106,25 +140,26 @@ class MainScreen(Screen[None]):
         table keeps showing the previous view; returns whether it loaded. A
         filtered view gets :data:`FILTER_BUDGET` seconds unless ``patient``.
         """
-        app = self.app
+        reads = self.reads
         budget = None if patient or not self.filter_text else FILTER_BUDGET
         first: list[Row] | None = None
         try:
             view = self._view()
-            with app.snapshot() as seen, app.time_limit(budget):
-                total = queries.count_rows(app.db, view)
+            with reads.snapshot() as seen, reads.time_limit(budget):
+                total = queries.count_rows(reads.db, view)
                 if budget is not None:  # the first page's query costs as much again: inside the budget too
-                    first = queries.fetch_rows(app.db, view, 0, PAGE_SIZE, total=total)
+                    first = queries.fetch_rows(reads.db, view, 0, PAGE_SIZE, total=total)
         except (sqlite3.Error, FilterError) as exc:
             slow = budget is not None and isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted"
             self._slow_filter = self.filter_text if slow else None
             self.show_error(exc, slow=budget if slow else None)
             return False
-        self.view, self._seen, self._error, self._slow_filter = view, seen, None, None
+        self.view, self._error, self._slow_filter = view, None, None
+        self.feed.view_seen = Seen(*seen)
         columns = GATEWAY_COLUMNS if self.mode == "gateway" else ALL_COLUMNS
         table = self.table
         table.show(
-            lambda offset, limit: queries.fetch_rows(app.db, view, offset, limit, total=table.total),
+            lambda offset, limit: queries.fetch_rows(reads.db, view, offset, limit, total=table.total),
             total,
             columns,
             first,
@@ -134,11 +169,12 @@ class MainScreen(Screen[None]):
         return True
 
     def _view(self) -> queries.View:
-        compiled = compile_filter(self.filter_text, table="events")
-        rejected = compile_filter(self.filter_text, table="rejected")
+        now = self.clock()
+        compiled = compile_filter(self.filter_text, table="events", now=now)
+        rejected = compile_filter(self.filter_text, table="rejected", now=now)
         return queries.View(
             mode=self.mode,
-            session_id=self.app.session_id,
+            session_id=self.session_id,
             where=compiled.where,
             params=compiled.params,
             rejected_where=rejected.where,
@@ -146,12 +182,11 @@ class MainScreen(Screen[None]):
         )
 
     def show_error(self, exc: BaseException, *, slow: float | None = None) -> None:
-        """A read failed: on the status line until a view loads (offline review of a damaged file ends).
+        """A read failed: on the status line until a view loads (the app ends offline review of a damaged file).
 
         ``slow``: the filter was stopped after that many seconds.
         """
-        if self.app.end_if_damaged(exc):
-            return
+        self.post_message(ReadFailed(exc, "the view", quiet=True))
         if slow is not None:  # the point first: a narrow terminal shows one line of it
             self._error = (
                 f"slow filter stopped after {slow:g} s: Enter runs it anyway (rarer words or a field are faster)"
@@ -164,97 +199,57 @@ class MainScreen(Screen[None]):
 
     def rows_committed(self, notices: list[CommitNotice]) -> None:
         """New rows were committed: count those this view shows, let the table place them."""
-        seen_events, seen_rejected = self._seen
-        event_ids = [i for n in notices for i in n.event_ids if i > seen_events]
-        rejected_ids = [i for n in notices for i in n.rejected_ids if i > seen_rejected]
-        seen = (max([seen_events, *event_ids]), max([seen_rejected, *rejected_ids]))
-        added = self._count_from_notices(notices, seen_events, seen_rejected)
-        if added is None:
-            try:
-                added = self._count_new(event_ids, rejected_ids)
-            except sqlite3.Error as exc:  # counted with the next commit, or the next view
-                self.show_error(exc)
-                return
-        self._seen = seen
+        try:
+            added = self.feed.count_for_view(
+                self.view,
+                notices,
+                lambda events, rejected: queries.count_new_rows(self.reads.db, self.view, events, rejected),
+            )
+        except sqlite3.Error as exc:  # counted with the next commit, or the next view
+            self.show_error(exc)
+            return
         self.table.add_new(added)
         self.update_statusline()
 
-    def _count_new(self, event_ids: list[int], rejected_ids: list[int]) -> int:
-        """How many of the new rows the view shows, when only a query can tell."""
-        view = self.view
-        added = 0
-        if event_ids:
-            added += queries.count_rows(
-                self.app.db,
-                dataclasses.replace(
-                    view,
-                    where=f"id BETWEEN ? AND ? AND ({view.where})",
-                    params=(min(event_ids), max(event_ids), *view.params),
-                    rejected_where="0",
-                    rejected_params=(),
-                ),
-            )
-        if rejected_ids and view.mode == "all":
-            added += queries.count_rows(
-                self.app.db,
-                dataclasses.replace(
-                    view,
-                    where="0",
-                    params=(),
-                    rejected_where=f"id BETWEEN ? AND ? AND ({view.rejected_where})",
-                    rejected_params=(min(rejected_ids), max(rejected_ids), *view.rejected_params),
-                ),
-            )
-        return added
+    def refresh_rows(self, event_ids: set[int] | None = None) -> None:
+        """Rows changed in place (forwards recorded): draw them again."""
+        self.table.refresh_rows(event_ids)
 
-    def _count_from_notices(self, notices: list[CommitNotice], seen_events: int, seen_rejected: int) -> int | None:
-        """Without a filter the notices say which rows the view shows: no query on the UI thread.
-
-        None when a query is needed (a filter, or notices without rows, as
-        offline review makes them).
-        """
-        if self.filter_text or any(len(n.events) != len(n.event_ids) for n in notices):
-            return None
-        session = self.app.session_id
-        count = 0
-        for notice in notices:
-            for row in notice.events:
-                if (
-                    row["id"] > seen_events
-                    and (session is None or row.get("session_id") == session)
-                    and (self.mode == "all" or row.get("event") in GATEWAY_EVENTS)
-                ):
-                    count += 1
-            if self.mode == "all":
-                if len(notice.rejected) != len(notice.rejected_ids):
-                    return None
-                count += sum(
-                    1
-                    for row in notice.rejected
-                    if row["id"] > seen_rejected and (session is None or row.get("session_id") == session)
-                )
-        return count
-
-    def refresh_origin(self) -> None:
-        app = self.app
-        session = "all sessions" if app.session_id is None else f"session #{app.session_id}"
-        if app.live_session_id is not None and app.session_id == app.live_session_id:
-            session += " (live)"
-        problem = app.listener_problem
+    def set_origin(self, origin: Origin) -> None:
+        self._origin = origin
+        if not self.children:  # not composed yet: on_mount shows it
+            return
         self.query_one(StatsBar).set_origin(
-            url=app.url,
-            db_path=str(app.db_path),
-            session=session,
-            healthy=problem is None,
-            forward=app.forward_status(),
+            url=origin.url,
+            db_path=origin.db_path,
+            session=origin.session,
+            healthy=origin.problem is None,
+            forward=self._forward_text(origin.forward),
         )
         alarm = self.query_one("#listener-alarm", Static)
-        if problem is not None:
-            alarm.update(Text(f"✗ Not recording: {cell(problem, 2000)}"))
-        alarm.display = problem is not None
+        if origin.problem is not None:
+            alarm.update(Text(f"✗ Not recording: {cell(origin.problem, 2000)}"))
+        alarm.display = origin.problem is not None
+
+    def _forward_text(self, stats: ForwardStats | None) -> Text | None:
+        """The header's word on the forward target."""
+        if stats is None or not stats.target:
+            return None
+        text = Text("→ ", style=self.tone("muted"))
+        text.append(cell(stats.target, 60))
+        if stats.down and stats.last_status is not None:
+            text.append(f"  ✗ answering {stats.last_status}", style=self.tone("bad"))
+        elif stats.down:
+            text.append(f"  ✗ down: {cell(stats.last_error, 60)}", style=self.tone("bad"))
+        elif stats.sent:
+            text.append(f"  ✓ {stats.last_status}", style=self.tone("good"))
+        if stats.pending:
+            text.append(f"  {stats.pending} pending", style=self.tone("warning"))
+        return text
 
     def set_stats(self, stats: queries.Stats) -> None:
-        self.query_one(StatsBar).set_stats(stats)
+        with contextlib.suppress(NoMatches):  # the app closed meanwhile: the header is gone
+            self.query_one(StatsBar).set_stats(stats)
 
     def update_statusline(self) -> None:
         line = self.query_one("#statusline", Static)
@@ -267,14 +262,14 @@ class MainScreen(Screen[None]):
         text.append(" GATEWAY " if self.mode == "gateway" else " ALL EVENTS ", style="bold reverse")
         text.append(f"  {table.total:,} rows", style="bold")
         if self.filter_text:
-            text.append("   filter ", style="dim")
+            text.append("   filter ", style=self.tone("muted"))
             text.append(self.filter_text)
         if table.waiting:
-            text.append(f"   ↑ {table.waiting} new — press Home to follow", style="bold yellow")
+            text.append(f"   ↑ {table.waiting} new — press Home to follow", style=self.tone("open"))
         elif table.total:
-            text.append("   following newest" if table.following else "", style="dim")
-        if self.app.masked:
-            text.append("   PII masked", style="bold magenta")
+            text.append("   following newest" if table.following else "", style=self.tone("muted"))
+        if self.masked:
+            text.append("   PII masked", style=self.tone("pii"))
         line.update(text, layout=False)  # one line, whatever it says
 
     def _show_problem(self, message: str) -> None:
@@ -296,13 +291,13 @@ class MainScreen(Screen[None]):
     def _row_selected(self, message: EventTable.RowSelected) -> None:
         row = message.row
         if row.source == "rejected" or not row.user_id:
-            self.app.open_delivery(row.source, row.id)
+            self.post_message(OpenDelivery(row.source, row.id))
         else:
-            self.app.open_reader(row.user_id)
+            self.post_message(OpenReader(row.user_id))
 
     @on(EventTable.DetailsRequested)
     def _details(self, message: EventTable.DetailsRequested) -> None:
-        self.app.open_delivery(message.row.source, message.row.id)
+        self.post_message(OpenDelivery(message.row.source, message.row.id))
 
     # -- filter --------------------------------------------------------------
 
@@ -327,7 +322,7 @@ class MainScreen(Screen[None]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, message: Input.Changed) -> None:
         try:
-            compile_filter(message.value)
+            compile_filter(message.value, now=self.clock())
         except FilterError as exc:
             message.input.add_class("-bad-filter")
             self._show_problem(f" ✗ {exc.message} (at column {exc.position + 1})")
@@ -339,7 +334,7 @@ class MainScreen(Screen[None]):
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, message: Input.Submitted) -> None:
         try:
-            compile_filter(message.value)
+            compile_filter(message.value, now=self.clock())
         except FilterError as exc:
             # The status line already says what is wrong; show where, change nothing.
             message.input.cursor_position = exc.position
@@ -359,33 +354,16 @@ class MainScreen(Screen[None]):
         if not self.reload():
             self.mode = previous  # the table still shows it
 
-    def action_readers(self) -> None:
-        self.app.open_readers()
-
-    def action_sessions(self) -> None:
-        self.app.open_sessions()
-
     def action_export(self) -> None:
-        self.app.export_current()
+        """Ask the app to export what the table shows."""
+        what = "views and closes" if self.mode == "gateway" else "all deliveries"
+        where = "all sessions" if self.session_id is None else f"session #{self.session_id}"
+        description = f"{what} of {where}" + (f", filter: {self.filter_text}" if self.filter_text else "")
+        self.post_message(ExportView(cell(description, 200), self.export_filter(), self.session_id))
 
     def action_replay(self) -> None:
         row = self.table.current
         if row is None or row.source == "rejected":
             self.notify("Select an accepted delivery to replay", severity="warning")
             return
-        self.app.replay_row(row.id)
-
-    @work(thread=True, exclusive=True, group="stats", exit_on_error=False, name="the header counters")
-    def load_stats(self) -> None:
-        with self.app.read_connection() as db:
-            stats = queries.header_stats(db, self.app.session_id, self.app.clock())
-        self.app.call_from_thread(self._stats_loaded, stats)
-
-    def _stats_loaded(self, stats: queries.Stats) -> None:
-        with contextlib.suppress(NoMatches):  # the app closed meanwhile: the header is gone
-            self.set_stats(stats)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        error = event.worker.error
-        if event.state == WorkerState.ERROR and error is not None:
-            self.app.read_failed(error, event.worker.name or "data")
+        self.post_message(ReplayRow(row.id))

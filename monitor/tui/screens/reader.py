@@ -1,10 +1,12 @@
-"""A reader's drill-down: profile, counts, and the paired journey."""
+"""A reader's drill-down: profile, counts, and the paired journey.
+
+Shows the :class:`~monitor.tui.messages.ReaderData` the app read for it;
+Enter on a step asks the app for that delivery. Must not import the app.
+"""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -12,17 +14,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
-from monitor.journey import JourneyStep, PairSummary
 from monitor.masking import mask_if
 from monitor.textsafe import cell
-from monitor.tui.widgets.event_table import event_label, format_duration
-
-if TYPE_CHECKING:
-    from monitor.tui.app import MonitorApp
+from monitor.tui.format import event_label, format_datetime, format_duration, reader_name
+from monitor.tui.messages import OpenDelivery, ReaderData
+from monitor.tui.screens.palette import ThemedScreen
 
 PROFILE_FIELDS = (
     ("name", "Name"),
@@ -36,28 +35,19 @@ PROFILE_FIELDS = (
     ("user_agent", "User agent"),
 )
 
-OUTCOME_STYLE = {"closed": "magenta", "open": "bold yellow", "converted": "bold green"}
+#: The tone (monitor/tui/screens/palette.py) of each pairing outcome.
+OUTCOME_TONES = {"closed": ("close",), "open": ("open",), "converted": ("good", "strong")}
+
+__all__ = ["ReaderData", "ReaderScreen"]
 
 
-@dataclass(frozen=True)
-class ReaderData:
-    """Everything the drill-down shows, fetched off the UI thread."""
-
-    user_id: str
-    profile: dict[str, Any]
-    counts: list[tuple[str, int]]
-    steps: list[JourneyStep]
-    summary: PairSummary
-
-
-class ReaderScreen(Screen[None]):
+class ReaderScreen(ThemedScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
-
-    app: MonitorApp
 
     def __init__(self, data: ReaderData) -> None:
         super().__init__()
         self.data = data
+        self._masked = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="reader-title", classes="title")
@@ -72,25 +62,30 @@ class ReaderScreen(Screen[None]):
         table = self.query_one("#journey", DataTable)
         for title in ("Time", "Event", "Click action", "Content", "Pairing", "Time to close", "Outcome"):
             table.add_column(title)
+        super().on_mount()
         self.watch(self.app, "masked", self._show, init=True)
         table.focus()
 
+    def redraw(self) -> None:
+        self._show(self._masked)
+
     def _show(self, masked: bool) -> None:
+        self._masked = masked
         data = self.data
         profile = data.profile
         title = Text("Reader ", style="bold")
-        who = profile.get("name") or profile.get("username") or data.user_id
-        title.append(cell(mask_if("name", who, masked)), style="bold cyan")
-        title.append(f"   {cell(data.user_id)}", style="dim")
+        who = reader_name(profile.get("name"), profile.get("username"), data.user_id, masked=masked)
+        title.append(who, style=self.tone("name"))
+        title.append(f"   {cell(data.user_id)}", style=self.tone("muted"))
         self.query_one("#reader-title", Static).update(title)
         self.query_one("#reader-profile", Static).update(self._profile(masked))
         self.query_one("#reader-counts", Static).update(self._counts())
         s = data.summary
         summary = Text()
         summary.append(f"{s.views} views, {s.closes} closes: ", style="bold")
-        summary.append(f"{s.closed} closed  ", style="magenta")
-        summary.append(f"{s.open} open  ", style="yellow")
-        summary.append(f"{s.converted} converted", style="green")
+        summary.append(f"{s.closed} closed  ", style=self.tone("close"))
+        summary.append(f"{s.open} open  ", style=self.tone("warning"))
+        summary.append(f"{s.converted} converted", style=self.tone("good"))
         if s.median_time_to_close is not None:
             summary.append(f"   median time to close {format_duration(s.median_time_to_close)}")
         self.query_one("#reader-summary", Static).update(summary)
@@ -112,7 +107,7 @@ class ReaderScreen(Screen[None]):
             table.add_row(Text(label), Text(cell(mask_if(key, value, masked), 300)))
         for key, label in (("first_seen", "First seen"), ("last_seen", "Last seen")):
             if p.get(key):
-                table.add_row(Text(label), Text(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(p[key]))))
+                table.add_row(Text(label), Text(format_datetime(p[key])))
         return table
 
     def _counts(self) -> Table:
@@ -129,9 +124,9 @@ class ReaderScreen(Screen[None]):
         for step in self.data.steps:
             row = step.row
             when = row.get("created_at") or row.get("received_at")
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when)) if when else ""
+            stamp = format_datetime(when)
             event = row.get("event")
-            style = "green" if event == GATEWAY_VIEW else "magenta" if event == GATEWAY_CLOSE else ""
+            style = self.tone("view" if event == GATEWAY_VIEW else "close" if event == GATEWAY_CLOSE else "")
             pairing = ""
             if step.pair_id is not None:
                 arrow = "→ close" if step.is_view else "← view"
@@ -145,13 +140,13 @@ class ReaderScreen(Screen[None]):
                 Text(event_label(event), style=style),
                 Text(cell(row.get("click_action") or step.close_action or "")),
                 Text(cell(row.get("content_id"))),
-                Text(pairing, style="dim"),
+                Text(pairing, style=self.tone("muted")),
                 Text(ttc),
-                Text(outcome, style=OUTCOME_STYLE.get(outcome, "")),
+                Text(outcome, style=self.tone(*OUTCOME_TONES.get(outcome, ()))),
                 key=str(step.id),
             )
 
     @on(DataTable.RowSelected, "#journey")
     def _open(self, message: DataTable.RowSelected) -> None:
         if message.row_key.value is not None:
-            self.app.open_delivery("event", int(message.row_key.value))
+            self.post_message(OpenDelivery("event", int(message.row_key.value)))

@@ -1,32 +1,33 @@
-"""Every reader of the session, most recent first; Enter drills down."""
+"""Every reader of the session, most recent first; Enter drills down.
+
+Shows the rows the app read for it; Enter asks the app for the reader's
+drill-down. Must not import the app.
+"""
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from monitor.masking import mask_if
 from monitor.textsafe import cell
+from monitor.tui.format import format_short, reader_name
+from monitor.tui.messages import OpenReader
+from monitor.tui.screens.palette import ThemedScreen
 
-if TYPE_CHECKING:
-    from monitor.tui.app import MonitorApp
 
-
-class ReadersScreen(Screen[None]):
+class ReadersScreen(ThemedScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
-
-    app: MonitorApp
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         super().__init__()
         self.rows = rows
+        self._masked = False
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Readers ({len(self.rows)})", style="bold"), classes="title")
@@ -37,29 +38,31 @@ class ReadersScreen(Screen[None]):
         table = self.query_one(DataTable)
         for title in ("Reader", "User id", "Phone", "Country", "Events", "Views", "Closes", "Last seen"):
             table.add_column(title)
+        super().on_mount()
         self.watch(self.app, "masked", self._show, init=True)
         table.focus()
 
+    def redraw(self) -> None:
+        self._show(self._masked)
+
     def _show(self, masked: bool) -> None:
+        self._masked = masked
         table = self.query_one(DataTable)
         table.clear()
         for r in self.rows:
-            who = r.get("name") or r.get("username") or ""
-            column = "name" if r.get("name") else "username"
-            last = r.get("last_seen")
             table.add_row(
-                Text(cell(mask_if(column, who, masked))),
+                Text(reader_name(r.get("name"), r.get("username"), masked=masked)),  # the user id has a column
                 Text(cell(r.get("user_id"))),
                 Text(cell(mask_if("phone_number", r.get("phone_number"), masked))),
                 Text(cell(r.get("country"))),
                 Text(str(r.get("events") or 0)),
-                Text(str(r.get("views") or 0), style="green"),
-                Text(str(r.get("closes") or 0), style="magenta"),
-                Text(time.strftime("%m-%d %H:%M:%S", time.localtime(last)) if last else ""),
+                Text(str(r.get("views") or 0), style=self.tone("view")),
+                Text(str(r.get("closes") or 0), style=self.tone("close")),
+                Text(format_short(r.get("last_seen"))),
                 key=r.get("user_id"),
             )
 
     @on(DataTable.RowSelected)
     def _open(self, message: DataTable.RowSelected) -> None:
         if message.row_key.value:
-            self.app.open_reader(message.row_key.value)
+            self.post_message(OpenReader(message.row_key.value))

@@ -1,0 +1,37 @@
+"""The theme's colours for the screens' Rich text: component classes, styled in ``styles/screens.tcss``.
+
+Screens build ``rich.text.Text`` for tables and panels; a Rich colour name
+there would ignore the theme picked from the command palette. So they ask
+:meth:`ThemedScreen.tone` for a component class's style instead, and draw
+again when the theme changes (:meth:`ThemedScreen.redraw`).
+
+Must not import the app; holds no data.
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+from textual.screen import Screen
+
+#: Every tone a screen may use, named for what it means (styles/screens.tcss gives the colours).
+TONES = ("view", "close", "open", "good", "bad", "warning", "name", "muted", "pii", "strong")
+
+
+class ThemedScreen(Screen[None]):
+    """A screen whose Rich text takes the theme's colours."""
+
+    COMPONENT_CLASSES = {f"palette--{tone}" for tone in TONES}
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.redraw())
+
+    def tone(self, *tones: str) -> Style:
+        """The Rich style of these tones (combined), from the current theme."""
+        style = Style()
+        for tone in tones:
+            if tone:
+                style += self.get_component_rich_style(f"palette--{tone}", partial=True)
+        return style
+
+    def redraw(self) -> None:
+        """Draw the screen's text again (the theme changed); screens that build Text override it."""
