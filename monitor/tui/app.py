@@ -9,18 +9,17 @@ what they read, and the app pushes the screen. Commit notices wait in the
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
+from sqlite_utils import Database
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -35,13 +34,13 @@ from monitor.textsafe import cell
 from monitor.tui import messages as msg
 from monitor.tui.failures import damaged_message, is_damaged, one_line
 from monitor.tui.feed import Feed, Seen
+from monitor.tui.replaying import Replayer
 from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.export import ExportRequest, ExportScreen
 from monitor.tui.screens.help import HelpScreen
 from monitor.tui.screens.main import MainScreen, Origin
 from monitor.tui.screens.reader import ReaderScreen
 from monitor.tui.screens.readers import ReadersScreen
-from monitor.tui.screens.replay import EditScreen, TargetScreen
 from monitor.tui.screens.sessions import SessionsScreen
 from monitor.writer import CommitNotice
 
@@ -52,8 +51,6 @@ HEALTH_INTERVAL = 1.0
 #: The same failure is said again only after this long (seconds): a damaged page
 #: fails every redraw, and one toast is enough.
 REPEAT_FAILURE_AFTER = 10.0
-#: Drill-down loaders: one at a time, and a failure is one line, not the end of the app.
-DRILL: dict[str, Any] = {"thread": True, "exclusive": True, "group": "drill", "exit_on_error": False}
 
 
 class MonitorApp(App[None]):
@@ -92,7 +89,7 @@ class MonitorApp(App[None]):
         self.reads = ReadAccess(self.db_path)
         self.feed = Feed()
         self._data_version: int | None = None
-        self.replay_target: str | None = None
+        self.replayer = Replayer(self, service)
         self.main_screen = MainScreen(self.reads, self.feed, clock)
         self.main_screen.session_id = self.session_id
         #: What ended offline review (a damaged file), for the command line; None otherwise.
@@ -106,10 +103,6 @@ class MonitorApp(App[None]):
         if self.service is None or self.service.writer.healthy:
             return None
         return self.service.writer.stats.last_error or "the database cannot be written: deliveries are refused (503)"
-
-    @property
-    def forward_target(self) -> str | None:
-        return self.service.options.forward_to if self.service else None
 
     async def on_mount(self) -> None:
         self._show_origin()
@@ -165,7 +158,7 @@ class MonitorApp(App[None]):
         if self.live_session_id is not None and self.session_id == self.live_session_id:
             session += " (live)"
         forwarder = self.service.forwarder if self.service else None
-        forward = forwarder.stats if forwarder is not None and self.forward_target else None
+        forward = forwarder.stats if forwarder is not None and self.replayer.forward_target else None
         self.main_screen.set_origin(Origin(self.url, str(self.db_path), session, self.listener_problem, forward))
 
     # -- rows committed, here or by another process ----------------------------------
@@ -276,39 +269,33 @@ class MonitorApp(App[None]):
 
     # -- loaders: read off the UI thread, post what they read ------------------------------
 
-    @work(thread=True, exclusive=True, group="stats", exit_on_error=False, name="the header counters")
+    def _read(self, what: str, group: str, read: Callable[[Database], Message | None]) -> Worker[None]:
+        """Run ``read`` on a connection of its own in a thread; post the message it returns.
+
+        One loader per group at a time (a newer one cancels the older), and a
+        failure is one line naming ``what`` (:meth:`on_worker_state_changed`).
+        """
+
+        def load() -> None:
+            with self.reads.connect() as db:
+                message = read(db)
+            if message is not None:
+                self.post_message(message)
+
+        exclusive = group != "forwards"  # a late forwards reload must not cancel a drill-down
+        return self.run_worker(load, name=what, group=group, thread=True, exclusive=exclusive, exit_on_error=False)
+
     def _load_stats(self) -> None:
-        with self.reads.connect() as db:
-            self.post_message(msg.StatsLoaded(queries.header_stats(db, self.session_id, self.clock())))
+        session_id, now = self.session_id, self.clock()
+        self._read(
+            "the header counters", "stats", lambda db: msg.StatsLoaded(queries.header_stats(db, session_id, now))
+        )
 
-    @work(**DRILL, name="the reader's events")
-    def _load_reader(self, user_id: str, session_id: int | None) -> None:
-        with self.reads.connect() as db:
-            steps = build_journey(queries.reader_events(db, user_id, session_id))
-            profile, counts = queries.reader_profile(db, user_id), queries.event_counts_for_reader(db, user_id)
-        self.post_message(msg.ReaderLoaded(msg.ReaderData(user_id, profile, counts, steps, pair_summary(steps))))
+    def _load_forwards(self, event_id: int) -> Worker[None]:
+        def read(db: Database) -> Message:
+            return msg.ForwardsLoaded(event_id, queries.forwards_of(db, event_id))
 
-    @work(**DRILL, name="the delivery")
-    def _load_delivery(self, source: str, delivery_id: int) -> None:
-        with self.reads.connect() as db:
-            delivery = queries.get_delivery(db, "rejected" if source == "rejected" else "event", delivery_id)
-        if delivery is not None:
-            self.post_message(msg.DeliveryLoaded(source, delivery))
-
-    @work(thread=True, group="drill", exit_on_error=False, name="the delivery's forwards")
-    def _load_forwards(self, event_id: int) -> None:
-        with self.reads.connect() as db:
-            self.post_message(msg.ForwardsLoaded(event_id, queries.forwards_of(db, event_id)))
-
-    @work(**DRILL, name="the sessions")
-    def _load_sessions(self) -> None:
-        with self.reads.connect() as db:
-            self.post_message(msg.SessionsLoaded(queries.sessions(db), queries.event_counts_by_session(db)))
-
-    @work(**DRILL, name="the readers")
-    def _load_readers(self, session_id: int | None) -> None:
-        with self.reads.connect() as db:
-            self.post_message(msg.ReadersLoaded(queries.readers(db, session_id)))
+        return self._read("the delivery's forwards", "forwards", read)
 
     @on(msg.StatsLoaded)
     def _stats_loaded(self, message: msg.StatsLoaded) -> None:
@@ -316,7 +303,8 @@ class MonitorApp(App[None]):
 
     @on(msg.OpenReader)
     def _open_reader(self, message: msg.OpenReader) -> None:
-        self._load_reader(message.user_id, self.session_id)
+        user_id, session_id = message.user_id, self.session_id
+        self._read("the reader's events", "drill", lambda db: msg.ReaderLoaded(_reader_data(db, user_id, session_id)))
 
     @on(msg.ReaderLoaded)
     def _reader_loaded(self, message: msg.ReaderLoaded) -> None:
@@ -324,12 +312,12 @@ class MonitorApp(App[None]):
 
     @on(msg.OpenDelivery)
     def _open_delivery(self, message: msg.OpenDelivery) -> None:
-        self._load_delivery(message.source, message.delivery_id)
+        self._read("the delivery", "drill", lambda db: _delivery(db, message.source, message.delivery_id))
 
     @on(msg.DeliveryLoaded)
     def _delivery_loaded(self, message: msg.DeliveryLoaded) -> None:
         if message.purpose == "replay":
-            self.replay(message.delivery)
+            self.replayer.replay(message.delivery)
         else:
             self.push_screen(DetailScreen(message.source, message.delivery))
 
@@ -350,95 +338,33 @@ class MonitorApp(App[None]):
     def _readers_loaded(self, message: msg.ReadersLoaded) -> None:
         self.push_screen(ReadersScreen(message.rows))
 
-    # -- replay ------------------------------------------------------------------------
+    # -- replay and export ------------------------------------------------------------
 
-    def curl_base_url(self) -> str:
-        """Where a copied curl command sends: the forward target's origin, else this monitor."""
-        for url in (self.forward_target, self.replay_target, self.url):
-            if url:
-                parts = urlsplit(url)
-                return f"{parts.scheme}://{parts.netloc}"
-        return exporting.DEFAULT_BASE_URL
+    @property
+    def replay_target(self) -> str | None:
+        """The URL typed for replays when there is no forward target."""
+        return self.replayer.target
+
+    @replay_target.setter
+    def replay_target(self, url: str | None) -> None:
+        self.replayer.target = url
 
     @on(msg.CopyCurl)
     def _copy_curl(self, message: msg.CopyCurl) -> None:
-        self.copy_to_clipboard(exporting.curl_command(message.delivery, self.curl_base_url()))
+        self.copy_to_clipboard(exporting.curl_command(message.delivery, self.replayer.curl_base_url()))
         self.notify("curl command copied to the clipboard")
 
     @on(msg.ReplayRow)
     def _replay_row(self, message: msg.ReplayRow) -> None:
         """``r`` on the table: load the delivery, then replay it."""
-        self._load_for_replay(message.delivery_id)
-
-    @work(thread=True, group="replay", exit_on_error=False, name="the delivery to replay")
-    def _load_for_replay(self, delivery_id: int) -> None:
-        with self.reads.connect() as db:
-            delivery = queries.get_delivery(db, "event", delivery_id)
-        if delivery is not None:
-            self.post_message(msg.DeliveryLoaded("event", delivery, "replay"))
+        self._read("the delivery to replay", "replay", lambda db: _delivery(db, "event", message.delivery_id, "replay"))
 
     @on(msg.ReplayDelivery)
     def _replay_delivery(self, message: msg.ReplayDelivery) -> None:
         if message.edit:
-            self.edit_and_replay(message.delivery)
+            self.replayer.edit_and_replay(message.delivery)
         else:
-            self.replay(message.delivery)
-
-    def _can_replay(self) -> bool:
-        if self.service is None:
-            self.notify(
-                "Replays are recorded by the live monitor: run `conscent-monitor watch --db` on this file",
-                severity="warning",
-                markup=False,
-            )
-            return False
-        return True
-
-    def replay(self, delivery: dict[str, Any], body: bytes | None = None) -> None:
-        """Send a delivery again, to the forward target or a URL the user types."""
-        if not self._can_replay():
-            return
-        target = self.forward_target or self.replay_target
-        if target:
-            self._send_replay(delivery, body, target)
-            return
-
-        def chosen(url: str | None) -> None:
-            if url:
-                self.replay_target = url
-                self._send_replay(delivery, body, url)
-
-        self.push_screen(TargetScreen(self.replay_target or "http://127.0.0.1:3000/"), chosen)
-
-    def edit_and_replay(self, delivery: dict[str, Any]) -> None:
-        if not self._can_replay():  # say so before the user spends time editing
-            return
-
-        def edited(body: bytes | None) -> None:
-            if body is not None:
-                self.replay(delivery, body)
-
-        title = f"Edit delivery #{delivery['id']} — ctrl+s sends the edited body (re-signed when a secret is set)"
-        self.push_screen(EditScreen(title, delivery.get("body") or b""), edited)
-
-    def _send_replay(self, delivery: dict[str, Any], body: bytes | None, target: str) -> None:
-        assert self.service is not None
-        original: bytes = delivery.get("body") or b""
-        payload = original if body is None else body
-        headers = delivery.get("headers") if isinstance(delivery.get("headers"), dict) else {}
-        event_id = int(delivery["id"])
-        future = self.service.replay(event_id, payload, headers or {}, target=target, edited=payload != original)
-
-        def done(f: concurrent.futures.Future[Any]) -> None:
-            try:
-                outcome = f.result()
-            except Exception as exc:  # the listener stopped, a bad URL...
-                self.post_message(msg.ReplayDone(event_id, target, None, 0.0, str(exc)))
-            else:
-                self.post_message(msg.ReplayDone(event_id, target, outcome.status, outcome.latency_ms, outcome.error))
-
-        future.add_done_callback(done)
-        self.notify(f"Replaying #{event_id} to {cell(target, 80)}…", markup=False)
+            self.replayer.replay(message.delivery)
 
     @on(msg.ReplayDone)
     def _replay_done(self, message: msg.ReplayDone) -> None:
@@ -467,7 +393,7 @@ class MonitorApp(App[None]):
             with self.reads.connect() as db:
                 report = exporting.export_to_path(
                     db, target, request.fmt, db_path=self.db_path, session_id=session_id,
-                    filter_text=filter_text, meta=request.meta, base_url=self.curl_base_url(),
+                    filter_text=filter_text, meta=request.meta, base_url=self.replayer.curl_base_url(),
                 )  # fmt: skip
         except (OSError, FilterError, ValueError, sqlite3.DatabaseError) as exc:  # ExportTargetError is a ValueError
             self.call_from_thread(self.notify, f"Export failed: {cell(str(exc), 300)}", severity="error", markup=False)
@@ -488,10 +414,15 @@ class MonitorApp(App[None]):
         self.main_screen.masked = masked
 
     def action_open_readers(self) -> None:
-        self._load_readers(self.session_id)
+        session_id = self.session_id
+        self._read("the readers", "drill", lambda db: msg.ReadersLoaded(queries.readers(db, session_id)))
 
     def action_open_sessions(self) -> None:
-        self._load_sessions()
+        self._read(
+            "the sessions",
+            "drill",
+            lambda db: msg.SessionsLoaded(queries.sessions(db), queries.event_counts_by_session(db)),
+        )
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -507,3 +438,14 @@ class MonitorApp(App[None]):
         yield SystemCommand("Sessions", "Every recorded run: review one, or all", self.action_open_sessions)
         yield SystemCommand("Export", "Write what the table shows to JSONL, CSV, HAR or curl", main.action_export)
         yield SystemCommand("Key bindings and filter help", "The help screen", self.action_help)
+
+
+def _reader_data(db: Database, user_id: str, session_id: int | None) -> msg.ReaderData:
+    steps = build_journey(queries.reader_events(db, user_id, session_id))
+    profile, counts = queries.reader_profile(db, user_id), queries.event_counts_for_reader(db, user_id)
+    return msg.ReaderData(user_id, profile, counts, steps, pair_summary(steps))
+
+
+def _delivery(db: Database, source: str, delivery_id: int, purpose: str = "show") -> Message | None:
+    delivery = queries.get_delivery(db, "rejected" if source == "rejected" else "event", delivery_id)
+    return None if delivery is None else msg.DeliveryLoaded(source, delivery, purpose)
