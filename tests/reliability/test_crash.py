@@ -91,6 +91,7 @@ def _check(db: Path, acked: dict[int, bytes], sent_ever: set[bytes]) -> tuple[in
     return len(stored), sessions
 
 
+@pytest.mark.slow
 async def test_twenty_sigkills_under_load_lose_nothing_acknowledged(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     db = tmp_path / "crash.db"

@@ -508,6 +508,7 @@ def test_tui_demo_quit_says_where_its_database_is(tmp_path: Path, tmux: Tmux) ->
     _check_demo_database(match.group(1), tmp_path)
 
 
+@pytest.mark.slow
 @tmux_only
 def test_conscent_monitor_open_on_a_live_database_raises_no_false_alarm(
     monitors: Callable[..., Monitor], tmp_path: Path, tmux: Tmux

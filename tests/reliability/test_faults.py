@@ -259,6 +259,7 @@ async def _process_outage(monitor: Monitor, db: Path, **kwargs: Any) -> dict[str
     return figures
 
 
+@pytest.mark.slow
 async def test_locked_by_another_process_headless(tmp_path: Path, monitor_factory: Callable[..., Monitor]) -> None:
     db = tmp_path / "locked.db"
     monitor = monitor_factory(db)

@@ -134,6 +134,7 @@ def test_any_json_value_is_a_record_or_invalid_body(value: Any) -> None:
     _check_record(record)
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(obj=st.one_of(conscent_like, st.dictionaries(st.text(max_size=10), json_values, max_size=8)))
 def test_extract_never_raises_on_any_object(obj: dict[str, Any]) -> None:

@@ -518,6 +518,7 @@ JSONISH = st.recursive(
 )
 
 
+@pytest.mark.slow
 @given(st.dictionaries(KEYS, JSONISH, max_size=8))
 @settings(max_examples=300, deadline=None)
 def test_extract_never_raises_on_arbitrary_objects(obj: dict[str, Any]) -> None:

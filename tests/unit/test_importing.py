@@ -170,6 +170,7 @@ def test_har_from_another_tool(tmp_path: Path) -> None:
     assert orjson.loads(row["headers"]) == {"Cookie": "[redacted]", "X-A": "1"}
 
 
+@pytest.mark.slow
 def test_large_import_with_bad_lines(tmp_path: Path) -> None:
     capture = tmp_path / "big.jsonl"
     synth.write_jsonl(capture, 50_000, seed=2, readers=2000)
