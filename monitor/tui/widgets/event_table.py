@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,17 +20,31 @@ from rich.cells import set_cell_size
 from rich.segment import Segment
 from textual import events
 from textual.binding import Binding
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
-from monitor.masking import mask_if
 from monitor.queries import Row
-from monitor.textsafe import cell
 from monitor.tui.failures import is_damaged
+from monitor.tui.format import event_label, format_duration
+from monitor.tui.widgets.columns import ALL_COLUMNS, GATEWAY_COLUMNS, Column, Look, header_text
+
+# The main screen picks a view's columns and its header here. event_label and
+# format_duration live in monitor.tui.format: re-exported only while the
+# reader screen still imports them from here.
+__all__ = [
+    "ALL_COLUMNS",
+    "GATEWAY_COLUMNS",
+    "PAGE_SIZE",
+    "Column",
+    "EventTable",
+    "event_label",
+    "format_duration",
+    "header_text",
+]
 
 PAGE_SIZE = 100
 MAX_PAGES = 40
@@ -39,49 +52,7 @@ MAX_PAGES = 40
 MAX_LINES = 256
 
 
-@dataclass(frozen=True, slots=True)
-class Column:
-    key: str
-    title: str
-    width: int
-
-
-GATEWAY_COLUMNS = (
-    Column("time", "Received", 14),
-    Column("event", "Event", 8),
-    Column("reader", "Reader", 18),
-    Column("phone", "Phone", 12),
-    Column("content", "Content", 17),
-    Column("action", "Click action", 26),
-    Column("paywall", "Paywall", 8),
-    Column("device", "Device", 14),
-    Column("country", "Ctry", 4),
-    Column("sig", "Sig", 9),
-    Column("dup", "Dup", 3),
-    Column("lag", "Lag", 6),
-    Column("fwd", "Fwd", 3),
-)
-
-ALL_COLUMNS = (
-    Column("time", "Received", 14),
-    Column("event", "Event", 22),
-    Column("reader", "Reader / reason", 23),
-    Column("phone", "Phone", 12),
-    Column("content", "Content", 18),
-    Column("action", "Click action", 20),
-    Column("device", "Device", 12),
-    Column("country", "Ctry", 4),
-    Column("sig", "Sig", 9),
-    Column("dup", "Dup", 3),
-    Column("lag", "Lag", 6),
-    Column("fwd", "Fwd", 3),
-)
-
 Fetch = Callable[[int, int], list[Row]]
-
-
-def header_text(columns: tuple[Column, ...]) -> str:
-    return " ".join(set_cell_size(col.title, col.width) for col in columns)
 
 
 class EventTable(ScrollView, can_focus=True):
@@ -140,10 +111,10 @@ class EventTable(ScrollView, can_focus=True):
         self.total = 0
         self.waiting = 0
         self._fetch: Fetch = lambda offset, limit: []
-        self._pages: OrderedDict[int, list[Row | None]] = OrderedDict()  # None: a row that cannot be read
+        self._pages: LRUCache[int, list[Row | None]] = LRUCache(MAX_PAGES)  # None: a row that cannot be read
         self._today = ""
         self._line_width = 0
-        self._lines: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
+        self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(MAX_LINES)
         self._failing = False
 
     # -- attributes down -------------------------------------------------
@@ -185,13 +156,15 @@ class EventTable(ScrollView, can_focus=True):
             self._pages.clear()
             self.refresh()
             return
+        # Reading a page here marks it recently used; the pages on screen are
+        # read again by the next render anyway, so eviction order barely moves.
         stale = [
             number
-            for number, page in self._pages.items()
-            if any(row is not None and row.source == "event" and row.id in event_ids for row in page)
+            for number in list(self._pages.keys())
+            if any(row is not None and row.source == "event" and row.id in event_ids for row in self._pages[number])
         ]
         for number in stale:
-            del self._pages[number]
+            self._pages.discard(number)
         top = self.scroll_offset.y
         visible = range(top // PAGE_SIZE, (top + self.size.height) // PAGE_SIZE + 1)
         if any(number in visible for number in stale):
@@ -213,10 +186,6 @@ class EventTable(ScrollView, can_focus=True):
         if page is None:
             page = self._read_page(page_no)
             self._pages[page_no] = page
-            if len(self._pages) > MAX_PAGES:
-                self._pages.popitem(last=False)
-        else:
-            self._pages.move_to_end(page_no)
         return page[offset] if offset < len(page) else None
 
     def _read_page(self, page_no: int) -> list[Row | None]:
@@ -306,8 +275,6 @@ class EventTable(ScrollView, can_focus=True):
             segments = self._segments(row, selected=selected)
             strip = Strip(segments, self._line_width).crop_extend(scroll_x, scroll_x + width, base)
             self._lines[key] = strip
-            if len(self._lines) > MAX_LINES:
-                self._lines.popitem(last=False)
         return strip
 
     def notify_style_update(self) -> None:
@@ -316,73 +283,18 @@ class EventTable(ScrollView, can_focus=True):
 
     def _segments(self, row: Row, *, selected: bool) -> list[Segment]:
         base = self.rich_style
-        kind = self._kind(row)
-        kind_style = self.get_component_rich_style(f"event-table--{kind}")
+        look = Look(self._today, self.masked)
+        gap = Segment(" ", base)
         segments: list[Segment] = []
         for col in self.columns:
-            text, emphasis = self._cell(row, col.key)
-            style = base
-            if col.key == "event" or (kind == "rejected" and col.key == "reader"):
-                style = base + kind_style
-            if emphasis:
-                style = style + self.get_component_rich_style(f"event-table--{emphasis}")
+            text, name = col.render(row, look)
+            style = base + self.get_component_rich_style(f"event-table--{name}") if name else base
             segments.append(Segment(set_cell_size(text, col.width), style))
-            segments.append(Segment(" ", base))
+            segments.append(gap)
         if selected:
             cursor = self.get_component_rich_style("event-table--cursor")
             segments = [Segment(seg.text, seg.style + cursor if seg.style else cursor) for seg in segments]
         return segments
-
-    @staticmethod
-    def _kind(row: Row) -> str:
-        if row.source == "rejected":
-            return "rejected"
-        if row.event == GATEWAY_VIEW:
-            return "view"
-        if row.event == GATEWAY_CLOSE:
-            return "close"
-        return "other"
-
-    def _cell(self, row: Row, key: str) -> tuple[str, str | None]:
-        """The text of one cell (already inert) and an optional emphasis class."""
-        masked = self.masked
-        if key == "time":
-            return format_time(row.received_at, self._today), None
-        if row.source == "rejected":
-            if key == "event":
-                return f"✗ {row.status} rejected", None
-            if key == "reader":
-                return cell(row.reason), None
-            return "", None
-        if key == "event":
-            return event_label(row.event), None
-        if key == "reader":
-            who = row.name or row.username or row.user_id or ""
-            column = "name" if row.name else ("username" if row.username else "user_id")
-            return cell(mask_if(column, who, masked)), None
-        if key == "phone":
-            return cell(mask_if("phone_number", row.phone_number, masked)), None
-        if key == "content":
-            return cell(row.content_id), None
-        if key == "action":
-            return cell(row.click_action), None
-        if key == "paywall":
-            return cell(row.paywall_id[-8:] if row.paywall_id else ""), None
-        if key == "device":
-            device = " ".join(part for part in (row.device_type, row.device_model) if part)
-            return cell(device), None
-        if key == "country":
-            return cell(row.country), None
-        if key == "sig":
-            return cell(row.signature), ("bad" if row.signature in ("invalid", "missing") else None)
-        if key == "dup":
-            return ("dup" if row.duplicate_of else ""), ("duplicate" if row.duplicate_of else None)
-        if key == "lag":
-            return format_lag(row.received_at, row.created_at), "dim"
-        if key == "fwd":
-            ok = row.forward is not None and row.forward.startswith("2")
-            return (row.forward or ""), (None if ok or row.forward is None else "bad")
-        return "", None
 
     # -- actions -----------------------------------------------------------
 
@@ -419,40 +331,3 @@ class EventTable(ScrollView, can_focus=True):
             self.cursor_row = index
             if event.chain >= 2:
                 self.action_select()
-
-
-def event_label(event: str | None) -> str:
-    if event == GATEWAY_VIEW:
-        return "▶ view"
-    if event == GATEWAY_CLOSE:
-        return "■ close"
-    return cell(event) if event else "(legacy)"
-
-
-def format_time(epoch: float | None, today: str) -> str:
-    if epoch is None:
-        return ""
-    local = time.localtime(epoch)
-    if time.strftime("%Y-%m-%d", local) == today:
-        return time.strftime("%H:%M:%S", local)
-    return time.strftime("%m-%d %H:%M:%S", local)
-
-
-def format_lag(received_at: float | None, created_at: float | None) -> str:
-    if received_at is None or created_at is None:
-        return ""
-    return format_duration(received_at - created_at)
-
-
-def format_duration(seconds: float) -> str:
-    """Compact and readable: 0.4s, 150s, 12.5m, 3.0h, 2.0d, 2.7y."""
-    sign = "-" if seconds < 0 else ""
-    value = abs(seconds)
-    if value < 10:
-        return f"{sign}{value:.1f}s"
-    if value < 600:
-        return f"{sign}{value:.0f}s"
-    for limit, unit, div in ((3600 * 3, "m", 60), (86400 * 3, "h", 3600), (86400 * 365, "d", 86400)):
-        if value < limit:
-            return f"{sign}{value / div:.1f}{unit}"
-    return f"{sign}{value / (86400 * 365):.1f}y"
