@@ -26,6 +26,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.theme import Theme
 
 from monitor.queries import Row
 from monitor.tui.failures import is_damaged
@@ -279,7 +280,16 @@ class EventTable(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._lines.clear()  # a new theme: component styles changed
+        self._lines.clear()  # component styles changed
+
+    def on_mount(self) -> None:
+        # A theme that changes only the tones (not this widget's own rules) calls
+        # no notify_style_update here, and the line keys hold the base style only.
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: Theme) -> None:
+        self._lines.clear()
+        self.refresh()
 
     def _segments(self, row: Row, *, selected: bool) -> list[Segment]:
         base = self.rich_style
