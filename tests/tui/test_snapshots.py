@@ -1,26 +1,32 @@
-"""Snapshot tests of the main screen and the drill-down (pytest-textual-snapshot).
+"""Snapshot tests of every screen (pytest-textual-snapshot).
 
 Deterministic by construction: the database is written directly with fixed
-receive times, the app runs offline (no listener), local time is UTC and the
-clock the screens read is frozen. Regenerate with ``pytest tests/tui/test_snapshots.py
---snapshot-update`` and look at the SVGs before committing them.
+receive times, the app runs offline (no listener) with its clock stopped at
+``NOW`` (``MonitorApp(clock=...)``), and local time is UTC. Each test waits for
+its screen's content before the picture is taken. Regenerate with ``pytest
+tests/tui/test_snapshots.py --snapshot-update`` and look at the SVGs before
+committing them.
 """
 
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from time import struct_time
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from monitor import store
 from monitor.tui.app import MonitorApp
+from monitor.tui.screens.detail import DetailScreen
+from monitor.tui.screens.export import ExportScreen
+from monitor.tui.screens.help import HelpScreen
 from monitor.tui.screens.reader import ReaderScreen
+from monitor.tui.screens.readers import ReadersScreen
+from monitor.tui.screens.sessions import SessionsScreen
 from monitor.tui.widgets.event_table import EventTable
 from tests.helpers import (
     CLOSE,
@@ -28,35 +34,18 @@ from tests.helpers import (
     SIZE,
     TRANSACTION,
     VIEW,
+    event_row,
     gateway_body,
+    rejected_row,
+    screen_text,
     static_text,
-    stored_event_row,
-    stored_rejected_row,
     wait_for,
 )
 
 #: The spec view was created at 1709186668 (2024-02-29 06:04:28 UTC).
 T0 = 1709186668.0
 NOW = T0 + 600.0
-
-
-class FrozenTime:
-    """The ``time`` module as the screens use it, with the clock stopped at ``now``."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-    def time(self) -> float:
-        return self.now
-
-    def localtime(self, secs: float | None = None) -> struct_time:
-        return time.localtime(self.now if secs is None else secs)
-
-    def strftime(self, fmt: str, t: struct_time | None = None) -> str:
-        return time.strftime(fmt, self.localtime() if t is None else t)
+SMALL = (80, 24)
 
 
 def build_database(path: Path) -> None:
@@ -96,11 +85,11 @@ def build_database(path: Path) -> None:
         session = store.start_session(db, listen="http://127.0.0.1:8787/", mode="tui")
         events = []
         for received_at, body, signature in deliveries:
-            row = stored_event_row(body, session_id=session, received_at=received_at)
+            row = event_row(body, session_id=session, received_at=received_at)
             row["signature"] = signature
             events.append(row)
         rejected = [
-            stored_rejected_row(
+            rejected_row(
                 MALFORMED,
                 session_id=session,
                 received_at=T0 + 301.5,
@@ -118,10 +107,10 @@ def build_database(path: Path) -> None:
 def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, utc: None) -> MonitorApp:
     monkeypatch.chdir(tmp_path)  # the header shows the database path: keep it short and fixed
     build_database(Path("monitor.db"))
-    frozen = FrozenTime(NOW)
-    for module in ("monitor.tui.app", "monitor.tui.screens.main", "monitor.tui.widgets.event_table"):
-        monkeypatch.setattr(f"{module}.time", frozen)
-    return MonitorApp(Path("monitor.db"), session_id=None)
+    return MonitorApp(Path("monitor.db"), session_id=None, clock=lambda: NOW)
+
+
+Steps = Callable[[Pilot[Any]], Awaitable[None]]
 
 
 async def main_screen_ready(pilot: Pilot[Any]) -> None:
@@ -131,30 +120,105 @@ async def main_screen_ready(pilot: Pilot[Any]) -> None:
     await wait_for(pilot, lambda: "views 4" in static_text(app, "#counters"), what="the counters")
 
 
-def test_main_screen(snap_compare: Any, snapshot_app: MonitorApp) -> None:
-    assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=main_screen_ready)
+async def on_the_spec_close(pilot: Pilot[Any]) -> None:
+    await main_screen_ready(pilot)
+    table = pilot.app.screen.query_one(EventTable)
+    # Newest first: the spec close is the second gateway row.
+    await pilot.press("down")
+    await wait_for(
+        pilot,
+        lambda: (
+            table.current is not None
+            and table.current.event == "payment_gateway.close"
+            and table.current.click_action == "PAYMENT_GATEWAY_CROSS_BTN"
+        ),
+        what="the spec close selected",
+    )
 
 
-def test_drill_down(snap_compare: Any, snapshot_app: MonitorApp) -> None:
-    async def open_spec_reader(pilot: Pilot[Any]) -> None:
-        await main_screen_ready(pilot)
-        table = pilot.app.screen.query_one(EventTable)
-        # Newest first: the spec close is the second gateway row.
-        await pilot.press("down")
-        await wait_for(
-            pilot,
-            lambda: (
-                table.current is not None
-                and table.current.event == "payment_gateway.close"
-                and table.current.click_action == "PAYMENT_GATEWAY_CROSS_BTN"
-            ),
-        )
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ReaderScreen), what="the drill-down")
-        journey = pilot.app.screen.query_one("#journey", DataTable)
-        await wait_for(pilot, lambda: journey.row_count == 3, what="the journey (view, close, transaction)")
+async def all_events(pilot: Pilot[Any]) -> None:
+    await main_screen_ready(pilot)
+    await pilot.press("a")
+    table = pilot.app.screen.query_one(EventTable)
+    await wait_for(pilot, lambda: table.total == 8, what="every delivery (7 events, 1 rejection)")
 
-    assert snap_compare(snapshot_app, terminal_size=SIZE, run_before=open_spec_reader)
+
+async def spec_reader(pilot: Pilot[Any]) -> None:
+    await on_the_spec_close(pilot)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ReaderScreen), what="the drill-down")
+    journey = pilot.app.screen.query_one("#journey", DataTable)
+    await wait_for(pilot, lambda: journey.row_count == 3, what="the journey (view, close, transaction)")
+
+
+async def details(pilot: Pilot[Any]) -> None:
+    await on_the_spec_close(pilot)
+    await pilot.press("d")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailScreen), what="the details")
+    await wait_for(pilot, lambda: "PAYMENT_GATEWAY_CROSS_BTN" in screen_text(pilot.app), what="the body")
+
+
+async def readers(pilot: Pilot[Any]) -> None:
+    await main_screen_ready(pilot)
+    await pilot.press("u")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ReadersScreen), what="the readers")
+    table = pilot.app.screen.query_one(DataTable)
+    await wait_for(pilot, lambda: table.row_count == 3, what="three readers")
+
+
+async def sessions(pilot: Pilot[Any]) -> None:
+    await main_screen_ready(pilot)
+    await pilot.press("s")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SessionsScreen), what="the sessions")
+    table = pilot.app.screen.query_one(DataTable)
+    await wait_for(pilot, lambda: table.row_count == 2, what="all sessions and the one session")
+
+
+async def help_screen(pilot: Pilot[Any]) -> None:
+    await main_screen_ready(pilot)
+    await pilot.press("question_mark")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="the help")
+    await wait_for(pilot, lambda: "Filter language" in screen_text(pilot.app), what="the help's text")
+
+
+async def export_dialog(pilot: Pilot[Any]) -> None:
+    await main_screen_ready(pilot)
+    await pilot.press("x")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ExportScreen), what="the export dialog")
+    path = pilot.app.screen.query_one("#export-path", Input)
+    await wait_for(pilot, lambda: path.value.endswith(".jsonl"), what="the default file name")
+
+
+async def masked(pilot: Pilot[Any]) -> None:
+    await main_screen_ready(pilot)
+    await pilot.press("m")
+    await wait_for(pilot, lambda: "Priya Iyer" not in screen_text(pilot.app), what="the names masked")
+
+
+async def light_theme(pilot: Pilot[Any]) -> None:
+    pilot.app.theme = "textual-light"
+    await main_screen_ready(pilot)
+
+
+@pytest.mark.parametrize(
+    ("steps", "size"),
+    [
+        pytest.param(main_screen_ready, SIZE, id="main-gateway"),
+        pytest.param(all_events, SIZE, id="main-all-events"),
+        pytest.param(spec_reader, SIZE, id="drill-down"),
+        pytest.param(details, SIZE, id="details"),
+        pytest.param(readers, SIZE, id="readers"),
+        pytest.param(sessions, SIZE, id="sessions"),
+        pytest.param(help_screen, SIZE, id="help"),
+        pytest.param(export_dialog, SIZE, id="export-dialog"),
+        pytest.param(masked, SIZE, id="masked"),
+        pytest.param(light_theme, SIZE, id="light-theme"),
+        pytest.param(main_screen_ready, SMALL, id="main-80x24"),
+        pytest.param(spec_reader, SMALL, id="drill-down-80x24"),
+    ],
+)
+def test_screen(snap_compare: Any, snapshot_app: MonitorApp, steps: Steps, size: tuple[int, int]) -> None:
+    assert snap_compare(snapshot_app, terminal_size=size, run_before=steps)
 
 
 def test_snapshot_database_is_what_the_listener_would_store(tmp_path: Path) -> None:
