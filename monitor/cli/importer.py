@@ -149,7 +149,7 @@ def import_cmd(paths: tuple[Path, ...], db_path: Path | None, max_body: int) -> 
 
 
 def _build_search_index(db_path: Path, console: Console) -> bool:
-    """Free text searches the bodies through an index the live writer builds when idle; import and generate build it here.
+    """Build the search index of the bodies (the live writer builds it when idle; import and generate, here).
 
     False when interrupted: what was indexed is kept, the writer or the next import finishes it.
     """
