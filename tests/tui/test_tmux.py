@@ -1,6 +1,6 @@
 """The installed program in a real terminal (tmux), used the way a person would.
 
-Start ``conscent-monitor`` in a detached tmux session, POST the two spec
+Start ``conscent-monitor`` in a detached tmux session (160x48, then 80x24), POST the two spec
 payloads over HTTP, read the screen with ``capture-pane``, press Enter for
 the drill-down, Escape, then ``q``; check what reached the database. The tmux
 server runs on a socket of its own, so a user's tmux is never touched.
@@ -123,7 +123,8 @@ def post(url: str, body: bytes, tmux: Tmux) -> None:
         raise AssertionError(f"{url}: {exc.reason}; the screen shows:\n{tmux.screen()}") from None
 
 
-def test_the_installed_program_in_tmux(tmp_path: Path, tmux: Tmux) -> None:
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)], ids=["160x48", "80x24"])
+def test_the_installed_program_in_tmux(tmp_path: Path, tmux: Tmux, size: tuple[int, int]) -> None:
     db_path = tmp_path / "tmux.db"
     command = [*program(), "--port", "0", "--db", str(db_path)]
     # The shell reports the exit status after the program has restored the terminal.
@@ -132,9 +133,9 @@ def test_the_installed_program_in_tmux(tmp_path: Path, tmux: Tmux) -> None:
         "new-session",
         "-d",
         "-x",
-        "160",
+        str(size[0]),
         "-y",
-        "48",
+        str(size[1]),
         "-s",
         tmux.session,
         "-e",
@@ -152,14 +153,19 @@ def test_the_installed_program_in_tmux(tmp_path: Path, tmux: Tmux) -> None:
     post(url, VIEW, tmux)
     post(url, CLOSE, tmux)
     screen = tmux.wait_for(lambda s: "▶ view" in s and "■ close" in s, "both rows")
-    assert "9892898898" in screen and "PAYMENT_GATEWAY_CROSS_BTN" in screen
+    assert "9892898898" in screen
+    wide = size[0] >= 160  # at 80 columns the click action and the pairing are cut off
+    if wide:
+        assert "PAYMENT_GATEWAY_CROSS_BTN" in screen
     assert "views 1" in screen and "closes 1" in screen
 
     tmux.keys("Enter")
     screen = tmux.wait_for(
         lambda s: "Profile" in s and "150s" in s and "PAYMENT_GATEWAY_CROSS_BTN" in s, "the drill-down"
     )
-    assert "closed" in screen and "by sessionId" in screen
+    assert "closed" in screen
+    if wide:
+        assert "by sessionId" in screen
 
     # Escape alone, then wait: ESC followed quickly by another key reads as Alt+key.
     tmux.keys("Escape")
