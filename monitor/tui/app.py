@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sqlite_utils import Database
-from textual import on, work
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.message import Message
@@ -25,14 +25,13 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from monitor import exporting, queries
-from monitor.filters import FilterError
-from monitor.journey import build_journey, pair_summary
 from monitor.reading import ReadAccess
 from monitor.resources import styles_dir
 from monitor.service import Service
 from monitor.textsafe import cell
+from monitor.tui import loaders
 from monitor.tui import messages as msg
-from monitor.tui.failures import damaged_message, is_damaged, one_line
+from monitor.tui.failures import FailureReporter
 from monitor.tui.feed import Feed, Seen
 from monitor.tui.replaying import Replayer
 from monitor.tui.screens.detail import DetailScreen
@@ -48,9 +47,6 @@ from monitor.writer import CommitNotice
 POLL_INTERVAL = 0.5
 #: The live monitor looks at its writer's health this often (seconds): two attribute reads.
 HEALTH_INTERVAL = 1.0
-#: The same failure is said again only after this long (seconds): a damaged page
-#: fails every redraw, and one toast is enough.
-REPEAT_FAILURE_AFTER = 10.0
 
 
 class MonitorApp(App[None]):
@@ -92,10 +88,13 @@ class MonitorApp(App[None]):
         self.replayer = Replayer(self, service)
         self.main_screen = MainScreen(self.reads, self.feed, clock)
         self.main_screen.session_id = self.session_id
-        #: What ended offline review (a damaged file), for the command line; None otherwise.
-        self.fatal_error: BaseException | None = None
-        self._last_failure: tuple[str, float] = ("", 0.0)
+        self.failures = FailureReporter(self, self.db_path, live=service is not None)
         self._problem_shown: str | None = None
+
+    @property
+    def fatal_error(self) -> BaseException | None:
+        """What ended offline review (a damaged file), for the command line; None otherwise."""
+        return self.failures.fatal_error
 
     @property
     def listener_problem(self) -> str | None:
@@ -134,7 +133,7 @@ class MonitorApp(App[None]):
             with self.reads.snapshot() as seen:
                 stats = queries.StatsAccumulator.load(self.reads.db, self.session_id, self.clock())
         except sqlite3.Error as exc:  # the worker tries again with each commit
-            self.read_failed(exc, "the header counters")
+            self.failures.read_failed(exc, "the header counters")
             return
         self.feed.stats, self.feed.stats_seen = stats, Seen(*seen)
         self._tick()
@@ -201,7 +200,7 @@ class MonitorApp(App[None]):
             with self.reads.snapshot() as (events, rejected):
                 seen = self.feed.view_seen
         except sqlite3.Error as exc:
-            self.read_failed(exc, "new rows")
+            self.failures.read_failed(exc, "new rows")
             return
         notice = CommitNotice(
             list(range(seen.events + 1, events + 1)), list(range(seen.rejected + 1, rejected + 1)), [], []
@@ -233,39 +232,18 @@ class MonitorApp(App[None]):
 
     # -- failures -------------------------------------------------------------------
 
-    def end_if_damaged(self, exc: BaseException) -> bool:
-        """In offline review, a damaged file ends the app (return code 1, and why); True if it does."""
-        if self.service is not None or not is_damaged(exc):
-            return False
-        if self.fatal_error is None:
-            self.fatal_error = exc
-            self.exit(return_code=1, message=damaged_message(self.db_path, exc))
-        return True
-
-    def read_failed(self, exc: BaseException, what: str) -> None:
-        """A read or a loader failed: one line, and the app (and the listener) carry on."""
-        if self.end_if_damaged(exc):
-            return
-        line = f"Could not read {what}: {one_line(exc)}"
-        now = time.monotonic()
-        last, at = self._last_failure
-        if line == last and now - at < REPEAT_FAILURE_AFTER:
-            return
-        self._last_failure = (line, now)
-        self.notify(line, severity="error", timeout=10, markup=False)
-
     @on(msg.ReadFailed)
     def _read_failed(self, message: msg.ReadFailed) -> None:
         if message.quiet:  # the screen says it; only a damaged file in offline review ends the app
-            self.end_if_damaged(message.error)
+            self.failures.end_if_damaged(message.error)
         else:
-            self.read_failed(message.error, message.what)
+            self.failures.read_failed(message.error, message.what)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A loader's failure is one line, never the end of the app (workers run with exit_on_error off)."""
         error = event.worker.error
         if event.state == WorkerState.ERROR and error is not None:
-            self.read_failed(error, event.worker.name or "data")
+            self.failures.read_failed(error, event.worker.name or "data")
 
     # -- loaders: read off the UI thread, post what they read ------------------------------
 
@@ -304,7 +282,7 @@ class MonitorApp(App[None]):
     @on(msg.OpenReader)
     def _open_reader(self, message: msg.OpenReader) -> None:
         user_id, session_id = message.user_id, self.session_id
-        self._read("the reader's events", "drill", lambda db: msg.ReaderLoaded(_reader_data(db, user_id, session_id)))
+        self._read("the reader's events", "drill", lambda db: loaders.reader(db, user_id, session_id))
 
     @on(msg.ReaderLoaded)
     def _reader_loaded(self, message: msg.ReaderLoaded) -> None:
@@ -312,7 +290,7 @@ class MonitorApp(App[None]):
 
     @on(msg.OpenDelivery)
     def _open_delivery(self, message: msg.OpenDelivery) -> None:
-        self._read("the delivery", "drill", lambda db: _delivery(db, message.source, message.delivery_id))
+        self._read("the delivery", "drill", lambda db: loaders.delivery(db, message.source, message.delivery_id))
 
     @on(msg.DeliveryLoaded)
     def _delivery_loaded(self, message: msg.DeliveryLoaded) -> None:
@@ -357,7 +335,9 @@ class MonitorApp(App[None]):
     @on(msg.ReplayRow)
     def _replay_row(self, message: msg.ReplayRow) -> None:
         """``r`` on the table: load the delivery, then replay it."""
-        self._read("the delivery to replay", "replay", lambda db: _delivery(db, "event", message.delivery_id, "replay"))
+        self._read(
+            "the delivery to replay", "replay", lambda db: loaders.delivery(db, "event", message.delivery_id, "replay")
+        )
 
     @on(msg.ReplayDelivery)
     def _replay_delivery(self, message: msg.ReplayDelivery) -> None:
@@ -386,20 +366,19 @@ class MonitorApp(App[None]):
 
         self.push_screen(ExportScreen(message.description, self.clock), chosen)
 
-    @work(thread=True, group="export", exit_on_error=False, name="the rows to export")
     def _export(self, request: ExportRequest, filter_text: str, session_id: int | None) -> None:
-        target = Path(request.path).expanduser()
-        try:
-            with self.reads.connect() as db:
-                report = exporting.export_to_path(
-                    db, target, request.fmt, db_path=self.db_path, session_id=session_id,
-                    filter_text=filter_text, meta=request.meta, base_url=self.replayer.curl_base_url(),
-                )  # fmt: skip
-        except (OSError, FilterError, ValueError, sqlite3.DatabaseError) as exc:  # ExportTargetError is a ValueError
-            self.call_from_thread(self.notify, f"Export failed: {cell(str(exc), 300)}", severity="error", markup=False)
-            return
-        message = "\n".join([f"Exported {report.exported} deliveries to {cell(str(target), 200)}", *report.warnings()])
-        self.call_from_thread(self.notify, message, markup=False, timeout=8)
+        path, base_url = self.db_path, self.replayer.curl_base_url()
+
+        def read(db: Database) -> Message:
+            return loaders.export(
+                db, request, db_path=path, filter_text=filter_text, session_id=session_id, base_url=base_url
+            )
+
+        self._read("the rows to export", "export", read)
+
+    @on(msg.Exported)
+    def _exported(self, message: msg.Exported) -> None:
+        self.notify(message.text, severity="information" if message.ok else "error", markup=False, timeout=8)
 
     # -- actions --------------------------------------------------------------------
 
@@ -438,14 +417,3 @@ class MonitorApp(App[None]):
         yield SystemCommand("Sessions", "Every recorded run: review one, or all", self.action_open_sessions)
         yield SystemCommand("Export", "Write what the table shows to JSONL, CSV, HAR or curl", main.action_export)
         yield SystemCommand("Key bindings and filter help", "The help screen", self.action_help)
-
-
-def _reader_data(db: Database, user_id: str, session_id: int | None) -> msg.ReaderData:
-    steps = build_journey(queries.reader_events(db, user_id, session_id))
-    profile, counts = queries.reader_profile(db, user_id), queries.event_counts_for_reader(db, user_id)
-    return msg.ReaderData(user_id, profile, counts, steps, pair_summary(steps))
-
-
-def _delivery(db: Database, source: str, delivery_id: int, purpose: str = "show") -> Message | None:
-    delivery = queries.get_delivery(db, "rejected" if source == "rejected" else "event", delivery_id)
-    return None if delivery is None else msg.DeliveryLoaded(source, delivery, purpose)

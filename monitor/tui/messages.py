@@ -152,3 +152,11 @@ class ReplayDone(Message):
     status: int | None
     latency_ms: float
     error: str | None
+
+
+@dataclass
+class Exported(Message):
+    """An export finished: what to tell the user, and whether it worked."""
+
+    text: str
+    ok: bool

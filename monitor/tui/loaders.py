@@ -1,0 +1,50 @@
+"""What the app's thread workers read for the screens: each takes a connection and returns a message.
+
+The app runs these off the UI's thread (``MonitorApp._read``) and posts
+what they return. Must not touch the app or any widget: they only read
+(through :mod:`monitor.queries`) and build messages.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from textual.message import Message
+
+from monitor import exporting, queries
+from monitor.filters import FilterError
+from monitor.journey import build_journey, pair_summary
+from monitor.textsafe import cell
+from monitor.tui import messages as msg
+from monitor.tui.screens.export import ExportRequest
+
+
+def reader(db: Database, user_id: str, session_id: int | None) -> Message:
+    """A reader's drill-down: profile, counts per event and the paired journey."""
+    steps = build_journey(queries.reader_events(db, user_id, session_id))
+    profile, counts = queries.reader_profile(db, user_id), queries.event_counts_for_reader(db, user_id)
+    return msg.ReaderLoaded(msg.ReaderData(user_id, profile, counts, steps, pair_summary(steps)))
+
+
+def delivery(db: Database, source: str, delivery_id: int, purpose: str = "show") -> Message | None:
+    """One delivery (accepted or rejected), to show or to replay; None when it is gone."""
+    found = queries.get_delivery(db, "rejected" if source == "rejected" else "event", delivery_id)
+    return None if found is None else msg.DeliveryLoaded(source, found, purpose)
+
+
+def export(
+    db: Database, request: ExportRequest, *, db_path: Path, filter_text: str, session_id: int | None, base_url: str
+) -> Message:
+    """Write the view to the file the user chose (complete or not at all: :func:`exporting.export_to_path`)."""
+    target = Path(request.path).expanduser()
+    try:
+        report = exporting.export_to_path(
+            db, target, request.fmt, db_path=db_path, session_id=session_id,
+            filter_text=filter_text, meta=request.meta, base_url=base_url,
+        )  # fmt: skip
+    except (OSError, FilterError, ValueError, sqlite3.DatabaseError) as exc:  # ExportTargetError is a ValueError
+        return msg.Exported(f"Export failed: {cell(str(exc), 300)}", ok=False)
+    lines = [f"Exported {report.exported} deliveries to {cell(str(target), 200)}", *report.warnings()]
+    return msg.Exported("\n".join(lines), ok=True)
