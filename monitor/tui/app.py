@@ -9,8 +9,6 @@ what they read, and the app pushes the screen. Commit notices wait in the
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,24 +30,19 @@ from monitor.textsafe import cell
 from monitor.tui import loaders
 from monitor.tui import messages as msg
 from monitor.tui.failures import FailureReporter
-from monitor.tui.feed import Feed, Seen
+from monitor.tui.feed import Feed
+from monitor.tui.live import LiveRows
 from monitor.tui.replaying import Replayer
 from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.export import ExportRequest, ExportScreen
 from monitor.tui.screens.help import HelpScreen
-from monitor.tui.screens.main import MainScreen, Origin
+from monitor.tui.screens.main import MainScreen
 from monitor.tui.screens.reader import ReaderScreen
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.screens.sessions import SessionsScreen
-from monitor.writer import CommitNotice
-
-#: Offline review looks for rows another process committed this often (seconds).
-POLL_INTERVAL = 0.5
-#: The live monitor looks at its writer's health this often (seconds): two attribute reads.
-HEALTH_INTERVAL = 1.0
 
 
-class MonitorApp(App[None]):
+class MonitorApp(LiveRows, App[None]):
     """The live monitor of a listener's :class:`Service`, or offline review of a database file.
 
     Owns the state the screens share (session, mask, clock, replay target),
@@ -84,59 +77,25 @@ class MonitorApp(App[None]):
         self.url = service.url if service else None
         self.reads = ReadAccess(self.db_path)
         self.feed = Feed()
-        self._data_version: int | None = None
         self.replayer = Replayer(self, service)
         self.main_screen = MainScreen(self.reads, self.feed, clock)
         self.main_screen.session_id = self.session_id
         self.failures = FailureReporter(self, self.db_path, live=service is not None)
-        self._problem_shown: str | None = None
 
     @property
     def fatal_error(self) -> BaseException | None:
         """What ended offline review (a damaged file), for the command line; None otherwise."""
         return self.failures.fatal_error
 
-    @property
-    def listener_problem(self) -> str | None:
-        """Why the listener refuses deliveries (the writer's own words), or None while it records them."""
-        if self.service is None or self.service.writer.healthy:
-            return None
-        return self.service.writer.stats.last_error or "the database cannot be written: deliveries are refused (503)"
-
     async def on_mount(self) -> None:
         self._show_origin()
         await self.push_screen(self.main_screen)
-        self._start_stats()
-        if self.feed.accept():
-            self.post_message(msg.RowsCommitted())
-        self.set_interval(5, self._timed_tick)
-        if self.service is not None:
-            self.set_interval(HEALTH_INTERVAL, self._check_health)
-        else:
-            # Another process (a running monitor, an import) may be writing.
-            with contextlib.suppress(sqlite3.Error):  # the next poll says what is wrong
-                self._data_version = self.reads.data_version()
-            self.set_interval(POLL_INTERVAL, self._poll_other_writers)
+        self.start_live_rows()
 
     def on_unmount(self) -> None:
         if self.service is not None:
             self.service.stop_thread()
         self.reads.close()
-
-    def _start_stats(self) -> None:
-        """Live session: counters kept from commit notices; otherwise read from the database (a worker)."""
-        self.feed.stats = None
-        if self.service is None or self.session_id != self.live_session_id:
-            self._load_stats()
-            return
-        try:
-            with self.reads.snapshot() as seen:
-                stats = queries.StatsAccumulator.load(self.reads.db, self.session_id, self.clock())
-        except sqlite3.Error as exc:  # the worker tries again with each commit
-            self.failures.read_failed(exc, "the header counters")
-            return
-        self.feed.stats, self.feed.stats_seen = stats, Seen(*seen)
-        self._tick()
 
     def switch_session(self, session_id: int | None) -> None:
         """Review another session (or all of them: None); the same one when it cannot be read."""
@@ -152,83 +111,11 @@ class MonitorApp(App[None]):
     def _session_chosen(self, message: msg.SessionChosen) -> None:
         self.switch_session(message.session_id)
 
-    def _show_origin(self) -> None:
-        session = "all sessions" if self.session_id is None else f"session #{self.session_id}"
-        if self.live_session_id is not None and self.session_id == self.live_session_id:
-            session += " (live)"
-        forwarder = self.service.forwarder if self.service else None
-        forward = forwarder.stats if forwarder is not None and self.replayer.forward_target else None
-        self.main_screen.set_origin(Origin(self.url, str(self.db_path), session, self.listener_problem, forward))
-
-    # -- rows committed, here or by another process ----------------------------------
-
-    def notify_commit(self, notice: CommitNotice) -> None:
-        """Called by the writer thread after each commit: the feed keeps it; the first since a redraw wakes the app."""
-        if self.feed.push(notice):
-            self.post_message(msg.RowsCommitted())
-
     @on(msg.RowsCommitted)
     def _rows_committed(self) -> None:
         delay = self.feed.redraw_delay()
         if delay is not None:
             self.set_timer(delay, self._apply_commits)
-
-    def _apply_commits(self) -> None:
-        notices = self.feed.take()
-        if not notices or not self.is_running:  # shutting down: the screens' widgets may be gone
-            return
-        self.feed.count_stats(notices)
-        with self.batch_update():
-            self.main_screen.rows_committed(notices)
-            forwarded = {row["event_id"] for notice in notices for row in notice.forwards}
-            if forwarded:
-                self.main_screen.refresh_rows(forwarded)
-                if isinstance(self.screen, DetailScreen) and self.screen.delivery.get("id") in forwarded:
-                    self._load_forwards(int(self.screen.delivery["id"]))
-            if self.feed.stats is None:
-                self._load_stats()
-            self._tick()
-
-    def _poll_other_writers(self) -> None:
-        if not self.is_running:  # shutting down: the screens' widgets may be gone, the connection closed
-            return
-        try:
-            version = self.reads.data_version()
-            if version == self._data_version:
-                return
-            self._data_version = version
-            with self.reads.snapshot() as (events, rejected):
-                seen = self.feed.view_seen
-        except sqlite3.Error as exc:
-            self.failures.read_failed(exc, "new rows")
-            return
-        notice = CommitNotice(
-            list(range(seen.events + 1, events + 1)), list(range(seen.rejected + 1, rejected + 1)), [], []
-        )
-        if notice.event_ids or notice.rejected_ids:
-            self.main_screen.rows_committed([notice])
-        else:
-            self.main_screen.refresh_rows()  # e.g. forwards recorded by the other process
-        self._load_stats()
-
-    def _timed_tick(self) -> None:
-        if self.is_running:  # not while shutting down
-            self._tick()
-
-    def _tick(self) -> None:
-        if self.feed.stats is not None:
-            self.main_screen.set_stats(self.feed.stats.snapshot(self.clock()))
-        self._show_origin()
-
-    def _check_health(self) -> None:
-        """Show at once that the listener stopped recording (and when it records again)."""
-        problem = self.listener_problem
-        if problem == self._problem_shown or not self.is_running:
-            return
-        self._problem_shown = problem
-        self._show_origin()
-        if problem is not None:  # the header says it for as long as it lasts; this reaches every screen
-            self.notify(cell(problem, 1000), title="Not recording", severity="error", timeout=30, markup=False)
 
     # -- failures -------------------------------------------------------------------
 
@@ -263,21 +150,11 @@ class MonitorApp(App[None]):
         exclusive = group != "forwards"  # a late forwards reload must not cancel a drill-down
         return self.run_worker(load, name=what, group=group, thread=True, exclusive=exclusive, exit_on_error=False)
 
-    def _load_stats(self) -> None:
-        session_id, now = self.session_id, self.clock()
-        self._read(
-            "the header counters", "stats", lambda db: msg.StatsLoaded(queries.header_stats(db, session_id, now))
-        )
-
     def _load_forwards(self, event_id: int) -> Worker[None]:
         def read(db: Database) -> Message:
             return msg.ForwardsLoaded(event_id, queries.forwards_of(db, event_id))
 
         return self._read("the delivery's forwards", "forwards", read)
-
-    @on(msg.StatsLoaded)
-    def _stats_loaded(self, message: msg.StatsLoaded) -> None:
-        self.main_screen.set_stats(message.stats)
 
     @on(msg.OpenReader)
     def _open_reader(self, message: msg.OpenReader) -> None:
