@@ -137,12 +137,12 @@ async def measure(db_path: Path, repeats: int) -> dict[str, float]:
             main.filter_text = text
             main.reload()
 
-        user = app.db.execute(
+        user = app.reads.db.execute(
             "SELECT user_id FROM events WHERE event = 'payment_gateway.view' AND user_id IS NOT NULL "
             "ORDER BY id DESC LIMIT 1"
         ).fetchone()[0]
         # A word of some bodies: a content id's first part (content ids look like "story-123").
-        word = app.db.execute(
+        word = app.reads.db.execute(
             "SELECT city FROM events WHERE city IS NOT NULL AND city != '' ORDER BY id DESC LIMIT 1"
         ).fetchone()[0]
         word = word.split()[0]
@@ -187,7 +187,9 @@ async def measure(db_path: Path, repeats: int) -> dict[str, float]:
             app.pop_screen()
             await pilot.pause()
         out["drill_reader_ms"], out["drill_detail_ms"] = median(reader_ms), median(detail_ms)
-        out["reader_rows"] = app.db.execute("SELECT count(*) FROM events WHERE user_id = ?", (user,)).fetchone()[0]
+        out["reader_rows"] = app.reads.db.execute("SELECT count(*) FROM events WHERE user_id = ?", (user,)).fetchone()[
+            0
+        ]
     out["rss_mb"] = peak_rss_mb()
     out["ru_maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out

@@ -342,11 +342,6 @@ def gateway_body(
     return json.dumps(obj).encode()
 
 
-#: Deprecated: use ``event_row`` / ``rejected_row`` (same keywords); kept until the TUI tests move.
-stored_event_row = event_row
-stored_rejected_row = rejected_row
-
-
 @dataclass
 class Live:
     """A monitor wired like ``run_live``: a real listener thread feeding the app."""

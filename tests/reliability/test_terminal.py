@@ -35,7 +35,7 @@ from monitor.tui.screens.reader import ReaderScreen
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.screens.sessions import SessionsScreen
 from monitor.tui.widgets.event_table import EventTable
-from tests.helpers import SIZE, gateway_body, screen_strips, stored_event_row, stored_rejected_row, wait_for
+from tests.helpers import SIZE, event_row, gateway_body, rejected_row, screen_strips, wait_for
 
 #: What must never reach the terminal as itself: C0 (every one, even tab and newline inside a
 #: segment), DEL, C1, the bidi embeddings/overrides (U+202A-U+202E) and isolates (U+2066-U+2069).
@@ -146,7 +146,7 @@ def build_database(path: Path) -> tuple[int, int]:
         obj["payload"]["user"]["city"] = text
         obj["client_info"] = {"userAgent": text, "deviceType": other, "country": text[:5]}
         body = json.dumps(obj, ensure_ascii=bool(i % 2)).encode("utf-8", "surrogatepass")
-        row = stored_event_row(body, session_id=sessions[i % 2], received_at=1709186668.0 + i)
+        row = event_row(body, session_id=sessions[i % 2], received_at=1709186668.0 + i)
         row["headers"] = json.dumps(
             {"Host": "127.0.0.1", "X-Hostile": text, "User-Agent": other, "Authorization": "Basic [redacted]"}
             | {f"X-H-{n}": value for n, value in enumerate(strings)}
@@ -158,11 +158,11 @@ def build_database(path: Path) -> tuple[int, int]:
             raw = json.dumps({"event": text[:60], "user_id": f"u{i}-{text[:40]}", "note": other}).encode(
                 "utf-8", "surrogatepass"
             )
-            events.append(stored_event_row(raw, session_id=sessions[i % 2], received_at=1709186668.5 + i))
+            events.append(event_row(raw, session_id=sessions[i % 2], received_at=1709186668.5 + i))
         if i % 3 == 0:
             bad = text.encode("utf-8", "surrogatepass") + b"\xff\xfe\x1b[31m"
             rejected.append(
-                stored_rejected_row(
+                rejected_row(
                     bad,
                     session_id=sessions[i % 2],
                     received_at=1709186668.7 + i,

@@ -32,11 +32,11 @@ from tests.helpers import (
     TRANSACTION,
     VIEW,
     Live,
+    event_row,
     gateway_body,
     screen_strips,
     screen_text,
     static_text,
-    stored_event_row,
     strip_text,
     unsafe_segments,
     wait_for,
@@ -528,9 +528,7 @@ async def test_offline_review_shows_every_session(tmp_path: Path) -> None:
         bodies = [VIEW, CLOSE, TRANSACTION]
         ids = await asyncio.gather(
             *(
-                writer.submit(
-                    "events", stored_event_row(body, session_id=sessions[i % 2], received_at=1709186700.0 + i)
-                )
+                writer.submit("events", event_row(body, session_id=sessions[i % 2], received_at=1709186700.0 + i))
                 for i, body in enumerate(bodies)
             )
         )

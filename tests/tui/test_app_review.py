@@ -47,11 +47,11 @@ from tests.helpers import (
     SIZE,
     TRANSACTION,
     Live,
+    event_row,
     gateway_body,
+    rejected_row,
     screen_text,
     static_text,
-    stored_event_row,
-    stored_rejected_row,
     wait_for,
 )
 
@@ -154,12 +154,12 @@ def fill(db_path: Path, plan: list[dict[str, list[bytes]]], *, start: float = 17
             events = []
             for body in entry.get("events", []):
                 t += 1
-                events.append(stored_event_row(body, session_id=session_id, received_at=t))
+                events.append(event_row(body, session_id=session_id, received_at=t))
             rejected = []
             for body in entry.get("rejected", []):
                 t += 1
                 rejected.append(
-                    stored_rejected_row(
+                    rejected_row(
                         body, session_id=session_id, received_at=t, status=400, reason="body is not valid JSON"
                     )
                 )
@@ -407,9 +407,7 @@ async def test_offline_review_follows_another_writer(tmp_path: Path) -> None:
             assert "Offline review" in origin(app)
 
             # Another writer commits: the row appears on top without a key press, under the cursor.
-            store.write_batch(
-                other.conn, [stored_event_row(view("late-1"), session_id=s1, received_at=time.time())], []
-            )
+            store.write_batch(other.conn, [event_row(view("late-1"), session_id=s1, received_at=time.time())], [])
             await wait_for(pilot, lambda: table.total == 3, TIMEOUT, "the other writer's row")
             assert table.cursor_row == 0 and row(table, 0).user_id == "late-1"
             assert "following newest" in status(app)
@@ -420,8 +418,8 @@ async def test_offline_review_follows_another_writer(tmp_path: Path) -> None:
             store.write_batch(
                 other.conn,
                 [
-                    stored_event_row(close("late-1"), session_id=s2, received_at=time.time()),
-                    stored_event_row(TRANSACTION, session_id=s2, received_at=time.time()),
+                    event_row(close("late-1"), session_id=s2, received_at=time.time()),
+                    event_row(TRANSACTION, session_id=s2, received_at=time.time()),
                 ],
                 [],
             )
@@ -433,9 +431,7 @@ async def test_offline_review_follows_another_writer(tmp_path: Path) -> None:
             await pilot.press("down")
             await wait_for(pilot, lambda: table.cursor_row == 1)
             under_cursor = row(table, 1).id
-            store.write_batch(
-                other.conn, [stored_event_row(view("late-2"), session_id=s2, received_at=time.time())], []
-            )
+            store.write_batch(other.conn, [event_row(view("late-2"), session_id=s2, received_at=time.time())], [])
             await wait_for(pilot, lambda: table.total == 5 and table.waiting == 1, TIMEOUT, "one waiting")
             assert row(table, table.cursor_row).id == under_cursor
             await wait_for(pilot, lambda: "↑ 1 new" in status(app), TIMEOUT)
