@@ -30,22 +30,10 @@ from textual.theme import Theme
 
 from monitor.queries import Row
 from monitor.tui.failures import is_damaged
-from monitor.tui.format import event_label, format_duration
 from monitor.tui.widgets.columns import ALL_COLUMNS, GATEWAY_COLUMNS, Column, Look, header_text
 
-# The main screen picks a view's columns and its header here. event_label and
-# format_duration live in monitor.tui.format: re-exported only while the
-# reader screen still imports them from here.
-__all__ = [
-    "ALL_COLUMNS",
-    "GATEWAY_COLUMNS",
-    "PAGE_SIZE",
-    "Column",
-    "EventTable",
-    "event_label",
-    "format_duration",
-    "header_text",
-]
+# The main screen imports a view's columns and its header from here (they live in columns.py).
+__all__ = ["ALL_COLUMNS", "GATEWAY_COLUMNS", "PAGE_SIZE", "Column", "EventTable", "header_text"]
 
 PAGE_SIZE = 100
 MAX_PAGES = 40
