@@ -35,7 +35,8 @@ from monitor.tui.failures import one_line
 from monitor.tui.feed import Feed, Seen
 from monitor.tui.messages import ExportView, OpenDelivery, OpenReader, ReadFailed, ReplayRow
 from monitor.tui.screens.palette import ThemedScreen
-from monitor.tui.widgets.event_table import ALL_COLUMNS, GATEWAY_COLUMNS, PAGE_SIZE, EventTable, header_text
+from monitor.tui.widgets.columns import ALL_COLUMNS, GATEWAY_COLUMNS, header_text
+from monitor.tui.widgets.event_table import PAGE_SIZE, EventTable
 from monitor.tui.widgets.stats_bar import StatsBar
 from monitor.writer import CommitNotice
 
@@ -95,7 +96,7 @@ class MainScreen(ThemedScreen):
         yield StatsBar(id="stats")
         yield Static(id="listener-alarm")
         yield Static(id="columns")
-        yield EventTable(id="table")
+        yield EventTable(id="table", clock=self.clock)
         yield Static(id="statusline")
         yield Input(
             placeholder='filter: event:view user:… content:… country:… device:… sig:… -term "phrase"', id="filter"

@@ -30,7 +30,11 @@ class ThemedScreen(Screen[None]):
         style = Style()
         for tone in tones:
             if tone:
-                style += self.get_component_rich_style(f"palette--{tone}", partial=True)
+                name = f"palette--{tone}"
+                part = self.get_component_rich_style(name, partial=True)
+                if part.color is not None:  # "auto" colours ($text-muted) are resolved only in the full style
+                    part += Style(color=self.get_component_rich_style(name).color)
+                style += part
         return style
 
     def redraw(self) -> None:

@@ -30,10 +30,11 @@ from textual.theme import Theme
 
 from monitor.queries import Row
 from monitor.tui.failures import is_damaged
-from monitor.tui.widgets.columns import ALL_COLUMNS, GATEWAY_COLUMNS, Column, Look, header_text
+from monitor.tui.format import today
+from monitor.tui.widgets.columns import GATEWAY_COLUMNS, Column, Look
 
 # The main screen imports a view's columns and its header from here (they live in columns.py).
-__all__ = ["ALL_COLUMNS", "GATEWAY_COLUMNS", "PAGE_SIZE", "Column", "EventTable", "header_text"]
+__all__ = ["PAGE_SIZE", "EventTable"]
 
 PAGE_SIZE = 100
 MAX_PAGES = 40
@@ -94,8 +95,17 @@ class EventTable(ScrollView, can_focus=True):
 
         error: sqlite3.Error
 
-    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
+        #: "Now" for the time column (today's rows show the time only): the app's clock.
+        self._clock = clock
         self.columns: tuple[Column, ...] = GATEWAY_COLUMNS
         self.total = 0
         self.waiting = 0
@@ -255,7 +265,7 @@ class EventTable(ScrollView, can_focus=True):
         base = self.rich_style
         if row is None:
             return Strip.blank(width, base)
-        self._today = time.strftime("%Y-%m-%d")
+        self._today = today(self._clock())
         selected = index == self.cursor_row
         # Everything the line's look depends on (Row is frozen: equal rows render alike).
         key = (row, selected, self.masked, self._today, id(self.columns), scroll_x, width, base)
