@@ -405,3 +405,51 @@ def static_text(node: App[Any] | DOMNode, selector: str) -> str:
     """The plain text of a ``Static`` on the app's current screen (or under ``node``)."""
     root = node.screen if isinstance(node, App) else node
     return str(root.query_one(selector, Static).content)
+
+
+# -- the command line and damaged files ----------------------------------------------
+
+
+def run_command(*args: str) -> Any:
+    """The click command line, in-process (a ``click.testing.Result``)."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def one_error(result: Any, code: int = 1) -> str:
+    """The single ``Error:`` line of a refusal, after checking the exit code and that no traceback leaked."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def damage_events_page(path: Path, *, at: float = 0.5, length: int = 64) -> int:
+    """Overwrite the start of one ``events`` leaf page with 0xFF; returns its page number.
+
+    ``at`` says how far into the table (by rowid) the page lies. The schema page
+    stays intact, so the file opens and ``open``'s first checks pass, while every
+    read of that page fails with "database disk image is malformed". Skips where
+    SQLite has no ``dbstat`` table to find the page with.
+    """
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not conn.execute("SELECT 1 FROM pragma_module_list WHERE name = 'dbstat'").fetchone():
+            pytest.skip("this SQLite has no dbstat table to find a data page with")
+        size = conn.execute("PRAGMA page_size").fetchone()[0]
+        sql = "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf' ORDER BY path"
+        leaves = [n for (n,) in conn.execute(sql)]
+    finally:
+        conn.close()
+    page = leaves[int(len(leaves) * at)]
+    assert page > 1 and len(leaves) > 3
+    with path.open("r+b") as file:
+        file.seek((page - 1) * size)
+        file.write(b"\xff" * length)  # no valid b-tree page type: every read of this page is "malformed"
+    return int(page)

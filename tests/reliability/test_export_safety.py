@@ -34,14 +34,14 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from monitor import exporting, queries, store, synth
-from monitor.cli import cli, main
+from monitor.cli import main
 from monitor.exporting import ExportTargetError, export_to_path
 from monitor.filters import FilterError
 from monitor.textsafe import clean
-from tests.helpers import event_row, read_rows
+from tests.helpers import damage_events_page, event_row, one_error, read_rows, run_command
 
 HAVE_CURL = shutil.which("curl") is not None and shutil.which("bash") is not None
 #: Raw in output, these drive a terminal or hide and reorder text. Line ends are checked apart.
@@ -60,20 +60,6 @@ HOSTILE = {
     "cr-formula": "\r=1+1",
     "newline": "two\nlines",
 }
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def one_error(result: Result, code: int = 1) -> str:
-    """The single ``Error:`` line of a refusal, after checking the exit code and that no traceback leaked."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 def unsafe_in(text: str) -> list[str]:
@@ -176,7 +162,7 @@ def test_export_refuses_the_database_and_its_companions(
     shm = Path(f"{small_db}-shm")
     shm_before = (shm.stat().st_ino, shm.stat().st_size) if shm.exists() else None
     try:
-        line = one_error(run("export", "--db", str(db_arg), "-o", str(target)))
+        line = one_error(run_command("export", "--db", str(db_arg), "-o", str(target)))
         assert line.startswith(f"Error: refusing to write {target}: it is the ") and str(db_arg) in line, line
         db = store.connect(db_arg, readonly=True)
         try:
@@ -216,14 +202,14 @@ def _failing_rows(error: BaseException) -> Callable[[pytest.MonkeyPatch, Path, P
             raise error
 
         monkeypatch.setattr(queries, "export_rows", rows)
-        return run("export", "--db", str(db), "--meta", "-o", str(out))
+        return run_command("export", "--db", str(db), "--meta", "-o", str(out))
 
     return make
 
 
 def _corrupt_database(_: Any, db: Path, out: Path) -> Result:
-    corrupt(db)
-    return run("export", "--db", str(db), "-o", str(out))
+    damage_events_page(db)
+    return run_command("export", "--db", str(db), "-o", str(out))
 
 
 @pytest.mark.parametrize(
@@ -273,16 +259,16 @@ def test_a_real_write_error_mid_export_leaves_the_existing_file(tmp_path: Path) 
 
 def test_a_finished_export_keeps_the_file_mode_and_the_symlink(small_db: Path) -> None:
     folder = small_db.parent
-    expected = run("export", "--db", str(small_db)).stdout_bytes
+    expected = run_command("export", "--db", str(small_db)).stdout_bytes
     kept = folder / "kept.jsonl"
     kept.write_bytes(b"old\n")
     kept.chmod(0o640)
     (folder / "latest.jsonl").symlink_to("kept.jsonl")
-    assert run("export", "--db", str(small_db), "-o", str(folder / "latest.jsonl")).exit_code == 0
+    assert run_command("export", "--db", str(small_db), "-o", str(folder / "latest.jsonl")).exit_code == 0
     assert (folder / "latest.jsonl").is_symlink() and kept.read_bytes() == expected
     assert stat.S_IMODE(kept.stat().st_mode) == 0o640
     fresh = folder / "fresh.jsonl"
-    assert run("export", "--db", str(small_db), "-o", str(fresh)).exit_code == 0
+    assert run_command("export", "--db", str(small_db), "-o", str(fresh)).exit_code == 0
     umask = os.umask(0)
     os.umask(umask)
     assert fresh.read_bytes() == expected and stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
@@ -295,18 +281,18 @@ def test_a_pipe_as_output_is_streamed_not_replaced(small_db: Path) -> None:
     received: list[bytes] = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
     reader.start()
-    result = run("export", "--db", str(small_db), "-o", str(fifo))
+    result = run_command("export", "--db", str(small_db), "-o", str(fifo))
     reader.join(30)
     assert result.exit_code == 0, result.output
     assert stat.S_ISFIFO(fifo.stat().st_mode)
-    assert received == [run("export", "--db", str(small_db)).stdout_bytes]
+    assert received == [run_command("export", "--db", str(small_db)).stdout_bytes]
 
 
 # --- item 8: CSV inert in a terminal and a spreadsheet; JSON and curl with nothing raw -------------
 
 
 def _csv_via_cli(db: Path) -> str:
-    result = run("export", "--db", str(db), "--format", "csv")  # stdout: the default
+    result = run_command("export", "--db", str(db), "--format", "csv")  # stdout: the default
     assert result.exit_code == 0, result.output
     return result.stdout_bytes.decode("utf-8")
 
@@ -348,7 +334,7 @@ def test_json_output_escapes_what_a_terminal_would_obey(tmp_path: Path, fmt: exp
     db = tmp_path / "json.db"
     body = view_body(JSON_HOSTILE, "c-1")
     write_rows(db, [event_row(body, headers=orjson.dumps({"X-Evil": JSON_HOSTILE}).decode())])
-    result = run("export", "--db", str(db), "--format", fmt, *(["--meta"] if meta else []))
+    result = run_command("export", "--db", str(db), "--format", fmt, *(["--meta"] if meta else []))
     assert result.exit_code == 0, result.output
     text = result.stdout_bytes.decode("utf-8")
     assert unsafe_in(text) == [] and "\\u001b" in text and "\\u202e" in text
@@ -365,7 +351,7 @@ def test_plain_jsonl_is_the_exact_body_and_json_escapes_esc(tmp_path: Path) -> N
     db = tmp_path / "plain.db"
     body = view_body("\x1b]0;title\x07", "c-1")
     write_rows(db, [event_row(body)])
-    out = run("export", "--db", str(db)).stdout_bytes
+    out = run_command("export", "--db", str(db)).stdout_bytes
     assert out == body + b"\n" and b"\\u001b" in out and b"\x1b" not in out
 
 
@@ -383,7 +369,7 @@ def test_curl_script_has_no_raw_control_character(tmp_path: Path, columns: dict[
     db = tmp_path / "curl.db"
     columns = dict(columns)
     write_rows(db, [event_row(columns.pop("raw", b'{"event":"x"}'), parsed=False, **columns)])
-    script = run("export", "--db", str(db), "--format", "curl").stdout_bytes.decode("utf-8")
+    script = run_command("export", "--db", str(db), "--format", "curl").stdout_bytes.decode("utf-8")
     assert unsafe_in(script) == []
     lines = script.splitlines()
     assert all(line.startswith(("#", "set -u", "curl ", "printf ", "  ", "echo")) or not line for line in lines)
@@ -446,7 +432,9 @@ async def test_curl_replays_each_delivery_as_exactly_one_request(
     row.update({key: case[key] for key in ("method", "path") if key in case})
     db = tmp_path / "replay.db"
     write_rows(db, [row])
-    script = run("export", "--db", str(db), "--format", "curl", "--base-url", str(server.make_url("/"))).stdout_bytes
+    script = run_command(
+        "export", "--db", str(db), "--format", "curl", "--base-url", str(server.make_url("/"))
+    ).stdout_bytes
     await _replay(script, tmp_path)
     assert len(seen) == 1, [path for _, path, _, _ in seen[:5]]
     method, path, sent, received = seen[0]
@@ -459,36 +447,11 @@ async def test_curl_replays_each_delivery_as_exactly_one_request(
 # --- item 12: a corrupt data page ---------------------------------------------------------------------
 
 
-def corrupt(db_path: Path) -> None:
-    """Scribble over the header of an ``events`` data page in the middle of the file.
-
-    The schema page and the last pages stay intact, so the database opens, its
-    newest id reads, and only a scan of the events fails.
-    """
-    conn = sqlite3.connect(db_path)
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        try:
-            pages = [
-                n for (n,) in conn.execute("SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf'")
-            ]
-        except sqlite3.OperationalError:
-            pytest.skip("this SQLite has no dbstat table")
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    finally:
-        conn.close()
-    middle = sorted(pages)[len(pages) // 2]
-    assert middle > 1 and len(pages) > 3
-    with db_path.open("r+b") as file:
-        file.seek((middle - 1) * page_size)
-        file.write(b"\xff" * 64)
-
-
 @pytest.fixture(scope="module")
 def corrupt_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("corrupt") / "template.db"
     write_rows(path, synth_rows(300))
-    corrupt(path)
+    damage_events_page(path, at=0.5, length=64)
     conn = sqlite3.connect(path)
     try:
         with pytest.raises(sqlite3.DatabaseError, match="database disk image is malformed"):
@@ -512,7 +475,9 @@ def test_export_of_a_corrupt_database_is_one_line(corrupt_db: Path, fmt: str, to
     """Before: ``sqlite3.DatabaseError`` traceback (and an empty output file)."""
     out = corrupt_db.parent / f"out.{fmt}"
     out.write_bytes(b"keep\n")
-    line = one_error(run("export", "--db", str(corrupt_db), "--format", fmt, *(["-o", str(out)] if to_file else [])))
+    line = one_error(
+        run_command("export", "--db", str(corrupt_db), "--format", fmt, *(["-o", str(out)] if to_file else []))
+    )
     assert line.startswith(f"Error: {corrupt_db}: database disk image is malformed"), line
     assert out.read_bytes() == b"keep\n"
 
@@ -520,7 +485,7 @@ def test_export_of_a_corrupt_database_is_one_line(corrupt_db: Path, fmt: str, to
 def test_any_command_failing_on_a_corrupt_database_is_one_line(corrupt_db: Path) -> None:
     """The group's net: ``import`` has no handler of its own (before: a traceback)."""
     samples = Path(__file__).resolve().parents[2] / "sample_events"
-    line = one_error(run("import", str(samples), "--db", str(corrupt_db)))
+    line = one_error(run_command("import", str(samples), "--db", str(corrupt_db)))
     assert line.startswith(f"Error: {corrupt_db}: database disk image is malformed"), line
 
 
@@ -576,7 +541,7 @@ def test_open_exits_non_zero_when_the_tui_fails(
 ) -> None:
     """Before: the readers screen died with a traceback and ``open`` exited 0 (return code ignored)."""
     monkeypatch.setattr("monitor.tui.launch.run_offline", _tui(outcome))
-    result = run("open", str(corrupt_db))
+    result = run_command("open", str(corrupt_db))
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     if words:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +31,7 @@ from monitor import importing, synth
 from monitor.cli import cli
 from monitor.listener import DEFAULT_MAX_BODY
 from monitor.textsafe import clean, inert
-from tests.helpers import SAMPLE_EVENTS, read_rows
+from tests.helpers import SAMPLE_EVENTS, one_error, read_rows, run_command
 
 GOOD = [b'{"event":"payment_gateway.view","user_id":"%d","created_at":1760000000}' % n for n in range(3)]
 #: What the import command may hold at its peak while skipping a 256 MiB line.
@@ -41,20 +40,6 @@ RSS_CEILING = 300 * 1024 * 1024
 #: fails with a MemoryError instead of taking the machine's memory.
 ADDRESS_SPACE = 1024**3
 TERMINAL_CONTROLS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) != "\n"]
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def one_error(result: Result, code: int = 1) -> str:
-    """The single ``Error:`` line of a refusal with ``code``, no traceback."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 def bodies(count: int) -> list[bytes]:
@@ -222,11 +207,13 @@ def test_import_and_generate_messages_quote_names_inertly(tmp_path: Path, monkey
     foreign = Path(f"{clipboard}.db")
     foreign.write_bytes(b"not a database, " * 10)
     outputs = [
-        run("import", f"{title}.jsonl", f"{clipboard}.gz", f"{title}.json", "--db", "ok.db", "--max-body", "100"),
-        run("import", f"{title}.jsonl", "--db", str(foreign)),
-        run("generate", "--count", "5", "--db", str(foreign)),
-        run("generate", "--count", "5", "--jsonl", f"{title}.jsonl"),
-        run("generate", "--count", "5", "--jsonl", f"{clipboard}/x.jsonl"),
+        run_command(
+            "import", f"{title}.jsonl", f"{clipboard}.gz", f"{title}.json", "--db", "ok.db", "--max-body", "100"
+        ),
+        run_command("import", f"{title}.jsonl", "--db", str(foreign)),
+        run_command("generate", "--count", "5", "--db", str(foreign)),
+        run_command("generate", "--count", "5", "--jsonl", f"{title}.jsonl"),
+        run_command("generate", "--count", "5", "--jsonl", f"{clipboard}/x.jsonl"),
     ]
     text = "\n".join(result.output for result in outputs)
     assert "\u241b]0;pwned\u2407" in text and "\u241b]52;c;cHduZWQ=\u2407" in text
@@ -343,15 +330,15 @@ def test_sigterm_ends_generate_cleanly(tmp_path: Path) -> None:
 def test_the_db_alone_holds_everything_while_a_reader_has_it_open(tmp_path: Path) -> None:
     """A reader (``open`` on the same file) stops SQLite folding the WAL in at close; the commands do it."""
     db = tmp_path / "shared.db"
-    assert run("generate", "--count", "10", "--readers", "50", "--db", str(db)).exit_code == 0
+    assert run_command("generate", "--count", "10", "--readers", "50", "--db", str(db)).exit_code == 0
     reader = sqlite3.connect(db)
     try:
         reader.execute("SELECT count(*) FROM events").fetchall()
-        result = run("import", str(SAMPLE_EVENTS), "--db", str(db))
+        result = run_command("import", str(SAMPLE_EVENTS), "--db", str(db))
         assert result.exit_code == 0, result.output
         samples = len(list(SAMPLE_EVENTS.glob("*.json")))
         assert_self_contained(db, tmp_path / "after-import", 10 + samples)
-        result = run("generate", "--count", "300", "--readers", "50", "--db", str(db))
+        result = run_command("generate", "--count", "300", "--readers", "50", "--db", str(db))
         assert result.exit_code == 0, result.output
         assert_self_contained(db, tmp_path / "after-generate", 310 + samples)
     finally:
@@ -360,12 +347,12 @@ def test_the_db_alone_holds_everything_while_a_reader_has_it_open(tmp_path: Path
 
 def test_a_reader_in_a_transaction_keeps_the_wal_and_is_told(tmp_path: Path) -> None:
     db = tmp_path / "busy.db"
-    assert run("generate", "--count", "10", "--readers", "50", "--db", str(db)).exit_code == 0
+    assert run_command("generate", "--count", "10", "--readers", "50", "--db", str(db)).exit_code == 0
     reader = sqlite3.connect(db, isolation_level=None)
     try:
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM events").fetchall()  # a snapshot the checkpoint may not overwrite
-        result = run("import", str(SAMPLE_EVENTS), "--db", str(db))
+        result = run_command("import", str(SAMPLE_EVENTS), "--db", str(db))
     finally:
         reader.close()
     assert result.exit_code == 0, result.output
@@ -395,9 +382,9 @@ def corrupt_events_pages(db: Path) -> None:
 def test_a_corrupt_database_is_one_line(tmp_path: Path, command: list[str]) -> None:
     """Before: a ``sqlite3.DatabaseError`` traceback from the first batch."""
     db = tmp_path / "corrupt.db"
-    assert run("generate", "--count", "600", "--readers", "50", "--db", str(db)).exit_code == 0
+    assert run_command("generate", "--count", "600", "--readers", "50", "--db", str(db)).exit_code == 0
     corrupt_events_pages(db)
-    line = one_error(run(*command, "--db", str(db)))
+    line = one_error(run_command(*command, "--db", str(db)))
     assert line.startswith(f"Error: {db}: cannot write the database (database disk image is malformed)"), line
     assert read_rows(db, "SELECT count(*) AS n FROM sessions WHERE ended_at IS NULL") == [{"n": 0}]
 
@@ -408,5 +395,5 @@ def test_a_corrupt_database_is_one_line(tmp_path: Path, command: list[str]) -> N
 def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path, command: list[str]) -> None:
     db = tmp_path / "notes.db"
     db.write_bytes(b"these are my notes, not a database " * 200)
-    assert "file is not a database" in one_error(run(*command, "--db", str(db)))
+    assert "file is not a database" in one_error(run_command(*command, "--db", str(db)))
     assert db.read_bytes() == b"these are my notes, not a database " * 200

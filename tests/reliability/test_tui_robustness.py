@@ -34,7 +34,7 @@ from monitor.service import Service
 from monitor.tui.app import MonitorApp
 from monitor.tui.screens import main as main_screen
 from monitor.tui.widgets.event_table import EventTable
-from tests.helpers import SIZE, VIEW, Live, gateway_body, screen_text, static_text, wait_for
+from tests.helpers import SIZE, VIEW, Live, damage_events_page, gateway_body, screen_text, static_text, wait_for
 
 #: Generous: the machine may be loaded.
 TIMEOUT = 20.0
@@ -59,24 +59,10 @@ def _damage(path: Path) -> list[int]:
     """
     conn = sqlite3.connect(path)
     try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        size = conn.execute("PRAGMA page_size").fetchone()[0]
-        if not conn.execute("SELECT 1 FROM pragma_module_list WHERE name = 'dbstat'").fetchone():
-            pytest.skip("this SQLite has no dbstat table to find a data page with")
-        leaves = [
-            n
-            for (n,) in conn.execute(
-                "SELECT pageno FROM dbstat WHERE name = 'events' AND pagetype = 'leaf' ORDER BY path"
-            )
-        ]
         ids = [n for (n,) in conn.execute("SELECT id FROM events ORDER BY id")]
     finally:
         conn.close()
-    page = leaves[len(leaves) // 4]
-    assert page > 1
-    with path.open("r+b") as f:
-        f.seek((page - 1) * size)
-        f.write(b"\xff" * 100)  # no valid b-tree page type: every read of this page is "malformed"
+    damage_events_page(path, at=0.25, length=100)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     bad = []
     try:
