@@ -12,7 +12,6 @@ from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Static
 
@@ -21,7 +20,7 @@ from monitor.masking import mask_if
 from monitor.textsafe import cell
 from monitor.tui.format import event_label, format_datetime, format_duration, reader_name
 from monitor.tui.messages import OpenDelivery, ReaderData
-from monitor.tui.screens.palette import ThemedScreen
+from monitor.tui.screens.palette import MaskedTableScreen
 
 PROFILE_FIELDS = (
     ("name", "Name"),
@@ -41,13 +40,13 @@ OUTCOME_TONES = {"closed": ("close",), "open": ("open",), "converted": ("good", 
 __all__ = ["ReaderData", "ReaderScreen"]
 
 
-class ReaderScreen(ThemedScreen):
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+class ReaderScreen(MaskedTableScreen):
+    TABLE = "#journey"
+    COLUMNS = ("Time", "Event", "Click action", "Content", "Pairing", "Time to close", "Outcome")
 
     def __init__(self, data: ReaderData) -> None:
         super().__init__()
         self.data = data
-        self._masked = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="reader-title", classes="title")
@@ -58,19 +57,8 @@ class ReaderScreen(ThemedScreen):
         yield DataTable(id="journey", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
-    def on_mount(self) -> None:
-        table = self.query_one("#journey", DataTable)
-        for title in ("Time", "Event", "Click action", "Content", "Pairing", "Time to close", "Outcome"):
-            table.add_column(title)
-        super().on_mount()
-        self.watch(self.app, "masked", self._show, init=True)
-        table.focus()
-
-    def redraw(self) -> None:
-        self._show(self._masked)
-
-    def _show(self, masked: bool) -> None:
-        self._masked = masked
+    def fill(self) -> None:
+        masked = self.masked
         data = self.data
         profile = data.profile
         title = Text("Reader ", style="bold")

@@ -11,42 +11,30 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Static
 
 from monitor.masking import mask_if
 from monitor.textsafe import cell
 from monitor.tui.format import format_short, reader_name
 from monitor.tui.messages import OpenReader
-from monitor.tui.screens.palette import ThemedScreen
+from monitor.tui.screens.palette import MaskedTableScreen
 
 
-class ReadersScreen(ThemedScreen):
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
+class ReadersScreen(MaskedTableScreen):
+    TABLE = "#readers"
+    COLUMNS = ("Reader", "User id", "Phone", "Country", "Events", "Views", "Closes", "Last seen")
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
         super().__init__()
         self.rows = rows
-        self._masked = False
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Readers ({len(self.rows)})", style="bold"), classes="title")
         yield DataTable(id="readers", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for title in ("Reader", "User id", "Phone", "Country", "Events", "Views", "Closes", "Last seen"):
-            table.add_column(title)
-        super().on_mount()
-        self.watch(self.app, "masked", self._show, init=True)
-        table.focus()
-
-    def redraw(self) -> None:
-        self._show(self._masked)
-
-    def _show(self, masked: bool) -> None:
-        self._masked = masked
+    def fill(self) -> None:
+        masked = self.masked
         table = self.query_one(DataTable)
         table.clear()
         for r in self.rows:
