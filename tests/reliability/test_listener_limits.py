@@ -161,6 +161,8 @@ def post(port: int, body: bytes, path: str = "/hook") -> tuple[int, bytes]:
             b"Connection: close\r\n\r\n%s" % (path.encode(), len(body), body)
         )
         answer = _read_all(sock)
+    if not answer:  # closed without an answer (e.g. the monitor stopping): as a refused connection would
+        raise ConnectionResetError("closed without an answer")
     head, _, rest = answer.partition(b"\r\n\r\n")
     return int(head.split()[1]), rest
 
