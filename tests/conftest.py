@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,22 @@ def monitors(tmp_path: Path) -> Iterator[Any]:
     yield start
     for monitor in started:
         monitor.stop()
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
+    """``await services(**options)``: a started Service (the real listener) on a fresh database; all stopped after."""
+    started: list[Service] = []
+
+    async def start(**options: Any) -> Service:
+        service = Service(Options(db_path=tmp_path / f"monitor{len(started)}.db", port=0, **options))
+        await service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        await service.stop()
 
 
 @pytest.fixture

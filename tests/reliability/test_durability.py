@@ -104,20 +104,6 @@ def make_other_database(path: Path, rows: int = 3) -> dict[int, bytes]:
     return dict(zip(done.event_ids, bodies, strict=True))
 
 
-@pytest.fixture
-def monitors(tmp_path: Path) -> Iterator[Callable[..., Monitor]]:
-    started: list[Monitor] = []
-
-    def start(*args: str) -> Monitor:
-        monitor = Monitor(*args, cwd=tmp_path)
-        started.append(monitor)
-        return monitor
-
-    yield start
-    for monitor in started:
-        monitor.stop()
-
-
 # -- item 2: the writer on its own ---------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ from multidict import CIMultiDictProxy
 
 from monitor import forwarder as forwarder_module
 from monitor.forwarder import Forwarder, summary
-from monitor.service import Options, Service
+from monitor.service import Service
 from monitor.signing import REDACTED, basic_auth_header, redact_headers
 from monitor.writer import Writer
 from tests.helpers import SAMPLE_EVENTS, event_row, read_rows, wait_until
@@ -389,22 +389,6 @@ URL_CREDS = ("app-user", "app:pass")  # a colon in the password: percent-encoded
 
 def with_credentials(url: str, login: str = URL_CREDS[0], password: str = "app%3Apass") -> str:
     return url.replace("http://", f"http://{login}:{password}@", 1)
-
-
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Service]]]:
-    """``await services(**options)``: a started Service (the real listener) on a fresh database."""
-    started: list[Service] = []
-
-    async def start(**options: Any) -> Service:
-        service = Service(Options(db_path=tmp_path / f"svc{len(started)}.db", port=0, **options))
-        await service.start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        await service.stop()
 
 
 async def post_to(service: Service, body: bytes, headers: dict[str, str]) -> int:

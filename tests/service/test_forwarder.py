@@ -103,22 +103,6 @@ async def target(aiohttp_server: Any) -> AsyncIterator[Target]:
 StartService = Callable[..., Awaitable[Service]]
 
 
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[StartService]:
-    """``await services(**options)``: a started Service on a fresh database; all are stopped afterwards."""
-    started: list[Service] = []
-
-    async def start(**options: Any) -> Service:
-        service = Service(Options(db_path=tmp_path / f"monitor{len(started)}.db", port=0, **options))
-        await service.start()
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        await service.stop()
-
-
 @pytest.fixture(autouse=True)
 def short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(forwarder_module, "BACKOFF", (0.05, 0.1))
