@@ -32,8 +32,8 @@ COMMON = [
 PREFIXES = list(dict.fromkeys(word[:3] for word in COMMON))
 
 
-def _fill(terms: list[str], joiner: str = " ") -> str:
-    """As many of ``terms`` (cycled) joined as the limits allow."""
+def largest_filter(terms: list[str], joiner: str = " ") -> str:
+    """As many of ``terms`` (cycled) joined as the filter limits allow (the tests use it too)."""
     text = ""
     for term in terms * MAX_TERMS:
         candidate = f"{text}{joiner}{term}" if text else term
@@ -46,17 +46,17 @@ def _fill(terms: list[str], joiner: str = " ") -> str:
 
 
 FILTERS = {
-    "or-rare": _fill([f"zq{n}x" for n in range(MAX_TERMS)], " OR "),
-    "or-common": _fill(COMMON, " OR "),
-    "and-common": _fill(COMMON),
-    "not-common": _fill([f"-{word}" for word in COMMON]),
-    "or-prefixes": _fill(PREFIXES, " OR "),
-    "and-prefixes": _fill(PREFIXES),
-    "mixed-or": _fill([f"{word} OR city:{word}" for word in COMMON], " "),
-    "or-letters": _fill(list(string.ascii_lowercase + string.digits), " OR "),
-    "long-phrases": _fill([f'"{" ".join(COMMON[n : n + 4])}"' for n in range(MAX_TERMS)]),
+    "or-rare": largest_filter([f"zq{n}x" for n in range(MAX_TERMS)], " OR "),
+    "or-common": largest_filter(COMMON, " OR "),
+    "and-common": largest_filter(COMMON),
+    "not-common": largest_filter([f"-{word}" for word in COMMON]),
+    "or-prefixes": largest_filter(PREFIXES, " OR "),
+    "and-prefixes": largest_filter(PREFIXES),
+    "mixed-or": largest_filter([f"{word} OR city:{word}" for word in COMMON], " "),
+    "or-letters": largest_filter(list(string.ascii_lowercase + string.digits), " OR "),
+    "long-phrases": largest_filter([f'"{" ".join(COMMON[n : n + 4])}"' for n in range(MAX_TERMS)]),
     "one-phrase": '"' + " ".join(COMMON[:MAX_WORDS] * 10)[: MAX_LENGTH - 2].rsplit(" ", 1)[0] + '"',
-    "fields": _fill([f"user:{word}" for word in COMMON]),
+    "fields": largest_filter([f"user:{word}" for word in COMMON]),
 }
 
 

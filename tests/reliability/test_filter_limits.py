@@ -20,6 +20,7 @@ import sqlite_utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.filter_cost import largest_filter
 from monitor import store, synth
 from monitor.filters import MAX_LENGTH, MAX_TERMS, MAX_WORDS, Compiled, FilterError, compile_filter, help_text
 
@@ -111,28 +112,15 @@ COMMON = [
 ]  # fmt: skip
 
 
-def _fill(terms: list[str], joiner: str) -> str:
-    """As many of ``terms`` (cycled) as the limits allow."""
-    text = ""
-    for term in terms * MAX_TERMS:
-        candidate = f"{text}{joiner}{term}" if text else term
-        try:
-            compile_filter(candidate)
-        except FilterError:
-            break
-        text = candidate
-    return text
-
-
 LARGEST = {
-    "or-words": _fill([f"{word}{n}" for n, word in enumerate(COMMON * 3)], " OR "),
-    "and-words": _fill(COMMON, " "),
-    "not-words": _fill([f"-{word}" for word in COMMON], " "),
-    "mixed": _fill([f"{word} OR city:{word}" for word in COMMON], " "),
-    "wordless": _fill(["%%", "__", "..", "%_", "!!"], " OR "),
-    "fields": _fill([f"user:{word}" for word in COMMON], " "),
-    "negated-fields": _fill([f"-user:{word} OR -city:{word}" for word in COMMON], " "),
-    "phrases": _fill([f'"{" ".join(COMMON[n : n + 5])}"' for n in range(len(COMMON))], " "),
+    "or-words": largest_filter([f"{word}{n}" for n, word in enumerate(COMMON * 3)], " OR "),
+    "and-words": largest_filter(COMMON, " "),
+    "not-words": largest_filter([f"-{word}" for word in COMMON], " "),
+    "mixed": largest_filter([f"{word} OR city:{word}" for word in COMMON], " "),
+    "wordless": largest_filter(["%%", "__", "..", "%_", "!!"], " OR "),
+    "fields": largest_filter([f"user:{word}" for word in COMMON], " "),
+    "negated-fields": largest_filter([f"-user:{word} OR -city:{word}" for word in COMMON], " "),
+    "phrases": largest_filter([f'"{" ".join(COMMON[n : n + 5])}"' for n in range(len(COMMON))], " "),
     "long": '"' + ("x" * (MAX_LENGTH - 2)) + '"',
 }
 
