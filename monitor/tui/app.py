@@ -281,7 +281,8 @@ class MonitorApp(LiveRows, App[None]):
         )
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's own "Keys" panel would sit next to our help screen under two names: ours replaces it.
+        yield from (command for command in super().get_system_commands(screen) if command.title != "Keys")
         main = self.main_screen
         yield SystemCommand("Filter deliveries", "Type a filter (event:, user:, content:, …)", main.action_filter)
         yield SystemCommand(
@@ -293,4 +294,4 @@ class MonitorApp(LiveRows, App[None]):
         )
         yield SystemCommand("Sessions", "Every recorded run: review one, or all", self.action_open_sessions)
         yield SystemCommand("Export", "Write what the table shows to JSONL, CSV, HAR or curl", main.action_export)
-        yield SystemCommand("Key bindings and filter help", "The help screen", self.action_help)
+        yield SystemCommand("Keys and filter help", "Every key binding and the filter language (?)", self.action_help)

@@ -563,3 +563,13 @@ async def test_counters_stay_visible_in_a_narrow_terminal(live: Live) -> None:
         origin = app.main_screen.query_one("#origin")
         assert len(static_text(app, "#origin")) > 2 * origin.size.width  # it would need three lines
         assert "views 1   closes 0" in screen_text(app).splitlines()[2]
+
+
+async def test_the_palette_names_the_help_once(live: Live) -> None:
+    """Textual's own "Keys" panel is replaced by the help screen: one entry, not two."""
+    async with live.run() as pilot:
+        app = live.app
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        await pilot.pause()
+    assert titles.count("Keys and filter help") == 1
+    assert "Keys" not in titles
