@@ -4,7 +4,9 @@ Everything in a delivery is attacker-controlled. Before it is printed or put
 in a cell it goes through :func:`clean`: control characters (C0, DEL, C1),
 bidirectional overrides and invisible format characters are replaced by
 visible stand-ins, so ESC, BEL and OSC sequences cannot drive the terminal and
-text cannot hide or reorder itself. :func:`inert` does the same for a name or
+text cannot hide or reorder itself. The one invisible character kept is a
+zero-width joiner between two emoji, which makes a family or a rainbow flag
+one picture. :func:`inert` does the same for a name or
 value quoted in a command's message. Markup is a separate concern: the UI builds
 ``rich.text.Text`` objects from plain strings and never parses markup.
 """
@@ -29,8 +31,47 @@ _UNSAFE = re.compile(
 )
 
 
+_ZWJ = "\u200d"
+
+#: Unicode's Extended_Pictographic property (emoji-data.txt, Unicode 15.1), which the ``re`` module
+#: cannot name: the characters an emoji ZWJ sequence joins.
+_PICTOGRAPHIC = re.compile(
+    "[\u00a9\u00ae\u203c\u2049\u2122\u2139\u2194-\u2199\u21a9\u21aa\u231a\u231b\u2328\u2388\u23cf"
+    "\u23e9-\u23f3\u23f8-\u23fa\u24c2\u25aa\u25ab\u25b6\u25c0\u25fb-\u25fe\u2600-\u2605\u2607-\u2612"
+    "\u2614-\u2685\u2690-\u2705\u2708-\u2712\u2714\u2716\u271d\u2721\u2728\u2733\u2734\u2744\u2747"
+    "\u274c\u274e\u2753-\u2755\u2757\u2763-\u2767\u2795-\u2797\u27a1\u27b0\u27bf\u2934\u2935"
+    "\u2b05-\u2b07\u2b1b\u2b1c\u2b50\u2b55\u3030\u303d\u3297\u3299"
+    "\U0001f000-\U0001f0ff\U0001f10d-\U0001f10f\U0001f12f\U0001f16c-\U0001f171\U0001f17e\U0001f17f"
+    "\U0001f18e\U0001f191-\U0001f19a\U0001f1ad-\U0001f1e5\U0001f201-\U0001f20f\U0001f21a\U0001f22f"
+    "\U0001f232-\U0001f23a\U0001f23c-\U0001f23f\U0001f249-\U0001f3fa\U0001f400-\U0001f53d"
+    "\U0001f546-\U0001f64f\U0001f680-\U0001f6ff\U0001f774-\U0001f77f\U0001f7d5-\U0001f7ff"
+    "\U0001f80c-\U0001f80f\U0001f848-\U0001f84f\U0001f85a-\U0001f85f\U0001f888-\U0001f88f"
+    "\U0001f8ae-\U0001f8ff\U0001f90c-\U0001f93a\U0001f93c-\U0001f945\U0001f947-\U0001faff"
+    "\U0001fc00-\U0001fffd]"
+)
+#: What may sit between an emoji and the ZWJ after it: variation selectors (U+FE0F asks for the
+#: emoji form, as in the rainbow flag) and the five skin tone modifiers (woman technologist, medium skin).
+_EMOJI_MODIFIERS = frozenset("\ufe0e\ufe0f\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff")
+
+
+def _joins_emoji(text: str, at: int) -> bool:
+    """Whether the ZWJ at ``text[at]`` joins two emoji (👨‍👩‍👧, 🏳️‍🌈, 👩🏽‍💻): the one place it is kept.
+
+    Anywhere else a ZWJ is invisible and may hide text (``pay\u200dpal``), so it is replaced.
+    """
+    after = at + 1
+    if after >= len(text) or not _PICTOGRAPHIC.match(text, after):
+        return False
+    before = at - 1
+    while before >= 0 and text[before] in _EMOJI_MODIFIERS:
+        before -= 1
+    return before >= 0 and _PICTOGRAPHIC.match(text, before) is not None
+
+
 def _replace(match: re.Match[str]) -> str:
     char = match.group()
+    if char == _ZWJ and _joins_emoji(match.string, match.start()):
+        return char
     return _C0.get(ord(char), _REPLACEMENT)
 
 
