@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import sqlite3
 from pathlib import Path
@@ -11,8 +12,40 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from monitor import store
+from monitor.sender import url_problem
+from monitor.textsafe import inert
 
 DB_HELP = f"SQLite file; default ./{store.DEFAULT_DB}."
+#: Columns of an epilog line kept as written: click indents it by 2, and help is 78 wide at most.
+HELP_WIDTH = 76
+
+
+def filter_epilog() -> str:
+    """The filter language for a command's ``--help``, kept as written (click's ``\\b`` stops rewrapping)."""
+    import textwrap
+
+    from monitor.filters import help_text
+
+    lines: list[str] = []
+    for line in help_text().splitlines():
+        if not line.strip():
+            continue
+        hang = re.match(r"\s+\S+\s+", line) if line.startswith(" ") else None
+        indent = " " * (len(hang.group(0)) if hang else 0)
+        lines += textwrap.wrap(line, HELP_WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [line]
+    return "\b\n" + "\n".join(lines)
+
+
+def http_url(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for a URL option: an http(s) URL with a host, else a usage error (exit 2)."""
+    if value is None:
+        return None
+    problem = url_problem(value)
+    if problem:
+        shown = inert(value)
+        quoted = shown if shown.startswith("'") else f"'{shown}'"
+        raise click.BadParameter(f"{quoted} is not a URL to post to: {problem}.")
+    return value
 
 
 def progress(label: str, console: Console) -> Progress:

@@ -27,7 +27,8 @@ from tests.helpers import SAMPLE_EVENTS, Monitor, read_rows
 
 SECRET = "whsec_send"
 SUMMARY_RE = re.compile(
-    r"^(?P<total>\d+) sent \((?P<counts>[^)]*)\); latency p50 [\d.]+ms p90 [\d.]+ms p99 [\d.]+ms max [\d.]+ms$"
+    r"^(?P<total>[\d,]+) deliver(y|ies) in (?P<elapsed>[\d.,]+) s \((?P<rate>[\d.,]+)/s\): (?P<outcome>[^;]*)"
+    r"; latency p50 [\d.]+ms p90 [\d.]+ms p99 [\d.]+ms max [\d.]+ms$"
 )
 
 
@@ -147,7 +148,7 @@ def test_default_input_is_every_sample_byte_for_byte(target: ThreadedTarget) -> 
         assert arrival.headers["User-Agent"] == "axios/0.21.1"
         assert SIGNATURE_HEADER not in arrival.headers and "Authorization" not in arrival.headers
     match = summary_of(result)
-    assert match["total"] == str(len(files)) and match["counts"] == f"200 x{len(files)}"
+    assert match["total"] == str(len(files)) and match["outcome"] == f"{len(files)} delivered"
     for name in files:  # the per-delivery table
         assert name in result.stdout
 
@@ -219,16 +220,59 @@ def test_bad_override_is_a_usage_error(target: ThreadedTarget) -> None:
 def test_count_concurrency_and_rate(target: ThreadedTarget) -> None:
     target.delay = 0.02  # each answer takes longer than the 5 ms between starts: requests overlap
     files = sample_files()
+    total = 3 * len(files)
     started = time.perf_counter()
-    result = send("--to", target.url, "--count", "3", "--concurrency", "4", "--rate", "200")
+    result = send("--to", target.url, "--count", str(total), "--concurrency", "4", "--rate", "200")
     elapsed = time.perf_counter() - started
     assert result.exit_code == 0, result.output
-    total = 3 * len(files)
     assert Counter(target.bodies()) == Counter({body: 3 for body in files.values()})
     assert 2 <= target.most_in_flight <= 4
-    assert elapsed >= (total - 1) / 200 - 0.01  # starts are spaced 1/rate apart
+    assert elapsed >= (total - 1) / 200 - 0.02  # starts are spaced 1/rate apart (the schedule catches up)
     match = summary_of(result)
-    assert match["total"] == str(total) and match["counts"] == f"200 x{total}"
+    assert match["total"] == str(total) and match["outcome"] == f"{total} delivered"
+
+
+def test_count_is_deliveries_going_round_the_files(target: ThreadedTarget) -> None:
+    """Issue 12, item 15: ``--count 7`` sends 7 deliveries, not 7 passes over the samples."""
+    files = sample_files()
+    assert len(files) > 7
+    result = send("--to", target.url, "--count", "7")
+    assert result.exit_code == 0, result.output
+    assert target.bodies() == list(files.values())[:7]
+    assert summary_of(result)["total"] == "7"
+
+    target.arrivals.clear()
+    result = send("--to", target.url, "--count", str(len(files) + 2))
+    assert result.exit_code == 0, result.output
+    assert target.bodies() == [*files.values(), *list(files.values())[:2]]  # round again from the first file
+
+
+def test_summary_says_elapsed_and_rate(target: ThreadedTarget) -> None:
+    result = send("--to", target.url, "--count", "30")
+    assert result.exit_code == 0, result.output
+    match = summary_of(result)
+    assert match["total"] == "30" and float(match["elapsed"].replace(",", "")) > 0
+    assert float(match["rate"].replace(",", "")) > 0
+    assert "warning" not in result.stderr  # no --rate, nothing to reach
+
+
+def test_a_rate_the_concurrency_cannot_reach_is_warned_about(target: ThreadedTarget) -> None:
+    """30 ms per answer, one in flight: at most ~33/s; 200/s asked gets one warning naming --concurrency."""
+    target.delay = 0.03
+    result = send("--to", target.url, "--count", "12", "--rate", "200")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    [warning] = warnings
+    assert "of the 200/s asked" in warning and "--concurrency 1" in warning, warning
+    assert re.search(r"--concurrency \d+ should reach it", warning), warning
+    assert summary_of(result)["total"] == "12"
+
+
+def test_a_rate_within_reach_is_not_warned_about(target: ThreadedTarget) -> None:
+    result = send("--to", target.url, "--count", "6", "--rate", "20")
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr, result.stderr
 
 
 def test_non_2xx_answers_exit_1_with_counts(target: ThreadedTarget) -> None:
@@ -240,17 +284,36 @@ def test_non_2xx_answers_exit_1_with_counts(target: ThreadedTarget) -> None:
     assert result.exit_code == 1
     no_traceback(result)
     match = summary_of(result)
-    assert match["counts"] == f"200 x{len(files) - failing}, 500 x{failing}"
+    assert match["outcome"] == f"{len(files) - failing} delivered, {failing} answered 500"
 
 
-def test_target_down_is_error_results_and_exit_1() -> None:
-    result = send("--to", f"http://127.0.0.1:{closed_port()}/", "--timeout", "5")
+def test_target_down_is_one_line_and_exit_1() -> None:
+    """Issue 12, item 15: nothing listening gives one line, not a row per delivery; one request is tried."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    result = send("--to", url, "--count", "15", "--timeout", "5")
     assert result.exit_code == 1
     no_traceback(result)
-    count = len(sample_files())
-    last = result.stdout.strip().splitlines()[-1]
-    assert last == f"{count} sent (error x{count})", result.output  # no latency: nothing answered
-    assert "ClientConnectorError" in result.stdout or "Connect" in result.stdout
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"Error: nothing answers at {url} (connection refused); is the monitor running?"
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("127.0.0.1:8799", "it needs http:// or https:// in front (http://127.0.0.1:8799)"),
+        ("not a url", "it contains spaces"),
+        ("ftp://127.0.0.1/x", "only http:// and https:// URLs"),
+        ("http://", "only http:// and https:// URLs"),
+        ("http://127.0.0.1:99999/", "Port out of range"),
+    ],
+)
+def test_a_url_that_is_not_one_is_a_usage_error(url: str, words: str) -> None:
+    result = send("--to", url)
+    assert result.exit_code == 2
+    no_traceback(result)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert errors[0].startswith("Error: Invalid value for '--to': ") and words in errors[0], errors[0]
 
 
 def test_send_to_a_forwarding_monitor(target: ThreadedTarget, tmp_path: Path) -> None:

@@ -150,7 +150,9 @@ def test_summary_counts_and_percentiles() -> None:
     assert summary.p90 == pytest.approx(0.9)
     assert summary.p99 == pytest.approx(0.99)
     assert summary.max == pytest.approx(1.0)  # errors do not count as latency
-    assert "102 sent" in summary.describe()
+    assert summary.failures == {"refused": 1}
+    assert summary.describe().startswith("102 deliveries in ")
+    assert "100 delivered, 1 answered 500, 1 failed: refused; latency p50 500.0ms" in summary.describe()
 
 
 def test_summary_of_nothing() -> None:
