@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from monitor import store
+from monitor import store, wording
 from monitor.events import COLUMNS, InvalidBody, decode_body, extract
 from monitor.signing import UNCHECKED, redact_headers
 from monitor.textsafe import clean, inert
@@ -110,10 +110,12 @@ class ImportReport:
         return self.imported / self.seconds if self.seconds > 0 else 0.0
 
     def describe(self) -> str:
+        """``imported 15 deliveries into session 1 from 1 file (15 records read, 0 skipped, 0 duplicates) in ...``."""
         text = (
-            f"{self.imported} imported into session {self.session_id} from {self.files} file(s), "
-            f"{self.lines} read, {self.skipped} skipped, {self.duplicates} duplicates, "
-            f"{self.seconds:.1f} s ({self.rate:,.0f}/s)"
+            f"imported {wording.count(self.imported, 'delivery')} into session {self.session_id} "
+            f"from {wording.count(self.files, 'file')} ({wording.count(self.lines, 'record')} read, "
+            f"{wording.number(self.skipped)} skipped, {wording.count(self.duplicates, 'duplicate')}) "
+            f"in {self.seconds:,.1f} s ({wording.number(round(self.rate))}/s)"
         )
         return text + (" - interrupted: the last, unfinished batch was not written" if self.interrupted else "")
 

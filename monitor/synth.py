@@ -55,15 +55,26 @@ class _Journey:
 
 
 def events(
-    count: int, *, seed: int = 1, readers: int = 20000, days: float = 7.0, end: float | None = None
+    count: int,
+    *,
+    seed: int = 1,
+    readers: int = 20000,
+    days: float = 7.0,
+    end: float | None = None,
+    met: set[int] | None = None,
 ) -> Iterator[SynthEvent]:
-    """``count`` deliveries in arrival order, received over about ``days`` up to ``end`` (default now)."""
+    """``count`` deliveries in arrival order, received over about ``days`` up to ``end`` (default now).
+
+    The same ``seed`` and ``end`` make the same bytes. ``met`` collects the
+    index of every reader whose journey started.
+    """
     rng = random.Random(seed)  # noqa: S311 - made-up data, reproducible on purpose
     start = (time.time() if end is None else end) - days * 86400
     mean_gap = days * 86400 / max(count, 1)
     clock = _Clock(start)
     people = [demo._reader(rng, index, start) for index in range(max(1, readers))]
     busy: set[int] = set()
+    met = set() if met is None else met
     active: list[_Journey] = []
     arriving: list[tuple[float, int, SynthEvent]] = []  # a heap: deliveries in flight
     made = sent = 0
@@ -78,6 +89,7 @@ def events(
             break
         while len(active) < min(CONCURRENT, len(people)):
             active.append(_start(rng, people, busy, clock))
+            met.add(active[-1].reader_index)
         run = rng.choice(active)
         event = next(run.events, None)
         if event is None:
@@ -182,26 +194,45 @@ def write_jsonl(
             out.write(b"\n".join(buffer) + b"\n")
 
 
+@dataclass
+class Generated:
+    """What :func:`build_database` made: one import report per session, and how many readers appear."""
+
+    reports: list[importing.ImportReport]
+    readers: int
+
+    @property
+    def imported(self) -> int:
+        return sum(report.imported for report in self.reports)
+
+    @property
+    def interrupted(self) -> bool:
+        return any(report.interrupted for report in self.reports)
+
+
 def build_database(
     db_path: str | Path,
     count: int,
     *,
     seed: int = 1,
     readers: int = 20000,
-    sessions: int = 2,
+    sessions: int = 1,
     days: float = 7.0,
     end: float | None = None,
     progress: importing.Progress | None = None,
-) -> list[importing.ImportReport]:
-    """Add ``count`` deliveries to ``db_path`` as ``sessions`` consecutive runs (mode ``synth``).
+) -> Generated:
+    """Add ``count`` deliveries to ``db_path`` as one session, or ``sessions`` consecutive ones (mode ``synth``).
 
-    Each session row gets the time span of its deliveries. ``progress(done,
+    Each session row gets the time span of its deliveries, and its ``source``
+    the seed and end time that make the same rows again. ``progress(done,
     count)`` is called after each batch.
     """
     rng = random.Random(seed + 1)  # noqa: S311
-    stream = _items(events(count, seed=seed, readers=readers, days=days, end=end), rng)
+    end = time.time() if end is None else end
+    met: set[int] = set()
+    stream = _items(events(count, seed=seed, readers=readers, days=days, end=end, met=met), rng)
     sessions = max(1, min(sessions, count or 1))
-    about = f"synthetic: {count} events, seed {seed}, {readers} readers"
+    about = f"synthetic: {count:,} deliveries, seed {seed}, end {end:g}, up to {readers:,} readers"
     reports: list[importing.ImportReport] = []
     for number in range(sessions):
         done = sum(r.imported + r.skipped for r in reports)
@@ -211,7 +242,7 @@ def build_database(
             if progress is not None:
                 progress(done + taken, count)
 
-        source = f"{about} (part {number + 1} of {sessions})"
+        source = about if sessions == 1 else f"{about} (part {number + 1} of {sessions})"
         result = importing.import_items(
             db_path, _take(stream, share), source=source, mode="synth", progress=report, total=share
         )
@@ -219,7 +250,7 @@ def build_database(
         _stamp_session(db_path, result.session_id)
         if result.interrupted:
             break
-    return reports
+    return Generated(reports, len(met))
 
 
 def _take(stream: Iterator[importing.Incoming], count: int) -> Iterator[importing.Incoming]:

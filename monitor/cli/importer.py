@@ -12,14 +12,16 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from monitor import store
+from monitor import store, wording
 from monitor.cli.common import DB_HELP, progress
 from monitor.listener import DEFAULT_MAX_BODY
 from monitor.textsafe import clean, inert
@@ -108,7 +110,7 @@ def _checkpoint(db_path: Path | None) -> None:
         )
 
 
-@click.command("import")
+@click.command("import", short_help="Import JSONL, JSON files, folders or HAR as a new session.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
 @click.option(
@@ -140,21 +142,32 @@ def import_cmd(paths: tuple[Path, ...], db_path: Path | None, max_body: int) -> 
             )
         for error in report.errors:
             click.echo(f"skipped {clean(error)}", err=True)
-        click.echo(report.describe())
         if report.interrupted:
+            click.echo(report.describe())
             raise SystemExit(run.code)
-        if not _build_search_index(db_path, console):
-            click.echo("search index left unfinished (free text still works, more slowly)", err=True)
+        index = _build_search_index(db_path, console)
+        click.echo(f"{report.describe()}; {index.describe()}")
+        if not index.finished:
             raise SystemExit(run.code)
 
 
-def _build_search_index(db_path: Path, console: Console) -> bool:
+@dataclass
+class _Indexing:
+    finished: bool
+    bodies: int
+    seconds: float
+
+    def describe(self) -> str:
+        if not self.finished:
+            return "search index left unfinished (free text still works, more slowly)"
+        return f"search index built in {self.seconds:,.1f} s"
+
+
+def _build_search_index(db_path: Path, console: Console) -> _Indexing:
     """Build the search index of the bodies (the live writer builds it when idle; import and generate, here).
 
-    False when interrupted: what was indexed is kept, the writer or the next import finishes it.
+    Unfinished when interrupted: what was indexed is kept, the writer or the next import finishes it.
     """
-    import time
-
     started = time.monotonic()
     db = store.connect(db_path)
     indexed = 0
@@ -171,52 +184,124 @@ def _build_search_index(db_path: Path, console: Console) -> bool:
                 indexed += done
                 bar.update(task, completed=indexed)
     except KeyboardInterrupt:
-        return False
+        return _Indexing(False, indexed, time.monotonic() - started)
     finally:
         db.close()
-    if indexed:
-        click.echo(f"indexed {indexed:,} bodies for search in {time.monotonic() - started:.1f} s")
-    return True
+    return _Indexing(True, indexed, time.monotonic() - started)
 
 
-@click.command("generate")
-@click.option("--count", default=10_000, show_default=True, type=click.IntRange(1))
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), help="Add them to this database.")
-@click.option("--jsonl", "jsonl_path", type=click.Path(dir_okay=False, path_type=Path), help="Or write a JSONL file.")
-@click.option("--readers", default=20_000, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=1, show_default=True, type=int)
-def generate_cmd(count: int, db_path: Path | None, jsonl_path: Path | None, readers: int, seed: int) -> None:
-    """Make a large realistic dataset (synthetic readers and journeys) for trying things at scale."""
+@click.command("generate", short_help="Make a big synthetic dataset for trying things at scale.")
+@click.option(
+    "--count",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Deliveries to make (with --db: one new session of exactly this many).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Add them to this database as one new session (the file is created if missing).",
+)
+@click.option(
+    "--jsonl",
+    "jsonl_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Or write them to this JSONL file, one body per line (for `import`).",
+)
+@click.option(
+    "--readers",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Readers to draw from; the first ones come back most often, so fewer may appear.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0),
+    help="Make the same data as an earlier run (its summary prints the seed; default: a fresh one each run).",
+)
+@click.option(
+    "--end",
+    type=click.IntRange(0),
+    metavar="EPOCH",
+    help="When the last delivery arrives, in epoch seconds (default: now); the week before it is filled.",
+)
+def generate_cmd(
+    count: int, db_path: Path | None, jsonl_path: Path | None, readers: int, seed: int | None, end: int | None
+) -> None:
+    """Make a large realistic dataset (synthetic readers and journeys) for trying things at scale.
+
+    Deliveries are spread over the week before --end (default: now), busier by
+    day, with paired views and closes, payments and a few retried deliveries.
+    Each run makes new data unless --seed and --end repeat an earlier one: the
+    summary says which to give.
+    """
+    import secrets
+
     from monitor import synth
 
     if (db_path is None) == (jsonl_path is None):
         raise click.UsageError("give exactly one of --db or --jsonl")
+    seed = secrets.randbelow(1_000_000) if seed is None else seed
+    end = int(time.time()) if end is None else end
+    again = f"seed {seed}; the same data again with --seed {seed} --end {end}"
     if jsonl_path is not None:
-        with _Run("generate", None):
-            try:
-                synth.write_jsonl(jsonl_path, count, seed=seed, readers=readers)
-            except OSError as exc:
-                raise click.ClickException(f"{inert(jsonl_path)}: cannot write ({exc.strerror or exc})") from None
-        click.echo(f"wrote {count} deliveries to {inert(jsonl_path)}")
+        _generate_jsonl(jsonl_path, count, readers, seed, end)
+        click.echo(again)
         return
     assert db_path is not None
     console = Console(stderr=True)
     with _Run("generate", db_path) as run:
         run.open()
-        with progress("generating", console) as bar:
-            task = bar.add_task("generate", total=None)
-            reports = synth.build_database(
+        with _count_bar("generating", count, console) as bar:
+            task = bar.add_task("generate", total=count)
+            built = synth.build_database(
                 db_path,
                 count,
                 seed=seed,
                 readers=readers,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                end=end,
+                progress=lambda done, _total: bar.update(task, completed=done),
             )
-        for report in reports:
-            click.echo(report.describe())
-        if reports and reports[-1].interrupted:
+        report = built.reports[0]
+        made = (
+            f"generated {wording.count(built.imported, 'delivery')} ({wording.count(built.readers, 'reader')}) "
+            f"into {inert(db_path)}, session {report.session_id}, in {report.seconds:,.1f} s "
+            f"({wording.number(round(report.rate))}/s)"
+        )
+        if built.interrupted:
+            click.echo(f"{made} - interrupted: the last, unfinished batch was not written")
             raise SystemExit(run.code)
         # As after an import: without the index, free text scans every body (seconds at 100k rows).
-        if not _build_search_index(db_path, console):
-            click.echo("search index left unfinished (free text still works, more slowly)", err=True)
+        index = _build_search_index(db_path, console)
+        click.echo(f"{made}; {index.describe()}")
+        click.echo(again)
+        if not index.finished:
             raise SystemExit(run.code)
+
+
+def _generate_jsonl(path: Path, count: int, readers: int, seed: int, end: int) -> None:
+    from monitor import synth
+
+    started = time.perf_counter()
+    with _Run("generate", None):
+        try:
+            synth.write_jsonl(path, count, seed=seed, readers=readers, end=end)
+        except OSError as exc:
+            raise click.ClickException(f"{inert(path)}: cannot write ({exc.strerror or exc})") from None
+    click.echo(f"wrote {wording.count(count, 'delivery')} to {inert(path)} in {time.perf_counter() - started:,.1f} s")
+
+
+def _count_bar(label: str, total: int, console: Console) -> Progress:
+    """A bar of items done out of ``total`` on stderr; nothing at all when stderr is not a terminal."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )

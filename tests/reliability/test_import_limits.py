@@ -97,7 +97,7 @@ def test_a_256_mib_line_is_skipped_with_flat_memory(tmp_path: Path) -> None:
     status, rss, stdout, stderr = monitor_command("import", capture.name, "--db", "big.db", cwd=tmp_path)
     assert status == 0, stderr
     assert f"skipped {capture.name}:3: 268,435,456 bytes, over the 1,048,576-byte limit (--max-body)" in stderr
-    assert stdout.startswith("3 imported into session 1 from 1 file(s), 4 read, 1 skipped")
+    assert stdout.startswith("imported 3 deliveries into session 1 from 1 file (4 records read, 1 skipped")
     assert rss < RSS_CEILING, f"peak RSS {rss / 2**20:.0f} MiB"
     assert event_bodies(tmp_path / "big.db") == GOOD
 
@@ -300,7 +300,7 @@ def test_a_signal_ends_the_import_session_keeping_whole_batches(
             proc.kill()
     assert proc.returncode == 128 + signum, stderr
     assert b"Traceback" not in stderr
-    assert stdout.decode().startswith("5000 imported into session 1")
+    assert stdout.decode().startswith("imported 5,000 deliveries into session 1")
     assert "interrupted: the last, unfinished batch was not written" in stdout.decode()
     assert_self_contained(db, tmp_path / "copy", 5000)
 

@@ -87,11 +87,12 @@ def test_import_export_reimport_export_keeps_bodies_identical(tmp_path: Path) ->
     first, second = tmp_path / "first.db", tmp_path / "second.db"
     files = sample_files()
     result = ok("import", str(SAMPLE_EVENTS), "--db", str(first))
-    assert result.stdout.startswith(f"{len(files)} imported into session 1 from {len(files)} file(s)")
+    n = len(files)
+    assert result.stdout.startswith(f"imported {n} deliveries into session 1 from {n} files ({n} records read")
 
     ok("export", "--db", str(first), "--format", "jsonl", "--meta", "-o", str(tmp_path / "first.jsonl"))
     result = ok("import", str(tmp_path / "first.jsonl"), "--db", str(second))
-    assert f"{len(files)} imported" in result.stdout and "0 skipped" in result.stdout
+    assert f"imported {len(files)} deliveries" in result.stdout and "0 skipped" in result.stdout
     result = ok("export", "--db", str(second), "--format", "jsonl", "--meta", "-o", str(tmp_path / "second.jsonl"))
     assert f"exported {len(files)} deliveries" in result.stderr
 
@@ -111,7 +112,7 @@ def test_import_export_reimport_export_keeps_bodies_identical(tmp_path: Path) ->
 def test_import_builds_the_search_index(tmp_path: Path) -> None:
     db = tmp_path / "indexed.db"
     result = ok("import", str(SAMPLE_EVENTS), "--db", str(db))
-    assert f"indexed {len(sample_files())} bodies for search" in result.stdout
+    assert "; search index built in " in result.stdout
     assert read_rows(db, "SELECT indexed_upto AS n FROM search_state") == [{"n": len(sample_files())}]
     hits = read_rows(db, "SELECT count(*) AS n FROM events_fts WHERE events_fts MATCH ?", ('"okhla"',))
     assert hits[0]["n"] > 0
@@ -173,7 +174,7 @@ def test_import_reports_bad_lines_with_their_numbers(tmp_path: Path) -> None:
         result.stderr
     )
     assert "empty line" in skipped[1] and "array" in skipped[2]
-    assert result.stdout.startswith("2 imported into session 1 from 1 file(s), 6 read, 4 skipped")
+    assert result.stdout.startswith("imported 2 deliveries into session 1 from 1 file (6 records read, 4 skipped")
     assert [row["body"] for row in read_rows(db, "SELECT body FROM events ORDER BY id")] == good
 
 

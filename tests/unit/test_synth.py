@@ -35,10 +35,11 @@ def test_events_are_reproducible_ordered_and_spread_over_days() -> None:
 def test_build_database_pairs_views_and_closes(tmp_path: Path) -> None:
     db_path = tmp_path / "synth.db"
     seen: list[int] = []
-    reports = synth.build_database(
+    built = synth.build_database(
         db_path, 4000, seed=2, readers=500, sessions=2, progress=lambda done, total: seen.append(done)
     )
-    assert [r.imported for r in reports] == [2000, 2000] and seen[-1] == 4000
+    assert [r.imported for r in built.reports] == [2000, 2000] and seen[-1] == 4000
+    assert built.imported == 4000 and 100 < built.readers <= 500
     conn = sqlite3.connect(db_path)
     try:
         sessions = conn.execute("SELECT id, mode, started_at, ended_at, listen FROM sessions ORDER BY id").fetchall()
@@ -83,8 +84,8 @@ def test_interrupted_build_stops_after_whole_batches(tmp_path: Path) -> None:
     def progress(done: int, total: int) -> None:
         raise KeyboardInterrupt
 
-    reports = synth.build_database(tmp_path / "i.db", 12_000, readers=50, sessions=2, end=END, progress=progress)
-    assert len(reports) == 1 and reports[0].interrupted and reports[0].imported == 5000
+    built = synth.build_database(tmp_path / "i.db", 12_000, readers=50, sessions=2, end=END, progress=progress)
+    assert len(built.reports) == 1 and built.interrupted and built.imported == 5000
     conn = sqlite3.connect(tmp_path / "i.db")
     try:
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 5000
