@@ -10,22 +10,42 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 import click
 
 from monitor import store
-from monitor.cli.common import DB_HELP, database_failure
+from monitor.cli.common import DB_HELP, database_failure, filter_epilog, http_url
 from monitor.exporting import DEFAULT_BASE_URL, FORMATS, Format
 from monitor.filters import FilterError, compile_filter
+from monitor.wording import count
 
 if TYPE_CHECKING:
     from monitor.exporting import ExportReport
 
 
-@click.command("export")
+@click.command("export", short_help="Write deliveries out as JSONL, CSV, HAR or curl commands.", epilog=filter_epilog())
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), help=DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
-@click.option("--session", "session_id", type=int, help="Only this session.")
-@click.option("--filter", "filter_text", default="", help="Only deliveries matching this filter (see the help screen).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: each body's exact bytes, one per line; csv: the parsed columns; har: HAR 1.2; "
+    "curl: a bash script of curl commands that resend each delivery byte for byte.",
+)
+@click.option("--session", "session_id", type=int, help="Only this session (`open` and the TUI's s key list them).")
+@click.option(
+    "--filter",
+    "filter_text",
+    default="",
+    help="Only deliveries matching this filter, as typed after / in the TUI (the language is below).",
+)
 @click.option("--id", "ids", type=int, multiple=True, help="Only this delivery id (repeatable).")
 @click.option("--meta", is_flag=True, help="jsonl: one object per line with metadata and the exact body.")
-@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="curl: where to send.")
+@click.option(
+    "--base-url",
+    default=DEFAULT_BASE_URL,
+    show_default=True,
+    callback=http_url,
+    help="curl: the http:// or https:// URL the commands post to (each delivery's path is added).",
+)
 @click.option(
     "-o",
     "--output",
@@ -62,7 +82,7 @@ def export_cmd(
         raise database_failure(path, exc) from None
     for warning in report.warnings():
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"exported {report.exported} deliveries", err=True)
+    click.echo(f"exported {count(report.exported, 'delivery')}", err=True)
 
 
 def _write(db_path: Path, output: Path | None, fmt: Format, options: dict[str, Any]) -> ExportReport:

@@ -11,7 +11,7 @@ import click
 
 from monitor import __version__
 from monitor.cli import exporter, importer, review, send, watch
-from monitor.cli.common import database_failure
+from monitor.cli.common import database_failure, filter_epilog
 
 
 class _DefaultToWatch(click.Group):
@@ -28,8 +28,28 @@ class _DefaultToWatch(click.Group):
 def cli() -> None:
     """Watch Conscent.ai paywall webhooks live, and review them later.
 
-    With no command, runs `watch` (the live monitor).
+    With no command, runs `watch` (the live monitor). `conscent-monitor help
+    filters` describes the filter language of `export --filter` and the TUI.
     """
+
+
+@click.command("help", short_help="Help on a command, or on the filter language.")
+@click.argument("topic", required=False, metavar="[COMMAND|filters]")
+@click.pass_context
+def help_cmd(ctx: click.Context, topic: str | None) -> None:
+    """Show the help of COMMAND, or with `filters`, the filter language of --filter and the TUI's / key."""
+    group = ctx.parent.command if ctx.parent is not None else cli
+    if topic == "filters":
+        click.echo(filter_epilog().removeprefix("\b\n"))
+        return
+    if topic is None:
+        click.echo(group.get_help(ctx.parent) if ctx.parent is not None else cli.get_help(ctx))
+        return
+    command = cli.get_command(ctx, topic)
+    if command is None:
+        raise click.UsageError(f"no command or topic {topic!r}; try `conscent-monitor help`")
+    with click.Context(command, info_name=topic, parent=ctx.parent) as sub:
+        click.echo(command.get_help(sub))
 
 
 def _guarded(command: click.Command) -> click.Command:
@@ -58,6 +78,7 @@ for _command in (
     importer.generate_cmd,
 ):
     cli.add_command(_guarded(_command))
+cli.add_command(help_cmd)
 
 
 def main() -> None:

@@ -11,15 +11,17 @@ from monitor import store
 from monitor.cli.common import database_failure
 
 
-@click.command("open")
-@click.argument("db_path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.command("open", short_help=f"Review a saved database (default ./{store.DEFAULT_DB}).")
+@click.argument("db_path", metavar="[DB]", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--session", "session_id", type=int, help="Show one session (default: all of them).")
 @click.pass_context
 def open_cmd(ctx: click.Context, db_path: Path | None, session_id: int | None) -> None:
     """Review a saved database: the live screens, read-only, no listener.
 
-    Opening a database that a running monitor is writing shows its new rows
-    as they are committed.
+    DB is the SQLite file to open; default ./conscent-monitor.db, the file
+    `conscent-monitor` records to when run in the same folder. Opening a
+    database that a running monitor is writing shows its new rows as they
+    are committed.
     """
     path = db_path or Path(store.DEFAULT_DB)
     try:

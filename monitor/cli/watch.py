@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from monitor import store
+from monitor.cli.common import http_url
 from monitor.cli.send import credentials_option
 from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT
 from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SHUTDOWN_TIMEOUT
@@ -17,7 +18,7 @@ from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options
 DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries, not a credential)
 
 
-@click.command()
+@click.command(short_help="Receive webhooks and show them live (the default command).")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -93,6 +94,7 @@ DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries
 @click.option(
     "--forward-to",
     metavar="URL",
+    callback=http_url,
     help="Also pass every accepted delivery to your application (exact bytes and headers).",
 )
 @click.option(
