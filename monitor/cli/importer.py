@@ -123,8 +123,10 @@ def _checkpoint(db_path: Path | None) -> None:
 def import_cmd(paths: tuple[Path, ...], db_path: Path | None, max_body: int) -> None:
     """Import JSONL, JSON files, folders of .json, or HAR as a new session.
 
-    Bad lines are reported with their line numbers and skipped; an interrupted
-    import (Ctrl-C, SIGTERM) keeps only whole batches.
+    PATHS are JSONL files (one body per line, or `export --meta` lines),
+    single .json files, folders of them, and HAR captures. Bad lines are
+    reported with their line numbers and skipped; an interrupted import
+    (Ctrl-C, SIGTERM) keeps only whole batches.
     """
     from monitor.importing import import_paths
 
