@@ -48,6 +48,10 @@ def http_url(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     return value
 
 
+#: A progress column of items done and to do, numbers worded like every summary (``45,000/100,000``).
+COUNT_DONE = "{task.completed:,.0f}/{task.total:,.0f}"
+
+
 def progress(label: str, console: Console) -> Progress:
     return Progress(
         TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console, transient=True

@@ -19,10 +19,10 @@ from types import FrameType, TracebackType
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from monitor import store, wording
-from monitor.cli.common import DB_HELP, progress
+from monitor.cli.common import COUNT_DONE, DB_HELP, progress
 from monitor.listener import DEFAULT_MAX_BODY
 from monitor.textsafe import clean, inert
 
@@ -177,7 +177,7 @@ def _build_search_index(db_path: Path, console: Console) -> _Indexing:
         with Progress(
             TextColumn("indexing bodies for search"),
             BarColumn(),
-            TextColumn("{task.completed:,} rows"),
+            TextColumn("{task.completed:,.0f} rows"),
             console=console,
             transient=True,
         ) as bar:
@@ -301,7 +301,7 @@ def _count_bar(label: str, total: int, console: Console) -> Progress:
     return Progress(
         TextColumn(label),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn(COUNT_DONE),
         TimeRemainingColumn(),
         console=console,
         transient=True,

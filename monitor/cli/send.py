@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from monitor import sender
-from monitor.cli.common import http_url
+from monitor.cli.common import COUNT_DONE, http_url
 from monitor.signing import parse_credentials
 from monitor.textsafe import cell, inert
 
@@ -107,7 +107,7 @@ def send(
     with Progress(
         TextColumn("sending"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn(COUNT_DONE),
         TimeElapsedColumn(),
         console=console,
         transient=True,
