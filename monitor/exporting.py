@@ -51,6 +51,7 @@ from monitor import __version__, queries
 from monitor.signing import REDACTED
 from monitor.store import EVENTS_COLUMNS
 from monitor.textsafe import clean
+from monitor.wording import count, plural
 
 Format = Literal["jsonl", "csv", "har", "curl"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "har", "curl")
@@ -94,15 +95,16 @@ class ExportReport:
 
     def warnings(self) -> list[str]:
         out = []
-        if self.reformatted:
+        if n := self.reformatted:
             out.append(
-                f"{self.reformatted} bodies contained newlines and were written compacted, not byte for byte "
-                f"(ids {_ids(self.reformatted_ids, self.reformatted)}); use --meta for exact bodies"
+                f"{count(n, 'body', 'bodies')} contained newlines and {plural('was', n)} written compacted, "
+                f"not byte for byte ({plural('id', n)} {_ids(self.reformatted_ids, n)}); use --meta for exact bodies"
             )
-        if self.skipped:
+        if n := self.skipped:
             out.append(
-                f"{self.skipped} bodies contained newlines and are not JSON, so were left out "
-                f"(ids {_ids(self.skipped_ids, self.skipped)}); use --meta for exact bodies"
+                f"{count(n, 'body', 'bodies')} contained newlines and {plural('is', n)} not JSON, "
+                f"so {plural('was', n)} left out ({plural('id', n)} {_ids(self.skipped_ids, n)}); "
+                "use --meta for exact bodies"
             )
         return out
 

@@ -185,3 +185,21 @@ def test_import_summary_words_numbers_and_plurals(tmp_path: Path) -> None:
     line = result.stdout.strip()
     assert line.startswith("imported 1 delivery into session 1 from 1 file (1 record read, 0 skipped, 0 duplicates)")
     assert "(s)" not in line and line.endswith(tuple(f"{d} s" for d in "0123456789"))
+
+
+def test_export_warnings_word_one_body_and_many(tmp_path: Path) -> None:
+    """The samples are indented JSON: plain JSONL writes them compacted, and says so in the right number."""
+    one, many = tmp_path / "one.db", tmp_path / "many.db"
+    ok("import", str(SAMPLE_EVENTS / "payment_gateway.view.json"), "--db", str(one))
+    warning, done = ok("export", "--db", str(one), "-o", str(tmp_path / "one.jsonl")).stderr.splitlines()
+    assert warning == (
+        "warning: 1 body contained newlines and was written compacted, not byte for byte (id 1); "
+        "use --meta for exact bodies"
+    )
+    assert done == "exported 1 delivery"
+    ok("import", str(SAMPLE_EVENTS / "payment_gateway.view.json"), str(SAMPLE_EVENTS / "paywall.click.json"),
+       "--db", str(many))  # fmt: skip
+    warning = ok("export", "--db", str(many), "-o", str(tmp_path / "many.jsonl")).stderr.splitlines()[0]
+    assert warning.startswith(
+        "warning: 2 bodies contained newlines and were written compacted, not byte for byte (ids "
+    )
