@@ -35,7 +35,7 @@ from monitor.tui.failures import one_line
 from monitor.tui.feed import Feed, Seen
 from monitor.tui.messages import ExportView, OpenDelivery, OpenReader, ReadFailed, ReplayRow
 from monitor.tui.screens.palette import ThemedScreen
-from monitor.tui.widgets.columns import ALL_COLUMNS, GATEWAY_COLUMNS, header_text
+from monitor.tui.widgets.columns import ALL_COLUMNS, GATEWAY_COLUMNS
 from monitor.tui.widgets.event_table import PAGE_SIZE, EventTable
 from monitor.tui.widgets.stats_bar import StatsBar
 from monitor.writer import CommitNotice
@@ -95,7 +95,6 @@ class MainScreen(ThemedScreen):
     def compose(self) -> ComposeResult:
         yield StatsBar(id="stats")
         yield Static(id="listener-alarm")
-        yield Static(id="columns")
         yield EventTable(id="table", clock=self.clock)
         yield Static(id="statusline")
         yield Input(
@@ -165,7 +164,6 @@ class MainScreen(ThemedScreen):
             columns,
             first,
         )
-        self.query_one("#columns", Static).update(Text(header_text(columns), style="bold"))
         self.update_statusline()
         return True
 

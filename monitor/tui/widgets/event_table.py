@@ -7,6 +7,15 @@ screen. So it behaves the same with ten rows or a million.
 Newest first. Follow mode: while the cursor is on the newest row, new rows
 come in above it and stay in view; once the user moves away, the view stays
 on the same rows and ``waiting`` counts the new ones above.
+
+The first line is the column header, drawn by the table itself and cropped
+with the same horizontal scroll as the rows, so the titles always stand over
+their values (row ``i`` is the virtual line ``i + 1``). Column widths are
+fitted to the terminal and to the values on screen (:mod:`.columns`): the
+values of every row drawn are measured, never the whole table, and a column
+widens when a longer value shows up and the screen has room for it. A cut
+value ends with ``…``; the mouse over it shows it whole in a tooltip, and
+``d`` shows every field of the row.
 """
 
 from __future__ import annotations
@@ -16,10 +25,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rich.cells import set_cell_size
+from rich.cells import cell_len
 from rich.segment import Segment
+from rich.text import Text
 from textual import events
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
@@ -31,10 +41,9 @@ from textual.theme import Theme
 from monitor.queries import Row
 from monitor.tui.failures import is_damaged
 from monitor.tui.format import today
-from monitor.tui.widgets.columns import GATEWAY_COLUMNS, Column, Look
+from monitor.tui.widgets.columns import GATEWAY_COLUMNS, Column, Look, fit, fit_widths, line_cells, natural_widths
 
-# The main screen imports a view's columns and its header from here (they live in columns.py).
-__all__ = ["PAGE_SIZE", "EventTable"]
+__all__ = ["PAGE_SIZE", "EventTable", "table_bindings"]
 
 PAGE_SIZE = 100
 MAX_PAGES = 40
@@ -45,21 +54,33 @@ MAX_LINES = 256
 Fetch = Callable[[int, int], list[Row]]
 
 
-class EventTable(ScrollView, can_focus=True):
-    """Deliveries, newest first, fetched on demand."""
+def table_bindings(select: str, *, first: str = "First row", last: str = "Last row") -> list[BindingType]:
+    """The keys every table of rows answers alike, bound to the actions :class:`EventTable` has.
 
-    BINDINGS = [
+    Home/End: first and last row (not a screen's worth); PgUp/PgDn: a page;
+    Enter: open the row (``select``: what that opens, shown in the footer);
+    ``d``: the row's details. A table offering the same actions (``cursor``,
+    ``page``, ``first``, ``last``, ``select``, ``details``) takes these.
+    """
+    return [
         Binding("up,k", "cursor(-1)", "Up", show=False),
         Binding("down,j", "cursor(1)", "Down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home,g", "first", "Newest", show=False),
-        Binding("end,G", "last", "Oldest", show=False),
-        Binding("enter", "select", "Reader", show=True),
-        Binding("d", "details", "Details", show=True),
+        Binding("home,g", "first", first, show=False),
+        Binding("end,G", "last", last, show=False),
+        Binding("enter", "select", select),
+        Binding("d", "details", "Details"),
     ]
 
+
+class EventTable(ScrollView, can_focus=True):
+    """Deliveries, newest first, fetched on demand."""
+
+    BINDINGS = table_bindings("Reader", first="Newest", last="Oldest")
+
     COMPONENT_CLASSES = {
+        "event-table--header",
         "event-table--cursor",
         "event-table--view",
         "event-table--close",
@@ -106,13 +127,22 @@ class EventTable(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         #: "Now" for the time column (today's rows show the time only): the app's clock.
         self._clock = clock
+        #: The view's columns as declared (priority order) and as laid out (with widths).
+        self._declared: tuple[Column, ...] = GATEWAY_COLUMNS
         self.columns: tuple[Column, ...] = GATEWAY_COLUMNS
+        #: The cells each column's title and the values drawn so far ask for (grows until the next view).
+        self._naturals = [cell_len(col.title) for col in GATEWAY_COLUMNS]
+        #: Bumped on every new layout: part of each cached line's key.
+        self._layout_no = 0
+        self._relayout_pending = False
+        self._tip: tuple[object, ...] | None = None
         self.total = 0
         self.waiting = 0
         self._fetch: Fetch = lambda offset, limit: []
         self._pages: LRUCache[int, list[Row | None]] = LRUCache(MAX_PAGES)  # None: a row that cannot be read
         self._today = ""
         self._line_width = 0
+        self._virtual_width = 0
         self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(MAX_LINES)
         self._failing = False
 
@@ -121,14 +151,14 @@ class EventTable(ScrollView, can_focus=True):
     def show(self, fetch: Fetch, total: int, columns: tuple[Column, ...], first: list[Row] | None = None) -> None:
         """Show a new query from the top (a new filter, mode or session); ``first``: its first page, if read."""
         self._fetch = fetch
-        self.columns = columns
-        self._line_width = sum(col.width + 1 for col in columns)
+        self._declared = columns
         self._set_total(total)
         if first is not None:
             self._pages[0] = list(first)
         self.cursor_row = 0
-        self.scroll_to(0, 0, animate=False)
+        self.scroll_to(0, 0, animate=False, immediate=True)
         self._set_waiting(0)
+        self._fit_columns()
         self.refresh()
 
     def add_new(self, count: int) -> None:
@@ -142,6 +172,9 @@ class EventTable(ScrollView, can_focus=True):
             self.cursor_row += count
             self.scroll_to(y=self.scroll_offset.y + count, animate=False, immediate=True)
             self._set_waiting(self.waiting + count)
+        else:
+            # The new rows come into view: widen their columns before they are drawn, not a frame later.
+            self._measure(range(min(count, self.rows_on_screen)))
         self.refresh()
 
     def refresh_rows(self, event_ids: set[int] | None = None) -> None:
@@ -165,7 +198,7 @@ class EventTable(ScrollView, can_focus=True):
         for number in stale:
             self._pages.discard(number)
         top = self.scroll_offset.y
-        visible = range(top // PAGE_SIZE, (top + self.size.height) // PAGE_SIZE + 1)
+        visible = range(top // PAGE_SIZE, (top + self.rows_on_screen) // PAGE_SIZE + 1)
         if any(number in visible for number in stale):
             self.refresh()
 
@@ -216,7 +249,7 @@ class EventTable(ScrollView, can_focus=True):
     def _set_total(self, total: int) -> None:
         self.total = total
         self._pages.clear()
-        size = Size(self._line_width, total)
+        size = Size(self._virtual_width, total + 1)  # the header, then a line per row
         if size.width == self.virtual_size.width and self.is_mounted:
             # Only the height changed and the gutter is reserved (scrollbar-gutter:
             # stable), so nothing else on screen moves: update the scrollbar and
@@ -236,43 +269,133 @@ class EventTable(ScrollView, can_focus=True):
             self.waiting = waiting
             self.post_message(self.WaitingChanged(waiting))
 
+    # -- column widths -------------------------------------------------------
+
+    @property
+    def rows_on_screen(self) -> int:
+        """Rows in view: the height less the header line."""
+        return max(self.scrollable_content_region.height - 1, 1)
+
+    def _look(self) -> Look:
+        self._today = today(self._clock())
+        return Look(self._today, self.masked)
+
+    def _fit_columns(self) -> None:
+        """Measure the rows in view afresh (a new view, size or look) and lay the columns out."""
+        top = self.scroll_offset.y
+        # Before the first layout the height is unknown: a screenful of a tall terminal.
+        count = self.rows_on_screen if self.size.height > 1 else 60
+        rows = [row for row in map(self.row_at, range(top, min(top + count, self.total))) if row is not None]
+        self._naturals = natural_widths(self._declared, rows, self._look())
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        """Give the columns their widths for the current naturals and screen width; redraw if any changed."""
+        self._relayout_pending = False
+        screen = self.scrollable_content_region.width
+        widths = fit_widths(self._declared, self._naturals, screen)
+        columns = tuple(col.sized(width) for col, width in zip(self._declared, widths, strict=True))
+        virtual_width = self._scroll_width(widths, screen)
+        if columns == self.columns and virtual_width == self._virtual_width:
+            return
+        self.columns = columns
+        self._layout_no += 1
+        self._line_width = sum(widths) + len(widths) - 1
+        self._virtual_width = virtual_width
+        self._set_total(self.total)
+        self.refresh()
+
+    @staticmethod
+    def _scroll_width(widths: tuple[int, ...], screen: int) -> int:
+        """The line's width: the columns, then blank room so that the farthest scroll starts a column.
+
+        So every → (and the end of the scroll) puts a column's start, and its
+        title, at the left edge.
+        """
+        width = sum(widths) + len(widths) - 1
+        if width <= screen:
+            return width
+        start = 0
+        for column_width in widths:
+            if width - start <= screen:
+                return start + screen
+            start += column_width + 1
+        return width
+
+    def _measure(self, indexes: range) -> None:
+        """Widen the columns for these rows' values if they need it (and the screen has the room)."""
+        rows = [row for row in map(self.row_at, indexes) if row is not None]
+        naturals = natural_widths(self._declared, rows, self._look())
+        if any(new > old for new, old in zip(naturals, self._naturals, strict=True)):
+            self._naturals = [max(new, old) for new, old in zip(naturals, self._naturals, strict=True)]
+            self._lay_out()
+
+    def _grew(self, index: int, size: int) -> None:
+        """A value drawn asks for more than its column's natural width so far: lay out again, once."""
+        self._naturals[index] = size
+        if not self._relayout_pending:
+            self._relayout_pending = True
+            self.call_later(self._lay_out)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_columns()
+
+    def watch_masked(self) -> None:
+        if self.is_mounted:
+            self._fit_columns()  # masked values have widths of their own
+        self.refresh()
+
     # -- rendering ---------------------------------------------------------
 
     def watch_cursor_row(self, old: int, new: int) -> None:
         if new == 0:
             self._set_waiting(0)
         top = self.scroll_offset.y
-        height = max(self.scrollable_content_region.height, 1)
+        height = self.rows_on_screen
         if new < top:
             self.scroll_to(y=new, animate=False, immediate=True)
         elif new >= top + height:
             self.scroll_to(y=new - height + 1, animate=False, immediate=True)
         else:
-            # Nothing scrolled: only the two lines that gain or lose the cursor change.
-            self.refresh_line(old)
-            self.refresh_line(new)
+            # Nothing scrolled: only the two lines that gain or lose the cursor change (row i is line i + 1).
+            self.refresh_line(old + 1)
+            self.refresh_line(new + 1)
             return
-        self.refresh()
-
-    def watch_masked(self) -> None:
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        index = scroll_y + y
         width = self.scrollable_content_region.width
-        row = self.row_at(index)
         base = self.rich_style
+        if y == 0:
+            return self._header(scroll_x, width)
+        index = scroll_y + y - 1
+        row = self.row_at(index)
         if row is None:
             return Strip.blank(width, base)
-        self._today = today(self._clock())
+        look = self._look()
         selected = index == self.cursor_row
         # Everything the line's look depends on (Row is frozen: equal rows render alike).
-        key = (row, selected, self.masked, self._today, id(self.columns), scroll_x, width, base)
+        key = (row, selected, look, self._layout_no, scroll_x, width, base)
         strip = self._lines.get(key)
         if strip is None:
-            segments = self._segments(row, selected=selected)
+            segments = self._segments(row, look, selected=selected)
             strip = Strip(segments, self._line_width).crop_extend(scroll_x, scroll_x + width, base)
+            self._lines[key] = strip
+        return strip
+
+    def _header(self, scroll_x: int, width: int) -> Strip:
+        """The titles, cropped like the rows: over their values at any horizontal scroll."""
+        style = self.rich_style + self.get_component_rich_style("event-table--header")
+        key = ("header", self._layout_no, scroll_x, width, style)
+        strip = self._lines.get(key)
+        if strip is None:
+            segments: list[Segment] = []
+            for col in self.columns:
+                if segments:
+                    segments.append(Segment(" ", style))
+                segments.append(Segment(fit(col.title, col.width), style))
+            strip = Strip(segments, self._line_width).crop_extend(scroll_x, scroll_x + width, style)
             self._lines[key] = strip
         return strip
 
@@ -289,16 +412,18 @@ class EventTable(ScrollView, can_focus=True):
         self._lines.clear()
         self.refresh()
 
-    def _segments(self, row: Row, *, selected: bool) -> list[Segment]:
+    def _segments(self, row: Row, look: Look, *, selected: bool) -> list[Segment]:
         base = self.rich_style
-        look = Look(self._today, self.masked)
         gap = Segment(" ", base)
         segments: list[Segment] = []
-        for col in self.columns:
-            text, name = col.render(row, look)
+        for index, (text, name, width) in enumerate(line_cells(self.columns, row, look)):
+            size = cell_len(text)
+            if size > self._naturals[index] and width == self.columns[index].width:  # not a spanning cell
+                self._grew(index, size)
             style = base + self.get_component_rich_style(f"event-table--{name}") if name else base
-            segments.append(Segment(set_cell_size(text, col.width), style))
-            segments.append(gap)
+            if segments:
+                segments.append(gap)
+            segments.append(Segment(fit(text, width), style))
         if selected:
             cursor = self.get_component_rich_style("event-table--cursor")
             segments = [Segment(seg.text, seg.style + cursor if seg.style else cursor) for seg in segments]
@@ -310,7 +435,7 @@ class EventTable(ScrollView, can_focus=True):
         self._move(self.cursor_row + delta)
 
     def action_page(self, direction: int) -> None:
-        height = max(self.scrollable_content_region.height - 1, 1)
+        height = max(self.rows_on_screen - 1, 1)  # a row of overlap
         self._move(self.cursor_row + direction * height)
 
     def action_first(self) -> None:
@@ -333,9 +458,63 @@ class EventTable(ScrollView, can_focus=True):
         if row is not None:
             self.post_message(self.DetailsRequested(row))
 
+    def action_scroll_right(self) -> None:
+        """→: the next column comes to the left edge (with its title above it)."""
+        starts = self._column_starts()
+        x = self.scroll_offset.x
+        self.scroll_to(x=next((start for start in starts if start > x), x), animate=False)
+
+    def action_scroll_left(self) -> None:
+        starts = self._column_starts()
+        x = self.scroll_offset.x
+        self.scroll_to(x=max((start for start in starts if start < x), default=0), animate=False)
+
+    def _column_starts(self) -> list[int]:
+        starts, x = [], 0
+        for col in self.columns:
+            starts.append(x)
+            x += col.width + 1
+        return starts
+
+    def _under_mouse(self, event: events.MouseEvent) -> tuple[int, int] | None:
+        """(row index or -1 for the header, x in the line) under the mouse; None off the content."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return None
+        return self.scroll_offset.y + offset.y - 1 if offset.y else -1, self.scroll_offset.x + offset.x
+
     def on_click(self, event: events.Click) -> None:
-        index = self.scroll_offset.y + event.y
+        place = self._under_mouse(event)
+        if place is None:
+            return
+        index = place[0]
         if 0 <= index < self.total:
             self.cursor_row = index
             if event.chain >= 2:
                 self.action_select()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        """The whole value of a cut cell under the mouse, as a tooltip."""
+        place = self._under_mouse(event)
+        text = self._cut_text_at(*place) if place is not None else None
+        key = (place[0], text) if place is not None else None
+        if key != self._tip:
+            self._tip = key
+            self.tooltip = Text(text) if text else None  # inert already: plain text, never markup
+
+    def _cut_text_at(self, index: int, x: int) -> str | None:
+        """The text of the cell at line ``index`` (-1: header), ``x`` cells in, if it is cut; else None."""
+        cells: list[tuple[str, str | None, int]]
+        if index == -1:
+            cells = [(col.title, None, col.width) for col in self.columns]
+        else:
+            row = self.row_at(index)
+            if row is None:
+                return None
+            cells = line_cells(self.columns, row, self._look())
+        start = 0
+        for text, _name, width in cells:
+            if start <= x < start + width:
+                return text if cell_len(text) > width else None
+            start += width + 1
+        return None
