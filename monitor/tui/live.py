@@ -115,7 +115,9 @@ class LiveRows(_AppBase):
             session += " (live)"
         forwarder = self.service.forwarder if self.service else None
         forward = forwarder.stats if forwarder is not None and self.replayer.forward_target else None
-        self.main_screen.set_origin(Origin(self.url, str(self.db_path), session, self.listener_problem, forward))
+        recording = self.live_session_id is not None and self.session_id in (None, self.live_session_id)
+        origin = Origin(self.url, str(self.db_path), session, self.listener_problem, forward, recording)
+        self.main_screen.set_origin(origin)
 
     def notify_commit(self, notice: CommitNotice) -> None:
         """Called by the writer thread after each commit: the feed keeps it; the first since a redraw wakes the app."""

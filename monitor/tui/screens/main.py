@@ -12,6 +12,7 @@ actions. Must not import the app, nor hold SQL text.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.reactive import reactive
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from monitor import queries
 from monitor.filters import FilterError, compile_filter
@@ -37,7 +38,9 @@ from monitor.tui.messages import ExportView, OpenDelivery, OpenReader, ReadFaile
 from monitor.tui.screens.palette import ThemedScreen
 from monitor.tui.widgets.columns import ALL_COLUMNS, GATEWAY_COLUMNS
 from monitor.tui.widgets.event_table import PAGE_SIZE, EventTable
+from monitor.tui.widgets.footer import KeyFooter
 from monitor.tui.widgets.stats_bar import StatsBar
+from monitor.wording import count, number
 from monitor.writer import CommitNotice
 
 Mode = Literal["gateway", "all"]
@@ -60,17 +63,39 @@ class Origin:
     #: Why the listener refuses deliveries (the writer's words), or None while it records them.
     problem: str | None = None
     forward: ForwardStats | None = None
+    #: The view includes the session the listener records into (new deliveries show up in it).
+    recording: bool = False
+
+
+#: A delivery the listener records as it is: the smallest Conscent-shaped body.
+TRY_BODY = '{"event":"payment_gateway.view","user_id":"curl-test"}'
+
+
+def try_curl(url: str, width: int = 0) -> str:
+    """A curl command that sends :data:`TRY_BODY` to ``url``; over several lines (``\\``) when ``width`` is short."""
+    parts = ["curl -sS -H 'Content-Type: application/json'", f"--data-binary {shlex.quote(TRY_BODY)}", shlex.quote(url)]
+    one_line = " ".join(parts)
+    if width <= 0 or len(one_line) <= width:
+        return one_line
+    return " \\\n  ".join(parts)
 
 
 class MainScreen(ThemedScreen):
     BINDINGS = [
-        Binding("slash", "filter", "Filter"),
+        # A priority binding runs as the app reads the key, before it hands the
+        # next keys on: a burst typed after "/" reaches the box, not the table.
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("a", "toggle_mode", "Gateway/all"),
         Binding("u", "app.open_readers", "Readers"),
         Binding("s", "app.open_sessions", "Sessions"),
         Binding("x", "export", "Export"),
+        # Hidden where it cannot work (check_action); the second "r" then says why.
         Binding("r", "replay", "Replay"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("r", "replay_unavailable", "Replay", show=False),
+        Binding("escape", "clear_filter", "Clear filter"),
+        Binding("y", "copy_try", "Copy curl"),
+        # The box's own Enter applies it; this one only names it in the footer while typing.
+        Binding("enter", "apply_filter", "Apply filter"),
     ]
 
     #: Personal data hidden (the app's ``m``).
@@ -90,17 +115,25 @@ class MainScreen(ThemedScreen):
         self._error: str | None = None
         #: A filter stopped for its time: Enter on the same text runs it without a limit.
         self._slow_filter: str | None = None
+        #: What is wrong with the text in the filter box: shown until the text changes (or Esc).
+        self._filter_problem: str | None = None
         self._origin: Origin | None = None
+        self._stats: queries.Stats | None = None
+        #: Whether ``r`` can replay the row under the cursor, as the footer last showed it.
+        self._replayable: bool | None = None
 
     def compose(self) -> ComposeResult:
         yield StatsBar(id="stats")
         yield Static(id="listener-alarm")
         yield EventTable(id="table", clock=self.clock)
+        yield Static(id="empty-hint")
         yield Static(id="statusline")
         yield Input(
-            placeholder='filter: event:view user:… content:… country:… device:… sig:… -term "phrase"', id="filter"
+            placeholder='filter: event:view user:… content:… country:… device:… sig:… -term "phrase"',
+            id="filter",
+            select_on_focus=False,  # keys typed right after "/" add to the text; Esc clears it
         )
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -110,6 +143,48 @@ class MainScreen(ThemedScreen):
             self.set_origin(self._origin)
         self.reload()
         self.table.focus()
+        # Where the cursor is (status line) and whether "r" can replay its row (footer).
+        self.watch(self.table, "cursor_row", self._cursor_moved, init=False)
+        self.watch(self.table, "scroll_y", self._cursor_moved, init=False)
+
+    def _cursor_moved(self) -> None:
+        self.update_statusline()
+        replayable = self._can_replay()
+        if replayable != self._replayable:  # not on every move: the footer is composed again
+            self._replayable = replayable
+            self.refresh_bindings()
+
+    @property
+    def live(self) -> bool:
+        """A listener records into this database (the header shows its URL)."""
+        return self._origin is not None and self._origin.url is not None
+
+    def _can_replay(self) -> bool:
+        row = self.table.current
+        return self.live and row is not None and row.source != "rejected"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys the footer offers only where they work (False hides a key)."""
+        if action == "replay":
+            return self._can_replay()
+        if action == "replay_unavailable":
+            return not self._can_replay()
+        if action == "filter":  # in the box, "/" is text (a path, a URL)
+            return not self._typing_filter()
+        if action == "copy_try":
+            recording = self._origin is not None and self._origin.recording
+            return self.live and recording and self.has_class("-empty") and not self.filter_text
+        if action == "apply_filter":
+            return self._typing_filter()
+        if action == "clear_filter":
+            return self._typing_filter() or bool(self.filter_text) or self._error is not None
+        return True
+
+    def _typing_filter(self) -> bool:
+        try:
+            return self.focused is self.query_one("#filter", Input)
+        except NoMatches:  # not composed yet
+            return False
 
     @property
     def table(self) -> EventTable:
@@ -247,34 +322,97 @@ class MainScreen(ThemedScreen):
         return text
 
     def set_stats(self, stats: queries.Stats) -> None:
+        self._stats = stats
         with contextlib.suppress(NoMatches):  # the app closed meanwhile: the header is gone
             self.query_one(StatsBar).set_stats(stats)
+            if self.has_class("-empty"):  # "nothing yet" may have become "nothing of this kind"
+                self._show_empty_hint()
 
     def update_statusline(self) -> None:
+        """Mode, where the cursor is, whether it follows new rows, mask, filter; or what is wrong, whole."""
         line = self.query_one("#statusline", Static)
-        if self._error is not None:
-            self._show_problem(f" ✗ {self._error}")
+        problem = self._filter_problem if self._filter_problem is not None else self._error
+        self._show_empty_hint()
+        if problem is not None:
+            self._show_problem(f"✗ {problem}")
             return
-        line.remove_class("-error")
+        text = self._status_text()
+        if line.has_class("-error"):
+            line.remove_class("-error")
+            line.update(text)  # one line again: lay out
+        else:
+            line.update(text, layout=False)  # one line, whatever it says
+
+    def _status_text(self) -> Text:
         table = self.table
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
         text.append(" GATEWAY " if self.mode == "gateway" else " ALL EVENTS ", style="bold reverse")
-        text.append(f"  {table.total:,} rows", style="bold")
-        if self.filter_text:
-            text.append("   filter ", style=self.tone("muted"))
-            text.append(self.filter_text)
+        if table.total:
+            text.append(f"  row {number(table.cursor_row + 1)} of {number(table.total)}", style="bold")
+        else:
+            text.append(f"  {count(0, 'row')}", style="bold")
         if table.waiting:
-            text.append(f"   ↑ {table.waiting} new — press Home to follow", style=self.tone("open"))
+            text.append(f"   ↑ {count(table.waiting, 'new row')}: Home follows", style=self.tone("open"))
+        elif table.total and table.cursor_row == 0 and table.scroll_offset.y == 0:
+            text.append("   following newest", style=self.tone("muted"))
         elif table.total:
-            text.append("   following newest" if table.following else "", style=self.tone("muted"))
+            text.append("   not following: Home goes to the newest", style=self.tone("muted"))
         if self.masked:
             text.append("   PII masked", style=self.tone("pii"))
-        line.update(text, layout=False)  # one line, whatever it says
+        if self.filter_text:  # last: the box shows it whole
+            text.append("   filter ", style=self.tone("muted"))
+            text.append(cell(self.filter_text, 1000))
+        return text
 
     def _show_problem(self, message: str) -> None:
+        """The whole message, wrapped over as many lines as it needs, until what caused it changes."""
         line = self.query_one("#statusline", Static)
         line.add_class("-error")
-        line.update(Text(message), layout=False)
+        line.update(Text(message))
+
+    def _show_empty_hint(self) -> None:
+        """An empty table says why, and in a live session how to send a first delivery."""
+        empty = self.table.total == 0 and self._error is None
+        hint = self.query_one("#empty-hint", Static)
+        if empty:
+            hint.update(self._empty_text())
+        if empty != self.has_class("-empty"):
+            self.set_class(empty, "-empty")
+            self.refresh_bindings()
+
+    def _empty_text(self) -> Text:
+        text = Text()
+        muted, strong = self.tone("muted"), self.tone("strong")
+        if self.filter_text:
+            text.append("No delivery matches the filter ", style=strong)
+            text.append(cell(self.filter_text, 1000))
+            text.append(".\nEsc clears it; / edits it.", style=muted)
+            return text
+        stats = self._stats
+        hidden = (stats.other + stats.rejected) if stats is not None and self.mode == "gateway" else 0
+        if hidden:  # deliveries came, none of them a view or a close
+            text.append("No views or closes yet", style=strong)
+            text.append(f" ({count(stats.other if stats else 0, 'other event')}, ", style=muted)
+            text.append(f"{count(stats.rejected if stats else 0, 'rejection')}): a shows them.\n\n", style=muted)
+        origin = self._origin
+        if origin is not None and origin.url is not None and origin.recording:
+            if not hidden:
+                text.append("Waiting for the first delivery.\n", style=strong)
+            text.append("Point Conscent's webhook at ")
+            text.append(origin.url, style=self.tone("name"))
+            text.append(", or try it from another terminal:\n\n")
+            text.append(try_curl(origin.url, width=self.size.width - 6))
+            text.append("\n\ny copies this command.", style=muted)
+            return text
+        if not hidden:
+            where = "this database" if self.session_id is None else f"session #{self.session_id}"
+            text.append(f"No deliveries in {where}.\n", style=strong)
+        if self.session_id is not None:
+            text.append("s reviews another session, or all of them. ", style=muted)
+        if origin is not None and origin.url is None:
+            text.append("To record into this file: ", style=muted)
+            text.append(f"conscent-monitor watch --db {shlex.quote(origin.db_path)}", style=self.tone("name"))
+        return text
 
     # -- events from the table -------------------------------------------------
 
@@ -301,22 +439,36 @@ class MainScreen(ThemedScreen):
     # -- filter --------------------------------------------------------------
 
     def action_filter(self) -> None:
+        """Open the filter box and give it the keys at once.
+
+        ``Widget.focus`` would wait for the app's next turn, and keys already
+        read (a fast typist, a paste) would go to the table: ``d`` would open
+        the details. The binding is a priority one and focus moves here, now.
+        """
         box = self.query_one("#filter", Input)
+        if box.value != self.filter_text:
+            box.value = self.filter_text
+        box.cursor_position = len(box.value)
         box.display = True
-        box.value = self.filter_text
-        box.focus()
+        self.set_focus(box, scroll_visible=False)
+        self.refresh_bindings()
+
+    async def action_apply_filter(self) -> None:
+        await self.query_one("#filter", Input).action_submit()
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        self._filter_problem = None
         if box.display:
             box.display = False
             box.remove_class("-bad-filter")
-            self.table.focus()
+            self.set_focus(self.table, scroll_visible=False)
         if self.filter_text or self._error is not None:
             self.filter_text = ""
             self.reload()
         else:
             self.update_statusline()  # replaces an error shown while typing
+        self.refresh_bindings()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, message: Input.Changed) -> None:
@@ -324,11 +476,12 @@ class MainScreen(ThemedScreen):
             compile_filter(message.value, now=self.clock())
         except FilterError as exc:
             message.input.add_class("-bad-filter")
-            self._show_problem(f" ✗ {exc.message} (at column {exc.position + 1})")
+            self._filter_problem = f"{exc.message} (at column {exc.position + 1})"
         else:
             message.input.remove_class("-bad-filter")
+            self._filter_problem = None
             self._error = None  # about the text before this edit
-            self.update_statusline()
+        self.update_statusline()
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, message: Input.Submitted) -> None:
@@ -345,7 +498,8 @@ class MainScreen(ThemedScreen):
             message.input.add_class("-bad-filter")
             return
         message.input.display = False
-        self.table.focus()
+        self.set_focus(self.table, scroll_visible=False)
+        self.refresh_bindings()
 
     def action_toggle_mode(self) -> None:
         previous = self.mode
@@ -362,7 +516,23 @@ class MainScreen(ThemedScreen):
 
     def action_replay(self) -> None:
         row = self.table.current
-        if row is None or row.source == "rejected":
-            self.notify("Select an accepted delivery to replay", severity="warning")
-            return
-        self.post_message(ReplayRow(row.id))
+        if row is not None:  # check_action let this run: an accepted delivery, live
+            self.post_message(ReplayRow(row.id))
+
+    def action_replay_unavailable(self) -> None:
+        """``r`` where the footer does not offer it: say why."""
+        row = self.table.current
+        if row is None:
+            self.notify("No delivery to replay: the table is empty", severity="warning")
+        elif row.source == "rejected":
+            self.notify(
+                "A rejected delivery cannot be replayed: the listener refused it (d shows why)", severity="warning"
+            )
+        else:  # offline review: the app's replayer says how to replay from this file
+            self.post_message(ReplayRow(row.id))
+
+    def action_copy_try(self) -> None:
+        """``y`` on the empty live table: the curl command it shows, to the clipboard."""
+        if self._origin is not None and self._origin.url is not None:
+            self.app.copy_to_clipboard(try_curl(self._origin.url))
+            self.notify("curl command copied to the clipboard")
