@@ -369,6 +369,74 @@ def readers(
 
 
 @dataclass(frozen=True)
+class ReaderPage:
+    """The readers list: the most recently seen readers that match, and how many match in all."""
+
+    rows: list[dict[str, Any]]
+    total: int
+
+
+#: The readers list's columns, each the latest non-empty value known for the reader (any session).
+_READER_LATEST = (
+    ("name", "nullif(e.name, '')"),
+    ("username", "nullif(e.username, '')"),
+    ("phone_number", "nullif(e.phone_number, '')"),
+    ("email", "nullif(e.email, '')"),
+    ("country", _country("e.")),
+)
+
+
+def readers_page(
+    db: sqlite_utils.Database,
+    session_id: int | None,
+    where: str = "1",
+    params: Sequence[Any] = (),
+    limit: int = 500,
+) -> ReaderPage:
+    """The ``limit`` readers of the session (None: all) seen most recently, with an event matching ``where``.
+
+    ``where``/``params`` is a compiled filter on ``events`` (the main table's
+    language): a reader is listed when one of their events matches; their
+    counts are of all their events in the session. Two steps, so that the cost
+    is the index walk, not the table: which readers (one pass over the
+    ``(user_id, received_at)`` index, or the session's rows, or the filter's),
+    then counts and latest values for just those readers, through that index.
+    300,000 events, 36,000 readers: 0.25 s for all sessions unfiltered, 0.5 s for a session of 150,000.
+    """
+    session = "" if session_id is None else "session_id = ? AND "
+    args = [*_session_args(session_id), *params]
+    matching = f"FROM events WHERE {session}user_id IS NOT NULL AND ({where})"
+    # One pass: the window counts the groups before LIMIT keeps the first ones.
+    found = db.execute(
+        f"SELECT user_id, max(received_at) AS last, count(*) OVER () {matching}"
+        " GROUP BY user_id ORDER BY last DESC, user_id LIMIT ?",
+        [*args, limit],
+    ).fetchall()
+    ids = [user_id for user_id, _, _ in found]
+    total = int(found[0][2]) if found else 0
+    if not ids:
+        return ReaderPage([], total)
+    latest = ", ".join(
+        f"(SELECT {value} FROM events e WHERE e.user_id = g.user_id AND {value} IS NOT NULL"
+        f" ORDER BY e.received_at DESC, e.id DESC LIMIT 1) AS {name}"
+        for name, value in _READER_LATEST
+    )
+    # "+session_id": walk the user_id index for these readers, not the whole session's rows.
+    in_session = "" if session_id is None else " AND +session_id = ?"
+    marks = ", ".join("?" * len(ids))
+    sql = (
+        f"SELECT g.user_id, {latest}, g.events, g.views, g.closes, g.last_seen, g.last_id FROM ("
+        " SELECT user_id, count(*) AS events, sum(event = ?) AS views, sum(event = ?) AS closes,"
+        " max(received_at) AS last_seen, max(id) AS last_id"
+        f" FROM events WHERE user_id IN ({marks}){in_session} GROUP BY user_id) g"
+    )
+    rows = {
+        row["user_id"]: row for row in _dicts(db, sql, [GATEWAY_VIEW, GATEWAY_CLOSE, *ids, *_session_args(session_id)])
+    }
+    return ReaderPage([rows[user_id] for user_id in ids if user_id in rows], total)
+
+
+@dataclass(frozen=True)
 class Stats:
     """The header counters of one session (or all)."""
 

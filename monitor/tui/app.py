@@ -9,6 +9,8 @@ what they read, and the app pushes the screen. Commit notices wait in the
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -38,6 +40,7 @@ from monitor.tui.screens.export import ExportRequest, ExportScreen
 from monitor.tui.screens.help import HelpScreen
 from monitor.tui.screens.main import MainScreen
 from monitor.tui.screens.reader import ReaderScreen
+from monitor.tui.screens.readers import PAGE as READERS_PAGE
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.screens.sessions import SessionsScreen
 
@@ -189,9 +192,43 @@ class MonitorApp(LiveRows, App[None]):
         )
         self.push_screen(screen)
 
+    # The readers list reads again when the database changed (``data_version``: this monitor's writer
+    # or another process), never while a read runs, and leaves at least the last read's time between two.
+    _readers_version: int | None = None
+    _readers_worker: Worker[None] | None = None
+    _readers_next = 0.0
+
     @on(msg.ReadersLoaded)
     def _readers_loaded(self, message: msg.ReadersLoaded) -> None:
-        self.push_screen(ReadersScreen(message.rows))
+        self._readers_next = time.monotonic() + message.seconds
+        shown = next((s for s in self.screen_stack if isinstance(s, ReadersScreen)), None)
+        if shown is not None and message.refresh:
+            shown.show(message.page, message.filter_text, message.limit, message.error)
+        elif shown is None and not message.refresh:
+            self.push_screen(ReadersScreen(message.page, filter_text=message.filter_text, limit=message.limit))
+
+    @on(msg.ReadersWanted)
+    def _readers_wanted(self, message: msg.ReadersWanted) -> None:
+        if message.if_changed:
+            busy = self._readers_worker is not None and self._readers_worker.is_running
+            if busy or time.monotonic() < self._readers_next:
+                return
+            try:
+                if self.reads.data_version() == self._readers_version:
+                    return
+            except sqlite3.Error:
+                return  # the read itself will say what is wrong
+        self._load_readers(message.filter_text, message.limit, refresh=True)
+
+    def _load_readers(self, filter_text: str, limit: int, *, refresh: bool) -> None:
+        session_id, now = self.session_id, self.clock()
+        with contextlib.suppress(sqlite3.Error):  # before the read: a commit during it is read next time
+            self._readers_version = self.reads.data_version()
+        self._readers_worker = self._read(
+            "the readers",
+            "readers" if refresh else "drill",
+            lambda db: loaders.readers(db, session_id, filter_text, limit, now=now, refresh=refresh),
+        )
 
     # -- replay and export ------------------------------------------------------------
 
@@ -270,8 +307,7 @@ class MonitorApp(LiveRows, App[None]):
         self.main_screen.masked = masked
 
     def action_open_readers(self) -> None:
-        session_id = self.session_id
-        self._read("the readers", "drill", lambda db: msg.ReadersLoaded(queries.readers(db, session_id)))
+        self._load_readers("", READERS_PAGE, refresh=isinstance(self.screen, ReadersScreen))
 
     def action_open_sessions(self) -> None:
         self._read(

@@ -8,13 +8,14 @@ what they return. Must not touch the app or any widget: they only read
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from sqlite_utils import Database
 from textual.message import Message
 
 from monitor import exporting, queries
-from monitor.filters import FilterError
+from monitor.filters import FilterError, compile_filter
 from monitor.journey import build_journey, pair_summary
 from monitor.textsafe import cell
 from monitor.tui import messages as msg
@@ -26,6 +27,21 @@ def reader(db: Database, user_id: str, session_id: int | None) -> Message:
     steps = build_journey(queries.reader_events(db, user_id, session_id))
     profile, counts = queries.reader_profile(db, user_id), queries.event_counts_for_reader(db, user_id)
     return msg.ReaderLoaded(msg.ReaderData(user_id, profile, counts, steps, pair_summary(steps)))
+
+
+def readers(
+    db: Database, session_id: int | None, filter_text: str, limit: int, *, now: float, refresh: bool
+) -> Message:
+    """The readers list: the ``limit`` readers seen most recently that the filter matches, and how many match."""
+    started = time.perf_counter()
+    try:
+        compiled = compile_filter(filter_text, now=now)
+    except FilterError as exc:
+        error = f"{exc.message} (at column {exc.position + 1})"
+        return msg.ReadersLoaded(queries.ReaderPage([], 0), filter_text, limit, error=error, refresh=refresh)
+    page = queries.readers_page(db, session_id, compiled.where, compiled.params, limit)
+    seconds = time.perf_counter() - started
+    return msg.ReadersLoaded(page, filter_text, limit, refresh=refresh, seconds=seconds)
 
 
 def delivery(db: Database, source: str, delivery_id: int, purpose: str = "show") -> Message | None:

@@ -81,6 +81,18 @@ class ExportView(Message):
 
 
 @dataclass
+class ReadersWanted(Message):
+    """The readers list wants its rows (again), for ``filter_text`` and up to ``limit`` readers.
+
+    ``if_changed``: only when the database changed since the last read (the list polls with it).
+    """
+
+    filter_text: str
+    limit: int
+    if_changed: bool = False
+
+
+@dataclass
 class ReadFailed(Message):
     """A read failed. ``quiet``: the screen already says so (the app only ends offline review of a damaged file)."""
 
@@ -133,7 +145,17 @@ class SessionsLoaded(Message):
 
 @dataclass
 class ReadersLoaded(Message):
-    rows: list[dict[str, Any]]
+    """The readers list's rows, for this filter and limit; ``error``: the filter could not run (rows empty).
+
+    ``refresh``: for the list already open (else a new list is shown); ``seconds``: what the read cost.
+    """
+
+    page: queries.ReaderPage
+    filter_text: str
+    limit: int
+    error: str | None = None
+    refresh: bool = False
+    seconds: float = 0.0
 
 
 @dataclass

@@ -244,12 +244,13 @@ class ReaderScreen(MaskedTableScreen):
     # -- the journey ------------------------------------------------------------------
 
     def _journey_columns(self) -> tuple[str, ...]:
-        """Most telling first, so at 80 columns what scrolls off is the click action and the content."""
-        first = "Received" if self.times == "received" else "Created"
-        times = ("Received", "Created") if self.width >= BOTH_TIMES else (first,)
-        if self.width >= BOTH_TIMES and first == "Created":
-            times = ("Created", "Received")
-        return (*times, "Event", "Pairing", "Time to close", "Outcome", "Click action", "Content")
+        """Most telling first, so at 80 columns what scrolls off is the click action and the content.
+
+        The journey's time base leads; from 160 columns the other time closes the row.
+        """
+        first, other = ("Received", "Created") if self.times == "received" else ("Created", "Received")
+        more = (other,) if self.width >= BOTH_TIMES else ()
+        return (first, "Event", "Pairing", "Time to close", "Outcome", "Click action", "Content", *more)
 
     def _ordered(self) -> list[JourneyStep]:
         steps = self.data.steps  # in created order (build_journey's)
