@@ -143,7 +143,9 @@ def fit_widths(columns: Sequence[Column], naturals: Sequence[int], available: in
        scroll shows them;
     3. what is left of the screen goes, in priority order, to the columns
        on screen that it cuts (a value past ``max_width``), up to their
-       whole natural width; anything left after that stays blank.
+       whole natural width; anything left after that pads the last column
+       on screen when more follow (so the next one starts past the edge,
+       never half-shown), or stays blank at the end of the line.
 
     So the most useful columns come first and whole, and no column on
     screen is cut while the screen has unused width.
@@ -166,6 +168,9 @@ def fit_widths(columns: Sequence[Column], naturals: Sequence[int], available: in
         extra = min(max(whole - widths[index], 0), left)
         widths[index] += extra
         left -= extra
+    if 0 < on_screen < len(columns):
+        # Blank room before the edge: the next column starts past it, not half-shown without its "…".
+        widths[on_screen - 1] += left
     return tuple(widths)
 
 
@@ -181,18 +186,26 @@ def natural_widths(columns: Sequence[Column], rows: Iterable[Row], look: Look) -
     return naturals
 
 
-def line_cells(columns: Sequence[Column], row: Row, look: Look) -> list[tuple[str, str | None, int]]:
+def line_cells(
+    columns: Sequence[Column], row: Row, look: Look, screen: int | None = None
+) -> list[tuple[str, str | None, int]]:
     """A row's cells on screen: text, component class name, and the width it has.
 
     A spanning column's cell takes the room of the blank cells after it (they
-    are left out), so a rejected delivery's reason reads whole.
+    are left out), so a rejected delivery's reason reads whole; up to the
+    edge of a ``screen`` that wide, so that if it is cut there, it ends with
+    ``…`` on screen rather than past the edge.
     """
     cells = [(*col.render(row, look), col.width) for col in columns]
+    start = 0
     for index, col in enumerate(columns):
         if col.spans and cells[index][0] and not any(text for text, _, _ in cells[index + 1 :]):
             text, name, _ = cells[index]
             room = sum(col.width + 1 for col in columns[index:]) - 1
+            if screen is not None:
+                room = max(min(room, screen - start), col.width)
             return [*cells[:index], (text, name, room)]
+        start += col.width + 1
     return cells
 
 

@@ -416,7 +416,9 @@ class EventTable(ScrollView, can_focus=True):
         base = self.rich_style
         gap = Segment(" ", base)
         segments: list[Segment] = []
-        for index, (text, name, width) in enumerate(line_cells(self.columns, row, look)):
+        for index, (text, name, width) in enumerate(
+            line_cells(self.columns, row, look, self.scrollable_content_region.width)
+        ):
             size = cell_len(text)
             if size > self._naturals[index] and width == self.columns[index].width:  # not a spanning cell
                 self._grew(index, size)
@@ -511,7 +513,7 @@ class EventTable(ScrollView, can_focus=True):
             row = self.row_at(index)
             if row is None:
                 return None
-            cells = line_cells(self.columns, row, self._look())
+            cells = line_cells(self.columns, row, self._look(), self.scrollable_content_region.width)
         start = 0
         for text, _name, width in cells:
             if start <= x < start + width:
