@@ -36,13 +36,14 @@ from monitor.tui.feed import Feed
 from monitor.tui.live import LiveRows
 from monitor.tui.replaying import Replayer
 from monitor.tui.screens.detail import DetailScreen
-from monitor.tui.screens.export import ExportRequest, ExportScreen
+from monitor.tui.screens.export import ExportScreen
 from monitor.tui.screens.help import HelpScreen
 from monitor.tui.screens.main import MainScreen
 from monitor.tui.screens.reader import ReaderScreen
 from monitor.tui.screens.readers import PAGE as READERS_PAGE
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.screens.sessions import SessionsScreen
+from monitor.wording import number
 
 
 class MonitorApp(LiveRows, App[None]):
@@ -264,8 +265,9 @@ class MonitorApp(LiveRows, App[None]):
     def _replay_done(self, message: msg.ReplayDone) -> None:
         answer = f"HTTP {message.status}" if message.status is not None else cell(message.error, 120)
         ok = message.status is not None and message.status < 400
+        took = f" in {number(round(message.latency_ms))} ms" if message.latency_ms > 0 else ""  # 0: never sent
         self.notify(
-            f"Replay of #{message.event_id}: {answer} in {message.latency_ms:.0f} ms",
+            f"Replay of #{message.event_id}: {answer}{took}",
             markup=False,
             severity="information" if ok else "error",
         )
@@ -274,14 +276,13 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.ExportView)
     def _export_view(self, message: msg.ExportView) -> None:
-        def chosen(request: ExportRequest | None) -> None:
-            if request is not None:
-                self._export(request, message.filter_text, message.session_id)
+        self.push_screen(ExportScreen(message.description, message.filter_text, message.session_id, self.clock))
 
-        self.push_screen(ExportScreen(message.description, self.clock), chosen)
-
-    def _export(self, request: ExportRequest, filter_text: str, session_id: int | None) -> None:
+    @on(msg.ExportChosen)
+    def _export(self, message: msg.ExportChosen) -> None:
+        """Write the file in a worker; the dialog stays open until :meth:`_exported` says how it went."""
         path, base_url = self.db_path, self.replayer.curl_base_url()
+        request, filter_text, session_id = message.request, message.filter_text, message.session_id
 
         def read(db: Database) -> Message:
             return loaders.export(
@@ -292,6 +293,12 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.Exported)
     def _exported(self, message: msg.Exported) -> None:
+        dialog = self.screen if isinstance(self.screen, ExportScreen) else None
+        if dialog is not None and not message.ok:
+            dialog.export_failed(message.text)  # kept open with the error, the path ready to edit
+            return
+        if dialog is not None:
+            dialog.dismiss(None)
         self.notify(message.text, severity="information" if message.ok else "error", markup=False, timeout=8)
 
     # -- actions --------------------------------------------------------------------

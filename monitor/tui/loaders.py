@@ -17,9 +17,9 @@ from textual.message import Message
 from monitor import exporting, queries
 from monitor.filters import FilterError, compile_filter
 from monitor.journey import build_journey, pair_summary
-from monitor.textsafe import cell
+from monitor.textsafe import cell, inert
 from monitor.tui import messages as msg
-from monitor.tui.screens.export import ExportRequest
+from monitor.wording import count
 
 
 def reader(db: Database, user_id: str, session_id: int | None) -> Message:
@@ -51,7 +51,7 @@ def delivery(db: Database, source: str, delivery_id: int, purpose: str = "show")
 
 
 def export(
-    db: Database, request: ExportRequest, *, db_path: Path, filter_text: str, session_id: int | None, base_url: str
+    db: Database, request: msg.ExportRequest, *, db_path: Path, filter_text: str, session_id: int | None, base_url: str
 ) -> Message:
     """Write the view to the file the user chose (complete or not at all: :func:`exporting.export_to_path`)."""
     target = Path(request.path).expanduser()
@@ -60,7 +60,17 @@ def export(
             db, target, request.fmt, db_path=db_path, session_id=session_id,
             filter_text=filter_text, meta=request.meta, base_url=base_url,
         )  # fmt: skip
-    except (OSError, FilterError, ValueError, sqlite3.DatabaseError) as exc:  # ExportTargetError is a ValueError
+    except OSError as exc:
+        return msg.Exported(f"Export failed: {_cannot_write(target, exc)}", ok=False)
+    except (FilterError, ValueError, sqlite3.DatabaseError) as exc:  # ExportTargetError is a ValueError
         return msg.Exported(f"Export failed: {cell(str(exc), 300)}", ok=False)
-    lines = [f"Exported {report.exported} deliveries to {cell(str(target), 200)}", *report.warnings()]
+    lines = [f"Exported {count(report.exported, 'delivery')} to {cell(str(target), 200)}", *report.warnings()]
     return msg.Exported("\n".join(lines), ok=True)
+
+
+def _cannot_write(target: Path, exc: OSError) -> str:
+    """Why ``target`` could not be written, in the user's terms (not the temporary file's name)."""
+    folder = target.parent
+    if not folder.is_dir():
+        return f"no folder {inert(str(folder), 120)} to write {inert(target.name, 80)} in"
+    return f"cannot write {inert(str(target), 160)} ({cell(exc.strerror or exc, 120)})"

@@ -16,7 +16,7 @@ from typing import Any
 
 from textual.message import Message
 
-from monitor import queries
+from monitor import exporting, queries
 from monitor.journey import JourneyStep, PairSummary
 
 
@@ -182,3 +182,27 @@ class Exported(Message):
 
     text: str
     ok: bool
+
+
+# -- export ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What the export dialog asks for: a format, a path as typed, and (JSONL only) the metadata lines."""
+
+    fmt: exporting.Format
+    path: str
+    meta: bool
+
+
+@dataclass
+class ExportChosen(Message):
+    """The export dialog's request: write the view (this filter, this session) to a file.
+
+    The dialog stays open until an :class:`Exported` says how it went.
+    """
+
+    request: ExportRequest
+    filter_text: str
+    session_id: int | None

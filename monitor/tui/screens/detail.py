@@ -16,11 +16,12 @@ from rich.style import Style
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from monitor.events import COLUMNS as PARSED_COLUMNS
 from monitor.masking import mask_if, mask_json
@@ -28,8 +29,15 @@ from monitor.textsafe import cell, clean
 from monitor.tui.format import format_clock, format_datetime
 from monitor.tui.messages import CopyCurl, ReplayDelivery
 from monitor.tui.screens.palette import ThemedScreen
+from monitor.tui.widgets.footer import KeyFooter
+from monitor.wording import count, number
 
 HEXDUMP_LIMIT = 4096
+
+#: What only an accepted delivery offers (a rejection has no parsed event to send again): action and key.
+ACCEPTED_ONLY = {"copy_curl": "y", "replay": "r", "edit": "e"}
+#: Why not, said when one of those keys is pressed on a rejected delivery anyway.
+REJECTED_WHY_NOT = "A rejected delivery cannot be copied as curl or replayed: only accepted deliveries can"
 
 
 class DetailScreen(ThemedScreen):
@@ -54,14 +62,27 @@ class DetailScreen(ThemedScreen):
             yield Static(id="detail-headers", classes="panel")
             yield Static(id="detail-forwards", classes="panel")
             yield Static(id="detail-body", classes="panel")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
         self.watch(self.app, "masked", self._show, init=True)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A rejected delivery hides copy as curl, replay and edit & replay from the footer."""
+        return not (self.source == "rejected" and action in ACCEPTED_ONLY)
+
+    def on_key(self, event: events.Key) -> None:
+        """The hidden keys pressed anyway on a rejected delivery: say why nothing happens."""
+        if self.source == "rejected" and event.key in ACCEPTED_ONLY.values():
+            event.stop()
+            self.notify(REJECTED_WHY_NOT, severity="warning", markup=False)
+
     def redraw(self) -> None:
         self._show(self._masked)
+
+    def on_resize(self) -> None:
+        self._show(self._masked)  # the hexdump's bytes a line follow the width
 
     def _show(self, masked: bool) -> None:
         self._masked = masked
@@ -103,14 +124,17 @@ class DetailScreen(ThemedScreen):
             "session_id",
         ):
             if d.get(key) is not None:
-                table.add_row(Text(key), Text(cell(d[key], 500)))
+                value = count(d[key], "byte") if key == "body_size" else d[key]
+                table.add_row(Text(key), Text(cell(value, 500)))
         if self.source != "rejected":
             for key in PARSED_COLUMNS:
                 value = d.get(key)
                 if value is None or value == "":
                     continue
                 if key == "created_at":
-                    value = f"{value:g}  ({format_datetime(value)})"
+                    value = created_at_text(value, _sent_created_at(d.get("body")))
+                elif isinstance(value, float) and value.is_integer():
+                    value = int(value)  # an amount of 499.0 reads 499; 19.0761 stays as sent
                 table.add_row(Text(key), Text(cell(mask_if(key, value, masked), 2000)))
         return table
 
@@ -124,7 +148,7 @@ class DetailScreen(ThemedScreen):
 
     def _body(self, masked: bool) -> RenderableType:
         body: bytes = self.delivery.get("body") or b""
-        heading = Text(f"Body ({len(body):,} bytes)", style="bold")
+        heading = Text(f"Body ({count(len(body), 'byte')})", style="bold")
         try:
             parsed = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
         except orjson.JSONDecodeError as exc:
@@ -134,7 +158,11 @@ class DetailScreen(ThemedScreen):
                     Text(f"not JSON: {exc}", style=self.tone("warning")),
                     Text("(bytes hidden while personal data is masked: press m)", style=self.tone("muted")),
                 )
-            return Group(heading, Text(f"not JSON: {exc}", style=self.tone("warning")), Text(hexdump(body)))
+            # 16 bytes a line need 75 columns: at 80 (less the padding and the scrollbar) 8 a line, unwrapped.
+            width = 16 if self.size.width >= 84 else 8
+            return Group(
+                heading, Text(f"not JSON: {exc}", style=self.tone("warning")), Text(hexdump(body, width=width))
+            )
         if masked:
             parsed = mask_json(parsed)
         pretty = clean(orjson.dumps(parsed, option=orjson.OPT_INDENT_2).decode(), keep_newlines=True)
@@ -146,18 +174,13 @@ class DetailScreen(ThemedScreen):
         self.notify("Body copied to the clipboard")
 
     def action_copy_curl(self) -> None:
-        if self.source == "rejected":
-            self.notify("Only accepted deliveries can be copied as curl", severity="warning")
-            return
         self.post_message(CopyCurl(self.delivery))
 
     def action_replay(self) -> None:
-        if self.source != "rejected":
-            self.post_message(ReplayDelivery(self.delivery))
+        self.post_message(ReplayDelivery(self.delivery))
 
     def action_edit(self) -> None:
-        if self.source != "rejected":
-            self.post_message(ReplayDelivery(self.delivery, edit=True))
+        self.post_message(ReplayDelivery(self.delivery, edit=True))
 
     def show_forwards(self, forwards: list[dict[str, Any]]) -> None:
         """A replay of this delivery was recorded: show it."""
@@ -186,27 +209,70 @@ def forwards_table(forwards: list[dict[str, Any]], tone: Callable[[str], Style])
                 str(status) if status is not None else "—",
                 style=tone("good") if status and status < 400 else tone("bad"),
             ),
-            Text(f"{f['latency_ms']:.0f}" if f.get("latency_ms") is not None else ""),
+            Text(number(round(f["latency_ms"])) if f.get("latency_ms") is not None else ""),
             Text(cell(answer, 300)),
         )
     return table
 
 
+def created_at_text(seconds: float, sent: object = None) -> str:
+    """``1796012345.123  (2026-11-30 10:05:45)``: the epoch in full (never ``1.79601e+09``), then the local time.
+
+    Whole seconds show no fraction; a fraction shows to the millisecond. ``sent``, the body's own
+    ``created_at``, is named when it was in milliseconds (or finer) and the store turned it into seconds.
+    """
+    millis = round(seconds * 1000)
+    epoch = str(millis // 1000) if millis % 1000 == 0 else f"{millis // 1000}.{millis % 1000:03d}"
+    text = f"{epoch}  ({format_datetime(seconds)})"
+    unit = _finer_unit(sent, seconds)
+    if unit:
+        text += f"  sent in {unit}: {cell(sent, 40)}"
+    return text
+
+
+def _sent_created_at(body: object) -> object:
+    """The body's ``created_at`` (or ``createdAt``) as sent, if the body is a JSON object."""
+    if not isinstance(body, bytes):
+        return None
+    try:
+        parsed = orjson.loads(body.removeprefix(b"\xef\xbb\xbf"))
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return parsed.get("created_at", parsed.get("createdAt"))
+
+
+def _finer_unit(sent: object, seconds: float) -> str | None:
+    """ "milliseconds" when ``sent`` was ``seconds`` times 1,000 (microseconds, nanoseconds likewise); else None."""
+    try:
+        value = float(sent) if isinstance(sent, int | float | str) and not isinstance(sent, bool) else 0.0
+    except ValueError:
+        return None
+    if seconds <= 0 or value <= seconds * 10:
+        return None
+    ratio = value / seconds
+    for unit, scale in (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9)):
+        if scale / 10 < ratio < scale * 10:
+            return unit
+    return None
+
+
 def _kv_table(title: str) -> Table:
     table = Table(title=title, title_justify="left", show_header=False, box=None, expand=True, padding=(0, 1))
     table.add_column(style="dim", no_wrap=True, width=20)  # dim, not a colour: fine in every theme
-    table.add_column(overflow="fold")
+    table.add_column(overflow="fold", ratio=1)  # the room left goes to the values, not the names
     return table
 
 
-def hexdump(data: bytes, limit: int = HEXDUMP_LIMIT) -> str:
-    """Offset, hex and printable ASCII, 16 bytes a line."""
+def hexdump(data: bytes, limit: int = HEXDUMP_LIMIT, *, width: int = 16) -> str:
+    """Offset, hex and printable ASCII, ``width`` bytes a line."""
     lines = []
-    for offset in range(0, min(len(data), limit), 16):
-        chunk = data[offset : offset + 16]
+    for offset in range(0, min(len(data), limit), width):
+        chunk = data[offset : offset + width]
         hexes = " ".join(f"{b:02x}" for b in chunk)
         text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
-        lines.append(f"{offset:08x}  {hexes:<47}  {text}")
+        lines.append(f"{offset:08x}  {hexes:<{width * 3 - 1}}  {text}")
     if len(data) > limit:
-        lines.append(f"… {len(data) - limit:,} more bytes")
+        lines.append(f"… {count(len(data) - limit, 'more byte')}")
     return "\n".join(lines)

@@ -1,15 +1,17 @@
 """Export what the main screen shows (its session and filter) to a file: the dialog.
 
-Asks for the format, the path and the metadata option and dismisses with an
-:class:`ExportRequest`; the app writes the file. The formats are
-:mod:`monitor.exporting`'s. Must not import the app, nor write files.
+Asks for the format, the path and (for JSONL) the metadata option, and posts
+an :class:`~monitor.tui.messages.ExportChosen`; the app writes the file in a
+worker. The dialog stays open until the app says how it went: on success the
+app closes it, on failure it shows the error here with the typed path
+selected, so nothing is retyped. The formats are :mod:`monitor.exporting`'s.
+Must not import the app, nor write files.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import cast
 
 from rich.text import Text
@@ -21,54 +23,118 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
 from monitor.exporting import EXTENSIONS, FORMAT_LABELS, FORMATS, Format
+from monitor.textsafe import inert
+from monitor.tui.messages import ExportChosen, ExportRequest
+from monitor.tui.widgets.footer import KeyFooter
+
+__all__ = ["ExportRequest", "ExportScreen"]
 
 
-@dataclass(frozen=True)
-class ExportRequest:
-    fmt: Format
-    path: str
-    meta: bool
+class ExportScreen(ModalScreen[None]):
+    """The export dialog: format, path, metadata; Enter exports, Esc cancels."""
 
+    #: Enter at once exports to the default file name; typing replaces it.
+    AUTO_FOCUS = "#export-path"
+    BINDINGS = [
+        # Before the path box's own Enter, so the footer offers it; not on a control whose Enter means
+        # something else (check_action): the format list opens, the checkbox toggles, a button presses.
+        Binding("enter", "export", "Export", priority=True),
+        Binding("escape", "cancel", "Cancel"),
+    ]
 
-class ExportScreen(ModalScreen[ExportRequest | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, description: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        description: str,
+        filter_text: str = "",
+        session_id: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.description = description
+        self.filter_text = filter_text
+        self.session_id = session_id
         self.clock = clock
+        #: An export was asked for and the app has not said how it went yet.
+        self.busy = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export"):
             yield Static(Text("Export", style="bold"), classes="title")
-            yield Static(Text(self.description, style="dim"))
+            yield Static(Text(self.description, style="dim"), id="export-description")
             yield Select(
                 [(FORMAT_LABELS[fmt], fmt) for fmt in FORMATS], value="jsonl", allow_blank=False, id="export-format"
             )
             yield Input(value=self._default_path("jsonl"), id="export-path")
             yield Checkbox("JSONL with metadata (exact bytes of any body)", id="export-meta")
+            yield Static(id="export-status")
             with Horizontal(id="export-buttons"):
                 yield Button("Export", variant="primary", id="export-go")
                 yield Button("Cancel", id="export-cancel")
+        yield KeyFooter(personal_data=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#export-status", Static).display = False
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "export" and self.focused is not None:
+            return not any(isinstance(node, Select | Checkbox | Button) for node in self.focused.ancestors_with_self)
+        return True
 
     def _default_path(self, fmt: str) -> str:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
         return f"conscent-export-{stamp}.{EXTENSIONS[cast(Format, fmt)]}"
+
+    @property
+    def fmt(self) -> Format:
+        return cast(Format, self.query_one("#export-format", Select).value)
 
     @on(Select.Changed, "#export-format")
     def _format(self, message: Select.Changed) -> None:
         path = self.query_one("#export-path", Input)
         if path.value.startswith("conscent-export-"):
             path.value = self._default_path(str(message.value))
+        else:  # a typed name keeps its stem and follows the format: x.jsonl becomes x.csv
+            stem, dot, extension = path.value.rpartition(".")
+            if dot and extension in EXTENSIONS.values():
+                path.value = f"{stem}.{EXTENSIONS[cast(Format, message.value)]}"
+        # The metadata option only means something for JSONL.
+        self.query_one("#export-meta", Checkbox).display = message.value == "jsonl"
+
+    @on(Input.Changed, "#export-path")
+    def _path_changed(self) -> None:
+        """An error stays until the path is edited (the one that failed is still there to fix)."""
+        status = self.query_one("#export-status", Static)
+        if status.has_class("-error"):
+            status.display = False
+            status.remove_class("-error")
 
     @on(Button.Pressed, "#export-go")
     @on(Input.Submitted, "#export-path")
-    def _go(self) -> None:
+    def action_export(self) -> None:
+        if self.busy:
+            return
         path = self.query_one("#export-path", Input).value.strip()
         if not path:
+            self._say("Type the file to write", error=True)
             return
-        fmt = cast(Format, self.query_one("#export-format", Select).value)
-        self.dismiss(ExportRequest(fmt, path, self.query_one("#export-meta", Checkbox).value))
+        meta = self.fmt == "jsonl" and self.query_one("#export-meta", Checkbox).value
+        self.busy = True
+        self._say(f"Exporting to {inert(path)}…", error=False)
+        self.post_message(ExportChosen(ExportRequest(self.fmt, path, meta), self.filter_text, self.session_id))
+
+    def export_failed(self, error: str) -> None:
+        """The app could not write the file: say why, here, with the path selected to edit."""
+        self.busy = False
+        self._say(error, error=True)
+        path = self.query_one("#export-path", Input)
+        path.focus()
+        path.select_all()
+
+    def _say(self, text: str, *, error: bool) -> None:
+        status = self.query_one("#export-status", Static)
+        status.update(Text(text))  # a path or an OS error: plain text, never markup
+        status.set_class(error, "-error")
+        status.display = True
 
     @on(Button.Pressed, "#export-cancel")
     def action_cancel(self) -> None:
