@@ -371,3 +371,23 @@ async def test_the_main_screen_header_is_the_table_s_own_line(live: Live, size: 
         col = table.columns[starts(table).index(x)]
         assert line(table, 0).startswith(fit(col.title, col.width))
         assert line(table, 0).rstrip() in screen_text(app)
+
+
+async def test_w_widens_every_column_to_its_whole_values_and_back() -> None:
+    rows = [delivery(i) for i in range(1, 50)]
+    rows[0] = replace(rows[0], content_id=LONG_CONTENT)
+    app = TableApp(rows)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.query_one(EventTable)
+        table.show(app.fetch, len(app.rows), GATEWAY_COLUMNS)
+        table.focus()
+        await pilot.pause()
+        narrow = table.columns
+        assert cut_cells(table, table.rows_on_screen)
+        await pilot.press("w")
+        assert table.whole_values and cut_cells(table, table.rows_on_screen) == []
+        assert {col.key: col for col in table.columns}["content"].width == len(LONG_CONTENT)
+        await pilot.press("right", "right", "right")
+        assert line(table, 1).startswith(LONG_CONTENT)
+        await pilot.press("w")
+        assert table.columns == narrow

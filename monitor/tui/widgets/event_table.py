@@ -14,8 +14,9 @@ their values (row ``i`` is the virtual line ``i + 1``). Column widths are
 fitted to the terminal and to the values on screen (:mod:`.columns`): the
 values of every row drawn are measured, never the whole table, and a column
 widens when a longer value shows up and the screen has room for it. A cut
-value ends with ``…``; the mouse over it shows it whole in a tooltip, and
-``d`` shows every field of the row.
+value ends with ``…``; the mouse over it shows it whole in a tooltip, ``w``
+widens every column to its whole values (past the screen's edge: → to
+see them), and ``d`` shows every field of the row.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ PAGE_SIZE = 100
 MAX_PAGES = 40
 #: Rendered lines kept: new rows push the others down a line, which then need no rendering again.
 MAX_LINES = 256
+#: The screen width whole values are laid out for: wider than any line.
+WHOLE_WIDTH = 1_000_000
 
 
 Fetch = Callable[[int, int], list[Row]]
@@ -77,7 +80,10 @@ def table_bindings(select: str, *, first: str = "First row", last: str = "Last r
 class EventTable(ScrollView, can_focus=True):
     """Deliveries, newest first, fetched on demand."""
 
-    BINDINGS = table_bindings("Reader", first="Newest", last="Oldest")
+    BINDINGS = [
+        *table_bindings("Reader", first="Newest", last="Oldest"),
+        Binding("w", "toggle_whole", "Whole values", show=False),
+    ]
 
     COMPONENT_CLASSES = {
         "event-table--header",
@@ -93,6 +99,8 @@ class EventTable(ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0)
     masked: reactive[bool] = reactive(False)
+    #: Every column as wide as its longest value on screen, past the screen's edge (``w``).
+    whole_values: reactive[bool] = reactive(False)
 
     @dataclass
     class RowSelected(Message):
@@ -293,7 +301,8 @@ class EventTable(ScrollView, can_focus=True):
         """Give the columns their widths for the current naturals and screen width; redraw if any changed."""
         self._relayout_pending = False
         screen = self.scrollable_content_region.width
-        widths = fit_widths(self._declared, self._naturals, screen)
+        # Whole values: as if the screen were wide enough for all of them (the rest is a scroll away).
+        widths = fit_widths(self._declared, self._naturals, WHOLE_WIDTH if self.whole_values else screen)
         columns = tuple(col.sized(width) for col, width in zip(self._declared, widths, strict=True))
         virtual_width = self._scroll_width(widths, screen)
         if columns == self.columns and virtual_width == self._virtual_width:
@@ -344,6 +353,13 @@ class EventTable(ScrollView, can_focus=True):
         if self.is_mounted:
             self._fit_columns()  # masked values have widths of their own
         self.refresh()
+
+    def watch_whole_values(self) -> None:
+        if self.is_mounted:
+            self._lay_out()
+
+    def action_toggle_whole(self) -> None:
+        self.whole_values = not self.whole_values
 
     # -- rendering ---------------------------------------------------------
 
@@ -416,11 +432,11 @@ class EventTable(ScrollView, can_focus=True):
         base = self.rich_style
         gap = Segment(" ", base)
         segments: list[Segment] = []
-        for index, (text, name, width) in enumerate(
-            line_cells(self.columns, row, look, self.scrollable_content_region.width)
-        ):
+        cells = line_cells(self.columns, row, look, self.scrollable_content_region.width)
+        spanned = len(cells) - 1 if len(cells) < len(self.columns) else None  # it needs no room of its own
+        for index, (text, name, width) in enumerate(cells):
             size = cell_len(text)
-            if size > self._naturals[index] and width == self.columns[index].width:  # not a spanning cell
+            if size > self._naturals[index] and index != spanned:
                 self._grew(index, size)
             style = base + self.get_component_rich_style(f"event-table--{name}") if name else base
             if segments:
