@@ -202,10 +202,11 @@ class MonitorApp(LiveRows, App[None]):
     @on(msg.ReadersLoaded)
     def _readers_loaded(self, message: msg.ReadersLoaded) -> None:
         self._readers_next = time.monotonic() + message.seconds
-        shown = next((s for s in self.screen_stack if isinstance(s, ReadersScreen)), None)
-        if shown is not None and message.refresh:
-            shown.show(message.page, message.filter_text, message.limit, message.error)
-        elif shown is None and not message.refresh:
+        shown = next((s for s in reversed(self.screen_stack) if isinstance(s, ReadersScreen)), None)
+        if message.refresh:
+            if shown is not None:
+                shown.show(message.page, message.filter_text, message.limit, message.error)
+        elif not isinstance(self.screen, ReadersScreen):  # e.g. from the palette over a drill-down opened from one
             self.push_screen(ReadersScreen(message.page, filter_text=message.filter_text, limit=message.limit))
 
     @on(msg.ReadersWanted)

@@ -10,6 +10,7 @@ opens. Every wait is on a condition.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ async def test_the_list_picks_up_rows_another_process_commits(db_path: Path, siz
         await pilot.press("down")
         await wait_for(pilot, lambda: table.key_of() == "r2")
         text = screen_text(app)
-        assert "Readers 3" in text and "⏎ Reader" in text.splitlines()[-1]
+        assert "3 readers" in text and "⏎ Reader" in text.splitlines()[-1]
         for title in ("Reader", "Last seen", "Events", "Views", "Closes", "Phone"):
             assert title in text
         assert ("Email" in text) == (size == LARGE)
@@ -83,7 +84,7 @@ async def test_the_list_picks_up_rows_another_process_commits(db_path: Path, siz
         add_views(db_path, ["r4", "r1"], start=START + 100)
         await wait_for(pilot, lambda: listed(app)[:2] == ["r1", "r4"], what="the new rows in the list")
         assert table.key_of() == "r2", "the cursor stayed on its reader"
-        assert "Readers 4" in screen_text(app)
+        assert "4 readers" in screen_text(app)
         row = table.get_row(table.key_of(0))
         assert [str(row[i]) for i in (2, 3)] == ["2", "2"]  # r1: 2 events, 2 views
 
@@ -109,7 +110,7 @@ async def test_the_filter_finds_readers_by_name_phone_or_id_and_esc_clears_it(db
         # Typed as one burst right after "/": every key goes to the box.
         await pilot.press("slash", *"zoya", "enter")
         await wait_for(pilot, lambda: listed(app) == ["cc33"], what="the name's reader")
-        assert "matching zoya" in screen_text(app)
+        assert "1 reader matching zoya" in screen_text(app)
         assert table.has_focus
 
         await pilot.press("slash", *["backspace"] * 4, *"user:bb22", "enter")
@@ -119,6 +120,10 @@ async def test_the_filter_finds_readers_by_name_phone_or_id_and_esc_clears_it(db
         await pilot.press("slash", *["backspace"] * 9, *"foo:ba", "enter")
         await wait_for(pilot, lambda: "unknown field 'foo'" in screen_text(app), what="the error")
         assert listed(app) == ["bb22"]
+
+        await pilot.press(*["backspace"] * 6, *"nobody", "enter")
+        await wait_for(pilot, lambda: listed(app) == [], what="no reader")
+        assert "No reader matches nobody · Esc clears the filter" in screen_text(app)
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: len(listed(app)) == 3, what="every reader again")
@@ -134,7 +139,7 @@ async def test_keys_enter_d_and_end_for_more(db_path: Path) -> None:
     async with app.run_test(size=SMALL) as pilot:
         table = await open_readers(pilot, app)
         assert table.row_count == PAGE
-        assert f"Readers {PAGE + 20:,}" in screen_text(app) and "End: more" in screen_text(app)
+        assert f"{PAGE + 20:,} readers" in screen_text(app) and "End: more" in screen_text(app)
         await pilot.press("end")
         await wait_for(pilot, lambda: table.row_count == PAGE + 20, what="the next page")
         assert table.key_of() == "u0020", "the cursor stayed on the reader End reached"
@@ -174,3 +179,24 @@ async def test_the_sessions_list_has_the_same_keys(db_path: Path, size: tuple[in
         await pilot.press("d")  # a session is no delivery: nothing opens
         await pilot.pause()
         assert isinstance(app.screen, SessionsScreen)
+
+
+@pytest.mark.parametrize("key", ["u", "s"], ids=["readers", "sessions"])
+async def test_a_resize_redraws_the_lists_whole(db_path: Path, key: str) -> None:
+    """From 160 to 80 columns: the columns change order (sessions) or drop (the readers' email), cells drawn whole."""
+    add_views(db_path, ["wide-reader"])
+    app = MonitorApp(db_path, session_id=None)
+    async with app.run_test(size=LARGE) as pilot:
+        await wait_for(pilot, lambda: app.main_screen.table.total > 0)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: not isinstance(app.screen, MainScreen), what="the list")
+        await pilot.pause()
+        assert "Email" in screen_text(app) or key == "s"
+        await pilot.resize_terminal(*SMALL)
+        if key == "u":
+            await wait_for(pilot, lambda: "Email" not in screen_text(app), what="the email dropped")
+            await wait_for(pilot, lambda: "Name wide-reader" in screen_text(app), what="the name whole")
+        else:
+            await wait_for(pilot, lambda: "Started              Events" in screen_text(app), what="counts first")
+            started = re.compile(r"#1 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +1 ")
+            await wait_for(pilot, lambda: started.search(screen_text(app)), what="the cells whole")

@@ -22,6 +22,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.events import Resize
 from textual.widgets import DataTable, Input, Static
 
 from monitor.filters import FilterError, compile_filter
@@ -33,7 +34,7 @@ from monitor.tui.messages import OpenDelivery, OpenReader, ReadersWanted
 from monitor.tui.screens.palette import MaskedTableScreen
 from monitor.tui.widgets.footer import KeyFooter
 from monitor.tui.widgets.keyed_table import KeyedTable
-from monitor.wording import number
+from monitor.wording import count, number
 
 #: Readers read at a time; End on the last one reads this many more.
 PAGE = 500
@@ -82,6 +83,10 @@ class ReadersScreen(MaskedTableScreen):
         super().on_mount()
         self.query_one("#readers-filter", Input).display = False
         self.set_interval(POLL_INTERVAL, self._poll)
+
+    def on_resize(self, event: Resize) -> None:
+        if self.is_mounted and self._columns and self._columns != self._column_titles():
+            self.fill()
 
     # -- attributes down: the app hands over what it read ------------------------------
 
@@ -149,16 +154,24 @@ class ReadersScreen(MaskedTableScreen):
         }
 
     def _title(self) -> None:
-        page = self.page
-        title = Text("Readers ", style="bold")
-        title.append(number(page.total), style="bold")
-        if self.filter_text:
-            title.append(" matching ", style=self.tone("muted"))
-            title.append(cell(self.filter_text, 200), style=self.tone("strong"))
-        if page.total > len(page.rows):
-            title.append(f"  · the {number(len(page.rows))} seen most recently (End: more)", style=self.tone("muted"))
-        elif not page.rows:
-            title.append("  · none" + (" match: Esc clears the filter" if self.filter_text else " yet"))
+        page, muted = self.page, self.tone("muted")
+        title = Text()
+        if not page.rows:
+            title.append("No reader", style="bold")
+            if self.filter_text:
+                title.append(" matches ", style="bold")
+                title.append(cell(self.filter_text, 200), style=self.tone("strong"))
+                title.append(" · Esc clears the filter", style=muted)
+            else:
+                title.append(" yet", style="bold")
+                title.append(" · readers appear here as their deliveries arrive", style=muted)
+        else:
+            title.append(count(page.total, "reader"), style="bold")
+            if self.filter_text:
+                title.append(" matching ", style=muted)
+                title.append(cell(self.filter_text, 200), style=self.tone("strong"))
+            if page.total > len(page.rows):
+                title.append(f" · the {number(len(page.rows))} seen most recently (End: more)", style=muted)
         if self.problem is not None:
             title.append("\n")
             title.append(f"✗ {self.problem}", style=self.tone("bad"))

@@ -56,6 +56,17 @@ class KeyedTable(DataTable[Text]):
         kwargs.setdefault("zebra_stripes", True)
         super().__init__(**kwargs)
 
+    def on_idle(self) -> None:
+        # DataTable measures new rows' widths when idle, but keeps lines it drew before that
+        # (a table refilled with new columns as the terminal is resized drew every cell cut to
+        # its title's width). Draw again once it has measured; Textual 8's private cache.
+        if self._require_update_dimensions:
+            self.call_later(self._draw_again)
+
+    def _draw_again(self) -> None:
+        self._clear_caches()
+        self.refresh()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "details" and not self.DETAILS:
             return False
