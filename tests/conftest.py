@@ -16,7 +16,7 @@ from monitor.listener import ListenerConfig, make_server
 from monitor.service import Options, Service
 from monitor.tui.app import MonitorApp
 from monitor.writer import CommitNotice, Writer
-from tests.helpers import ListenerTestServer, Live, Monitor, spec_bodies
+from tests.helpers import ListenerTestServer, Live, Monitor, Tmux, spec_bodies
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +135,17 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    """A tmux server on a socket of its own (killed afterwards), for tests that use the real program."""
+    import os
+    import uuid
+
+    name = f"conscent-monitor-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    term = Tmux(socket=name, session=name)
+    try:
+        yield term
+    finally:
+        term("kill-server", check=False)

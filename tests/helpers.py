@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -453,3 +454,61 @@ def damage_events_page(path: Path, *, at: float = 0.5, length: int = 64) -> int:
         file.seek((page - 1) * size)
         file.write(b"\xff" * length)  # no valid b-tree page type: every read of this page is "malformed"
     return int(page)
+
+
+# -- a real terminal (tmux) ------------------------------------------------------------
+
+
+def program() -> list[str]:
+    """The installed console script, else the module."""
+    beside = Path(sys.executable).with_name("conscent-monitor")
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("conscent-monitor")
+    return [found] if found else [sys.executable, "-m", "monitor"]
+
+
+class Tmux:
+    """A tmux server of its own (``-L socket``), so a user's tmux is never touched; the ``tmux`` fixture kills it."""
+
+    def __init__(self, socket: str, session: str) -> None:
+        self.socket = socket
+        self.session = session
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        # -f /dev/null: no user configuration; -u: the pane is UTF-8 whatever the locale says.
+        # COLUMNS and LINES would override the pane's size: pass an environment without them.
+        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+        return subprocess.run(
+            ["tmux", "-u", "-f", "/dev/null", "-L", self.socket, *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=10,
+            env=env,
+        )
+
+    def start(self, command: str, size: tuple[int, int]) -> None:
+        """Run a shell ``command`` in a detached session of ``size``; ``EXITED=<status>`` follows its end."""
+        script = f'{command}; echo "EXITED=$?"; sleep 600'
+        width, height = size
+        self(
+            "new-session", "-d", "-x", str(width), "-y", str(height), "-s", self.session,
+            "-e", "LANG=C.UTF-8", "-e", "TERM=xterm-256color", "sh", "-c", script,
+        )  # fmt: skip
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", self.session, check=False).stdout
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", self.session, *keys)
+
+    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if predicate(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; the screen shows:\n{screen}")
+            time.sleep(0.1)

@@ -94,8 +94,8 @@ class MainScreen(ThemedScreen):
         Binding("r", "replay_unavailable", "Replay", show=False),
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("y", "copy_try", "Copy curl"),
-        # The box's own Enter applies it; this one only names it in the footer while typing.
-        Binding("enter", "apply_filter", "Apply filter"),
+        # While typing a filter: Enter applies it (the box's own Enter, named in the footer).
+        Binding("enter", "apply_filter", "Apply filter", priority=True),
     ]
 
     #: Personal data hidden (the app's ``m``).
@@ -149,6 +149,9 @@ class MainScreen(ThemedScreen):
 
     def _cursor_moved(self) -> None:
         self.update_statusline()
+
+    def _check_replayable(self) -> None:
+        """The row under the cursor changed (a move, a new view, a new row on top): is ``r`` still right?"""
         replayable = self._can_replay()
         if replayable != self._replayable:  # not on every move: the footer is composed again
             self._replayable = replayable
@@ -333,6 +336,7 @@ class MainScreen(ThemedScreen):
         line = self.query_one("#statusline", Static)
         problem = self._filter_problem if self._filter_problem is not None else self._error
         self._show_empty_hint()
+        self._check_replayable()
         if problem is not None:
             self._show_problem(f"✗ {problem}")
             return
