@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,17 @@ def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> No
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}") from None
+        raise click.ClickException(_listen_failure(options.host, options.port, exc)) from None
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    """One line for a port that cannot be listened on; the usual cause, a port in use, said plainly."""
+    where = f"cannot listen on {host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where}: the port is in use (another monitor?); --port 0 takes a free one"
+    if exc.errno == errno.EACCES:
+        return f"{where}: permission denied (ports below 1024 need root); --port 0 takes a free one"
+    return f"{where}: {exc.strerror or exc}"
 
 
 def _demo_db() -> Path:

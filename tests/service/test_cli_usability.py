@@ -10,6 +10,7 @@ numbers with :mod:`monitor.wording`.
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import click
@@ -19,7 +20,7 @@ from click.testing import CliRunner, Result
 from monitor import store
 from monitor.cli import cli
 from monitor.filters import FIELDS
-from tests.helpers import SAMPLE_EVENTS, read_rows
+from tests.helpers import SAMPLE_EVENTS, one_error, read_rows, run_cli
 
 GENERATED_RE = re.compile(
     r"^generated (?P<count>[\d,]+) deliver(y|ies) \((?P<readers>[\d,]+) readers?\) into (?P<db>\S+), "
@@ -40,13 +41,10 @@ def ok(*args: str) -> Result:
 
 
 def one_usage_error(result: Result, option: str) -> str:
-    """Exit 2, click's usage style, and exactly one ``Error:`` line naming ``option``."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    assert errors[0].startswith(f"Error: Invalid value for '{option}': "), errors[0]
-    return errors[0]
+    """Exit 2, click's usage style: one ``Error:`` line naming ``option``."""
+    line = one_error(result, 2)
+    assert line.startswith(f"Error: Invalid value for '{option}': "), line
+    return line
 
 
 def commands() -> list[tuple[str, click.Command]]:
@@ -202,4 +200,16 @@ def test_export_warnings_word_one_body_and_many(tmp_path: Path) -> None:
     warning = ok("export", "--db", str(many), "-o", str(tmp_path / "many.jsonl")).stderr.splitlines()[0]
     assert warning.startswith(
         "warning: 2 bodies contained newlines and were written compacted, not byte for byte (ids "
+    )
+
+
+def test_a_port_in_use_is_one_plain_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("watch", "--headless", "--port", str(port), "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port}: the port is in use (another monitor?); --port 0 takes a free one"
     )
