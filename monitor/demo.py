@@ -217,10 +217,10 @@ def generate(
         yield delivery
 
 
-def reopen_hint(db_path: str | Path) -> str:
-    """What ``--demo`` prints on exit: where its database is and the command that opens it again."""
+def reopen_hint(db_path: str | Path, program: str = "conscent-monitor") -> str:
+    """What ``--demo`` prints on exit: where its database is and the command (``program open``) that opens it."""
     path = str(Path(db_path).resolve())
-    return f"The demo's deliveries are in {path}\nOpen them again with: conscent-monitor open {shlex.quote(path)}"
+    return f"The demo's deliveries are in {path}\nOpen them again with: {program} open {shlex.quote(path)}"
 
 
 async def run_demo(url: str, *, secret: str | None, stop: asyncio.Event, interval: float = 0.6, seed: int = 7) -> None:

@@ -149,7 +149,7 @@ def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> No
         if demo:
             from monitor.demo import reopen_hint
 
-            click.echo(reopen_hint(db_path))
+            click.echo(reopen_hint(db_path, _program()))
     except ExposureError as exc:
         raise click.UsageError(str(exc)) from None
     except store.StoreError as exc:
@@ -166,6 +166,27 @@ def _listen_failure(host: str, port: int, exc: OSError) -> str:
     if exc.errno == errno.EACCES:
         return f"{where}: permission denied (ports below 1024 need root); --port 0 takes a free one"
     return f"{where}: {exc.strerror or exc}"
+
+
+def _program() -> str:
+    """The command that runs this program again: ``conscent-monitor``, or the path it was started by.
+
+    After the README's quick start (``.venv/bin/conscent-monitor --demo``, no
+    virtualenv activated) a bare ``conscent-monitor`` is not on PATH: the hint
+    then repeats the path that worked.
+    """
+    import shlex
+    import shutil
+    import sys
+
+    name = "conscent-monitor"
+    invoked = Path(sys.argv[0])
+    if invoked.name != name:  # python -m monitor, or a test
+        return name
+    found = shutil.which(name)
+    if found and Path(found).resolve() == invoked.resolve():
+        return name
+    return shlex.quote(sys.argv[0])
 
 
 def _demo_db() -> Path:

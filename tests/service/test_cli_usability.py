@@ -9,8 +9,12 @@ numbers with :mod:`monitor.wording`.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -213,3 +217,27 @@ def test_a_port_in_use_is_one_plain_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"Error: cannot listen on 127.0.0.1:{port}: the port is in use (another monitor?); --port 0 takes a free one"
     )
+
+
+SCRIPT = Path(sys.executable).parent / "conscent-monitor"
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="the conscent-monitor script is not installed beside this python")
+@pytest.mark.parametrize("on_path", [False, True], ids=["venv-not-activated", "venv-activated"])
+def test_the_demo_exit_hint_is_a_command_that_runs(tmp_path: Path, on_path: bool) -> None:
+    """After the quick start (``.venv/bin/conscent-monitor --demo``), the hint repeats the path that worked."""
+    path = os.pathsep.join([str(SCRIPT.parent)] * on_path + ["/usr/bin", "/bin"])
+    env = {**os.environ, "PATH": path, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    env.pop("CONSCENT_WEBHOOK_SECRET", None)
+    proc = subprocess.Popen(
+        [str(SCRIPT), "watch", "--headless", "--demo"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert "listening on" in proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    program = "conscent-monitor" if on_path else str(SCRIPT)
+    assert re.search(rf"^Open them again with: {re.escape(program)} open \S+demo\.db$", out, re.MULTILINE), out[-500:]
