@@ -180,3 +180,14 @@ async def test_the_layout_follows_a_resize(db_path: Path) -> None:
         await pilot.resize_terminal(*LARGE)
         await wait_for(pilot, lambda: "Created" in [str(c.label) for c in journey.columns.values()], what="both times")
         assert journey.key_of() == key  # the cursor stayed on its step
+
+
+async def test_a_repeated_delivery_is_said_in_the_summary(db_path: Path) -> None:
+    write(db_path, [VIEW, CLOSE, CLOSE])
+    app = MonitorApp(db_path, session_id=None)
+    async with app.run_test(size=SMALL) as pilot:
+        await open_reader(pilot, app)
+        text = screen_text(app)
+        # The counts count deliveries (two closes); the summary pairs one, and says why the other is left out.
+        assert "■ close 2" in text and "1 view, 1 close:" in text and "1 repeated delivery" in text
+        assert "dup of #2" in text

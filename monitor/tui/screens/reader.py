@@ -237,6 +237,10 @@ class ReaderScreen(MaskedTableScreen):
         summary.append(f"{number(s.converted)} converted", style=self.tone("good"))
         if s.median_time_to_close is not None:
             summary.append(f" · median time to close {format_duration(s.median_time_to_close)}")
+        if s.duplicates:  # the counts above count deliveries; these repeats are neither paired nor counted here
+            summary.append(
+                f" · {count(s.duplicates, 'repeated delivery', 'repeated deliveries')}", style=self.tone("muted")
+            )
         if self.width >= SIDE_BY_SIDE:  # narrower, the column's title says it
             summary.append(f"   journey by {self.times} time", style=self.tone("muted"))
         return summary

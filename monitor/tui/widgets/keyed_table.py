@@ -22,7 +22,7 @@ from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import RowDoesNotExist, RowKey
 
 
 class KeyedTable(DataTable[Text]):
@@ -98,7 +98,7 @@ class KeyedTable(DataTable[Text]):
         """Put the cursor on the row with ``key`` (it may have moved), else on row ``fallback``."""
         try:
             index = self.get_row_index(key) if key is not None else fallback
-        except Exception:  # RowDoesNotExist: the row left the list
+        except RowDoesNotExist:  # the row left the list
             index = fallback
         if self.row_count:
             self.move_cursor(row=max(0, min(index, self.row_count - 1)), animate=False)
