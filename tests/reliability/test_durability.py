@@ -394,7 +394,8 @@ def _demo_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-HINT = re.compile(r"Open them again with: conscent-monitor open (\S+)")
+#: The command may be the path of the script that ran (conscent-monitor not on PATH).
+HINT = re.compile(r"Open them again with: (?:\S*/)?conscent-monitor open (\S+)")
 
 
 def _check_demo_database(hint_path: str, tmp_path: Path) -> None:
