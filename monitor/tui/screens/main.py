@@ -321,7 +321,7 @@ class MainScreen(ThemedScreen):
         elif stats.sent:
             text.append(f"  ✓ {stats.last_status}", style=self.tone("good"))
         if stats.pending:
-            text.append(f"  {stats.pending} pending", style=self.tone("warning"))
+            text.append(f"  {number(stats.pending)} pending", style=self.tone("warning"))
         return text
 
     def set_stats(self, stats: queries.Stats) -> None:

@@ -168,8 +168,7 @@ class StatsBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="stats-text"):
-            yield Static(id="origin")
-            yield Static(id="forward")
+            yield Static(id="origin")  # one line, two with a forward target that needs its own
             yield Static(id="counters")
         with Vertical(id="stats-spark"):
             yield Static("events / min (30 min)", id="spark-label")
@@ -177,7 +176,6 @@ class StatsBar(Horizontal):
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, self._theme_changed)
-        self.query_one("#forward", Static).display = False
 
     def _theme_changed(self, theme: Theme) -> None:
         # The lines hold Rich styles resolved from the old theme: resolve them again.
@@ -219,11 +217,7 @@ class StatsBar(Horizontal):
             return
         self._origin_text = lines
         line, forward = lines
-        self.query_one("#origin", Static).update(line)
-        below = self.query_one("#forward", Static)
-        if forward is not None:
-            below.update(forward)
-        below.display = forward is not None
+        self.query_one("#origin", Static).update(line if forward is None else Text("\n").join([line, forward]))
 
     def set_stats(self, stats: Stats) -> None:
         self._stats = stats
