@@ -368,3 +368,30 @@ async def test_replay_notifications_word_numbers_once(tmp_path: Path) -> None:
             ("Replay of #7: HTTP 200 in 1,234 ms", "information"),
             ("Replay of #8: Cannot connect to host x:80", "error"),  # never sent: no "in 0 ms"
         ]
+
+
+# -- emoji sequences on screen ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_an_emoji_family_stays_whole_in_the_table_and_the_details(tmp_path: Path, size: tuple[int, int]) -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    db_path = tmp_path / "review.db"
+    db = store.open_store(db_path)
+    try:
+        session_id = store.start_session(db, listen=None, mode="headless")
+        body = gateway_body(user_id="reader-e", name=f"Asha {family}")
+        store.write_batch(db.conn, [event_row(body, session_id=session_id)], [])
+    finally:
+        db.close()
+    app = MonitorApp(db_path, session_id=None)
+    async with app.run_test(size=size) as pilot:
+        table = app.main_screen.query_one(EventTable)
+        await wait_for(pilot, lambda: table.total == 1, TIMEOUT, "the row")
+        await wait_for(pilot, lambda: "Asha" in screen_text(app), TIMEOUT, "the reader's name")
+        assert f"Asha {family}" in screen_text(app)
+        assert "\ufffd" not in screen_text(app)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), TIMEOUT, "the details")
+        await pilot.pause()
+        assert f"Asha {family}" in detail_text(app, "fields")
