@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from rich.segment import Segment
+from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.cache import LRUCache
 
@@ -150,9 +151,9 @@ async def test_lines_of_rows_that_only_moved_are_not_rendered_again(monkeypatch:
         rendered: list[Row] = []
         segments = table._segments
 
-        def counting(row: Row, look: Look, *, selected: bool) -> list[Segment]:
+        def counting(row: Row, look: Look, base: Style, screen: int, *, selected: bool) -> list[Segment]:
             rendered.append(row)
-            return segments(row, look, selected=selected)
+            return segments(row, look, base, screen, selected=selected)
 
         monkeypatch.setattr(table, "_segments", counting)
         height = table.scrollable_content_region.height

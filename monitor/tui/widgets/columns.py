@@ -94,6 +94,8 @@ def ellipsize(text: str, width: int) -> str:
     if cell_len(text) <= width:
         return text
     room = width - 1  # the ellipsis takes one cell
+    if text.isascii() and text.isprintable():  # one cell a character: most values
+        return text[:room] + ELLIPSIS
     used = 0
     end = 0
     spans, _ = split_graphemes(text)
@@ -118,6 +120,9 @@ def _is_flag_half(char: str) -> bool:
 
 def fit(text: str, width: int) -> str:
     """``text`` in exactly ``width`` cells: cut with ``…`` (:func:`ellipsize`) or padded with spaces."""
+    size = cell_len(text)
+    if size <= width:
+        return text + " " * (width - size)
     short = ellipsize(text, width)
     return short + " " * (width - cell_len(short))
 

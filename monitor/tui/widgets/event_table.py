@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
@@ -395,7 +396,7 @@ class EventTable(ScrollView, can_focus=True):
         key = (row, selected, look, self._layout_no, scroll_x, width, base)
         strip = self._lines.get(key)
         if strip is None:
-            segments = self._segments(row, look, selected=selected)
+            segments = self._segments(row, look, base, width, selected=selected)
             strip = Strip(segments, self._line_width).crop_extend(scroll_x, scroll_x + width, base)
             self._lines[key] = strip
         return strip
@@ -428,11 +429,11 @@ class EventTable(ScrollView, can_focus=True):
         self._lines.clear()
         self.refresh()
 
-    def _segments(self, row: Row, look: Look, *, selected: bool) -> list[Segment]:
-        base = self.rich_style
+    def _segments(self, row: Row, look: Look, base: Style, screen: int, *, selected: bool) -> list[Segment]:
+        """The row's line, whole (``base``: the widget's style; ``screen``: its width, where a span stops)."""
         gap = Segment(" ", base)
         segments: list[Segment] = []
-        cells = line_cells(self.columns, row, look, self.scrollable_content_region.width)
+        cells = line_cells(self.columns, row, look, screen)
         spanned = len(cells) - 1 if len(cells) < len(self.columns) else None  # it needs no room of its own
         for index, (text, name, width) in enumerate(cells):
             size = cell_len(text)
