@@ -167,7 +167,7 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.ReaderLoaded)
     def _reader_loaded(self, message: msg.ReaderLoaded) -> None:
-        self.push_screen(ReaderScreen(message.data))
+        self.push_screen(ReaderScreen(message.data, self.clock))
 
     @on(msg.OpenDelivery)
     def _open_delivery(self, message: msg.OpenDelivery) -> None:

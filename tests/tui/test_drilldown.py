@@ -87,9 +87,10 @@ async def test_the_drill_down_fits_the_terminal(db_path: Path, size: tuple[int, 
         assert not any(line.rstrip().endswith(("payment_gateway.clos", "transaction.comp")) for line in text)
         # The journey's telling columns are on screen, whole.
         header = next(line for line in text if "Received" in line and "Event" in line)
-        for title in ("Pairing", "Time to close", "Outcome"):
+        for title in ("Pairing", "Time to close" if size == LARGE else "To close", "Outcome", "Click action"):
             assert title in header, header
-        view_line = next(line for line in text if "▶ view" in line and "→ close" in line)
+        view_line = next(line for line in text if "▶ view" in line and "→ " in line)
+        assert ("→ close #2 by sessionId" in view_line) == (size == LARGE)  # narrower: "→ #2"
         assert "150s" in view_line and "closed" in view_line
         # Wording: plurals right.
         assert "1 view, 1 close:" in screen_text(app)
@@ -106,7 +107,7 @@ async def test_t_switches_the_journey_to_conscents_created_time(db_path: Path, u
     async with app.run_test(size=SMALL) as pilot:
         screen = await open_reader(pilot, app)
         journey = screen.query_one("#journey", DataTable)
-        assert str(journey.get_row_at(0)[0]).startswith("2025-11-30")  # received, in 2025
+        assert str(journey.get_row_at(0)[0]) == "11-30 08:06:40"  # received, in 2025 (not today: with the date)
         assert "t Created times" in lines(app)[-1]
         await pilot.press("t")
         await wait_for(pilot, lambda: "Created" in screen_text(app) and "t Received times" in lines(app)[-1])
@@ -115,10 +116,11 @@ async def test_t_switches_the_journey_to_conscents_created_time(db_path: Path, u
         await wait_for(pilot, lambda: "t Created times" in lines(app)[-1])
 
 
-async def test_a_views_click_action_is_marked_as_its_closes(db_path: Path) -> None:
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x48"])
+async def test_a_views_click_action_is_marked_as_its_closes(db_path: Path, size: tuple[int, int]) -> None:
     write(db_path, [VIEW, CLOSE])
-    app = MonitorApp(db_path, session_id=None)
-    async with app.run_test(size=LARGE) as pilot:
+    app = MonitorApp(db_path, session_id=None, clock=lambda: RECEIVED + 60)  # received today
+    async with app.run_test(size=size) as pilot:
         screen = await open_reader(pilot, app)
         journey = screen.query_one("#journey", DataTable)
         column = list(journey.columns).index("Click action")
@@ -127,6 +129,10 @@ async def test_a_views_click_action_is_marked_as_its_closes(db_path: Path) -> No
         assert str(cells["▶ view"]) == "→ PAYMENT_GATEWAY_CROSS_BTN"
         assert str(cells["■ close"]) == "PAYMENT_GATEWAY_CROSS_BTN"
         assert cells["▶ view"].style == screen.tone("muted")
+        # On screen, whole, at 80 columns too: today's receipts take a time of day, the pairing its arrow.
+        text = lines(app)
+        assert "PAYMENT_GATEWAY_CROSS_BTN" in next(line for line in text if "■ close" in line and "#1" in line)
+        assert "→ PAYMENT_GATEWAY_CROSS_BTN" in next(line for line in text if "▶ view" in line and "#2" in line)
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "160x48"])

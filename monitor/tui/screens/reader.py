@@ -16,6 +16,8 @@ table does) and is in that order; ``t`` switches it to Conscent's
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -32,7 +34,7 @@ from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
 from monitor.journey import JourneyStep
 from monitor.masking import mask_if
 from monitor.textsafe import cell
-from monitor.tui.format import event_label, format_datetime, format_duration, reader_name
+from monitor.tui.format import event_label, format_datetime, format_duration, format_time, reader_name, today
 from monitor.tui.messages import OpenDelivery, ReaderData
 from monitor.tui.screens.palette import MaskedTableScreen
 from monitor.tui.widgets.footer import KeyFooter
@@ -61,6 +63,8 @@ BOTH_TIMES = 160
 COUNTS_WIDTH = 36
 #: A profile column (label and value) needs about this many cells.
 PROFILE_COLUMN = 38
+#: Column titles abbreviated below 160 columns (so that the click action fits at 80).
+NARROW_TITLES = {"Time to close": "To close"}
 #: How the Pairing column words the key a pair was made by (the narrow form leaves it out).
 PAIRED_BY = {"sessionId": "sessionId", "paywallId+content": "paywall+content", "next close": "next close"}
 
@@ -96,9 +100,11 @@ class ReaderScreen(MaskedTableScreen):
         (BOTH_TIMES, "-roomy"),
     ]
 
-    def __init__(self, data: ReaderData) -> None:
+    def __init__(self, data: ReaderData, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.data = data
+        #: "Now", to show today's receipts as a time of day (the app's clock: tests freeze it).
+        self.clock = clock
         #: The journey's time base: "received" (the main table's) or "created" (Conscent's).
         self.times = "received"
         self._columns: tuple[str, ...] = ()
@@ -264,30 +270,31 @@ class ReaderScreen(MaskedTableScreen):
 
     def _journey(self) -> None:
         table = self.query_one("#journey", JourneyTable)
-        first_fill = not self._columns
-        key = table.key_of()
+        first_fill, roomy = not self._columns, self.width >= BOTH_TIMES
+        cursor = table.key_of()
         columns = self._journey_columns()
         if columns != self._columns:
             table.clear(columns=True)
-            for title in columns:
-                table.add_column(title, key=title)
+            for name in columns:
+                table.add_column(name if roomy else NARROW_TITLES.get(name, name), key=name)
             self._columns = columns
         else:
             table.clear()
-        roomy = self.width >= BOTH_TIMES
+        day = today(self.clock())
         for step in self._ordered():
-            cells = self._step_cells(step, roomy)
+            cells = self._step_cells(step, roomy, day)
             table.add_row(*(cells[title] for title in columns), key=str(step.id))
         # Opens on the newest step (the last row); afterwards the cursor stays on its step.
-        table.move_to_key(None if first_fill else key, fallback=table.row_count - 1)
+        table.move_to_key(None if first_fill else cursor, fallback=table.row_count - 1)
 
-    def _step_cells(self, step: JourneyStep, roomy: bool) -> dict[str, Text]:
+    def _step_cells(self, step: JourneyStep, roomy: bool, day: str) -> dict[str, Text]:
+        """The cells of a step by column; narrower than 160, today's receipts as the main table shows them."""
         row = step.row
         event = row.get("event")
         style = self.tone("view" if event == GATEWAY_VIEW else "close" if event == GATEWAY_CLOSE else "")
         muted = self.tone("muted")
         outcome = step.outcome or ""
-        own_action, created = row.get("click_action"), row.get("created_at")
+        own_action, created, received = row.get("click_action"), row.get("created_at"), row.get("received_at")
         if own_action:
             action = _cut(cell(own_action), 28)
         elif step.close_action:  # a view's: the action of the close it paired with
@@ -295,7 +302,7 @@ class ReaderScreen(MaskedTableScreen):
         else:
             action = Text("")
         return {
-            "Received": Text(format_datetime(row.get("received_at"))),
+            "Received": Text(format_datetime(received) if roomy else format_time(received, day)),
             "Created": Text(format_datetime(created), style="") if created else Text("–", style=muted),
             "Event": _cut(event_label(event), 20 if roomy else 14, style),
             "Pairing": Text(self._pairing(step, roomy), style=muted),
@@ -308,10 +315,11 @@ class ReaderScreen(MaskedTableScreen):
     @staticmethod
     def _pairing(step: JourneyStep, roomy: bool) -> str:
         if step.pair_id is not None:
+            if not roomy:  # the arrow says which way: a view points on to its close
+                return f"{'→' if step.is_view else '←'} #{step.pair_id}"
             arrow = "→ close" if step.is_view else "← view"
-            if roomy and step.paired_by:
-                return f"{arrow} #{step.pair_id} by {PAIRED_BY.get(step.paired_by, step.paired_by)}"
-            return f"{arrow} #{step.pair_id}"
+            how = f" by {PAIRED_BY.get(step.paired_by, step.paired_by)}" if step.paired_by else ""
+            return f"{arrow} #{step.pair_id}{how}"
         if step.duplicate:
             return f"dup of #{step.row.get('duplicate_of')}"
         return ""
