@@ -200,3 +200,15 @@ async def test_a_resize_redraws_the_lists_whole(db_path: Path, key: str) -> None
             await wait_for(pilot, lambda: "Started              Events" in screen_text(app), what="counts first")
             started = re.compile(r"#1 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +1 ")
             await wait_for(pilot, lambda: started.search(screen_text(app)), what="the cells whole")
+
+
+async def test_readers_from_the_palette_over_a_drill_down_opened_from_the_list(db_path: Path) -> None:
+    add_views(db_path, ["p1", "p2"])
+    app = MonitorApp(db_path, session_id=None)
+    async with app.run_test(size=SMALL) as pilot:
+        await open_readers(pilot, app)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReaderScreen), what="the drill-down")
+        app.action_open_readers()  # what the palette's "Readers" runs
+        await wait_for(pilot, lambda: isinstance(app.screen, ReadersScreen), what="a readers list on top")
+        await wait_for(pilot, lambda: listed(app) == ["p2", "p1"])
