@@ -144,11 +144,8 @@ class MainScreen(ThemedScreen):
         self.reload()
         self.table.focus()
         # Where the cursor is (status line) and whether "r" can replay its row (footer).
-        self.watch(self.table, "cursor_row", self._cursor_moved, init=False)
-        self.watch(self.table, "scroll_y", self._cursor_moved, init=False)
-
-    def _cursor_moved(self) -> None:
-        self.update_statusline()
+        self.watch(self.table, "cursor_row", self.update_statusline, init=False)
+        self.watch(self.table, "scroll_y", self.update_statusline, init=False)
 
     def _check_replayable(self) -> None:
         """The row under the cursor changed (a move, a new view, a new row on top): is ``r`` still right?"""
@@ -163,8 +160,10 @@ class MainScreen(ThemedScreen):
         return self._origin is not None and self._origin.url is not None
 
     def _can_replay(self) -> bool:
+        if not self.live or not self.is_mounted:
+            return False
         row = self.table.current
-        return self.live and row is not None and row.source != "rejected"
+        return row is not None and row.source != "rejected"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys the footer offers only where they work (False hides a key)."""
