@@ -254,7 +254,7 @@ async def test_a_slow_filter_is_stopped_and_runs_on_a_second_enter(
 @pytest.mark.parametrize(
     ("key", "target", "what"),
     [
-        ("u", "readers", "the readers"),
+        ("u", "readers_page", "the readers"),
         ("s", "sessions", "the sessions"),
         ("enter", "reader_events", "the reader's events"),
         ("d", "get_delivery", "the delivery"),

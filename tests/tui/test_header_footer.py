@@ -239,3 +239,55 @@ async def test_offline_header_at_80_columns_shortens_a_long_path(tmp_path: Path)
             and "…" in first
             and first.rstrip().endswith("review.db   all sessions")
         )
+
+
+#: How the help screen writes a binding's key.
+_SHOWN = {
+    "slash": "/",
+    "question_mark": "?",
+    "escape": "Esc",
+    "enter": "Enter",
+    "home": "Home",
+    "end": "End",
+    "pageup": "PgUp",
+    "pagedown": "PgDn",
+    "up": "↑",
+    "down": "↓",
+    "left": "←",
+    "right": "→",
+}
+
+
+def test_the_help_names_every_key_of_every_screen() -> None:
+    """A key added to a screen without a line in the help fails here (w, t and the readers' / were missing)."""
+    from textual.binding import Binding
+
+    from monitor.tui.app import MonitorApp
+    from monitor.tui.screens.detail import DetailScreen
+    from monitor.tui.screens.help import KEYS
+    from monitor.tui.screens.main import MainScreen
+    from monitor.tui.screens.reader import ReaderScreen
+    from monitor.tui.screens.readers import ReadersScreen
+    from monitor.tui.screens.sessions import SessionsScreen
+    from monitor.tui.widgets.event_table import EventTable
+    from monitor.tui.widgets.keyed_table import KeyedTable
+
+    words = set(KEYS.replace("\n", " ").split(" "))
+    missing = []
+    for owner in (
+        MonitorApp,
+        MainScreen,
+        EventTable,
+        KeyedTable,
+        ReaderScreen,
+        ReadersScreen,
+        SessionsScreen,
+        DetailScreen,
+    ):
+        for binding in owner.BINDINGS:
+            assert isinstance(binding, Binding)
+            for key in binding.key.split(","):
+                shown = _SHOWN.get(key, key)
+                if shown not in words and f"ctrl+{shown}" not in words:
+                    missing.append(f"{owner.__name__}: {key}")
+    assert not missing, missing

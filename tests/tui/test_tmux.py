@@ -1,29 +1,26 @@
 """The installed program in a real terminal (tmux), used the way a person would.
 
 Start ``conscent-monitor`` in a detached tmux session (160x48, then 80x24), POST the two spec
-payloads over HTTP, read the screen with ``capture-pane``, press Enter for
-the drill-down, Escape, then ``q``; check what reached the database. The tmux
-server runs on a socket of its own, so a user's tmux is never touched.
+payloads over HTTP, read the screen with ``capture-pane``, and check what a new user would
+look at (issue 12): the header on its own lines, the footer's Quit and Help, the column
+titles over their values after →, the drill-down (End, Escape), then ``q``; check what
+reached the database. The tmux server runs on a socket of its own (the ``tmux`` fixture),
+so a user's tmux is never touched.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import CLOSE, VIEW
+from tests.helpers import CLOSE, VIEW, Tmux, program
 
 pytestmark = [
     pytest.mark.tmux,
@@ -31,63 +28,6 @@ pytestmark = [
 ]
 
 TIMEOUT = 30.0
-
-
-def program() -> list[str]:
-    """The installed console script, else the module."""
-    beside = Path(sys.executable).with_name("conscent-monitor")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("conscent-monitor")
-    return [found] if found else [sys.executable, "-m", "monitor"]
-
-
-class Tmux:
-    def __init__(self, socket: str, session: str) -> None:
-        self.socket = socket
-        self.session = session
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        # -f /dev/null: no user configuration; -u: the pane is UTF-8 whatever the locale says.
-        # The server's environment becomes the program's. COLUMNS and LINES would
-        # override the pane's size; they can be in the C environment of this process
-        # without being in os.environ (set by a library), so pass an explicit one.
-        env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-        return subprocess.run(
-            ["tmux", "-u", "-f", "/dev/null", "-L", self.socket, *args],
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=10,
-            env=env,
-        )
-
-    def screen(self) -> str:
-        result = self("capture-pane", "-p", "-t", self.session, check=False)
-        return result.stdout
-
-    def keys(self, *keys: str) -> None:
-        self("send-keys", "-t", self.session, *keys)
-
-    def wait_for(self, predicate: Callable[[str], bool], what: str, timeout: float = TIMEOUT) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if predicate(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen shows:\n{screen}")
-            time.sleep(0.1)
-
-
-@pytest.fixture
-def tmux() -> Iterator[Tmux]:
-    name = f"conscent-monitor-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    term = Tmux(socket=name, session=name)
-    try:
-        yield term
-    finally:
-        term("kill-server", check=False)
 
 
 def read_db(path: Path, sql: str) -> list[tuple[object, ...]]:
@@ -123,53 +63,74 @@ def post(url: str, body: bytes, tmux: Tmux) -> None:
         raise AssertionError(f"{url}: {exc.reason}; the screen shows:\n{tmux.screen()}") from None
 
 
+def footer_of(screen: str) -> str:
+    """The bottom line: the footer (capture-pane leaves out blank lines at the end of a pane)."""
+    return [line for line in screen.splitlines() if line.strip()][-1]
+
+
+def column_start(line: str, title: str) -> int:
+    index = line.find(title)
+    assert index >= 0, f"no {title!r} in {line!r}"
+    return index
+
+
 @pytest.mark.parametrize("size", [(160, 48), (80, 24)], ids=["160x48", "80x24"])
 def test_the_installed_program_in_tmux(tmp_path: Path, tmux: Tmux, size: tuple[int, int]) -> None:
     db_path = tmp_path / "tmux.db"
-    command = [*program(), "--port", "0", "--db", str(db_path)]
-    # The shell reports the exit status after the program has restored the terminal.
-    script = shlex.join(command) + '; echo "EXITED=$?"; sleep 600'
-    tmux(
-        "new-session",
-        "-d",
-        "-x",
-        str(size[0]),
-        "-y",
-        str(size[1]),
-        "-s",
-        tmux.session,
-        "-e",
-        "LANG=C.UTF-8",
-        "-e",
-        "TERM=xterm-256color",
-        "sh",
-        "-c",
-        script,
-    )
-
+    tmux.start(shlex.join([*program(), "--port", "0", "--db", str(db_path)]), size)
     url = wait_for_url(db_path, tmux)
-    tmux.wait_for(lambda s: url in s and "GATEWAY" in s, "the main screen with the webhook URL")
+
+    # Empty: the header on its own two lines, and a curl to try in the table.
+    screen = tmux.wait_for(
+        lambda s: url in s and "GATEWAY" in s and "Help" in footer_of(s), "the main screen with the webhook URL"
+    )
+    lines = screen.splitlines()
+    assert url in lines[0] and "views 0" in lines[1], screen  # nothing wrapped onto the counters' line
+    assert "curl" in screen, screen
+    footer = footer_of(screen)
+    assert "Quit" in footer and "Help" in footer, footer
 
     post(url, VIEW, tmux)
     post(url, CLOSE, tmux)
     screen = tmux.wait_for(lambda s: "▶ view" in s and "■ close" in s, "both rows")
-    assert "9892898898" in screen
-    wide = size[0] >= 160  # at 80 columns the click action and the pairing are cut off
+    assert "9892898898" in screen or size[0] < 160  # the phone column is → away at 80
+    assert "views 1" in screen and "closes 1" in screen
+    assert "row 1 of 2" in screen and "following newest" in screen
+    wide = size[0] >= 160
     if wide:
         assert "PAYMENT_GATEWAY_CROSS_BTN" in screen
-    assert "views 1" in screen and "closes 1" in screen
+        assert "…" not in screen.split("Received")[1].split("GATEWAY")[0]  # every value whole at 160
+
+    if not wide:  # at 160 every column is on screen: nothing to scroll
+        # → scrolls the column titles with the rows.
+        tmux.keys("Right")
+        screen = tmux.wait_for(lambda s: "Received" not in s, "the table one column sideways")
+    lines = screen.splitlines()
+    header = next(line for line in lines if "Event" in line)
+    close = next(line for line in lines if "■ close" in line)
+    assert column_start(header, "Event") == column_start(close, "■ close"), screen  # the title over its values
+    if not wide:
+        tmux.keys("Left")
+        tmux.wait_for(lambda s: "Received" in s, "the table back at its first column")
 
     tmux.keys("Enter")
     screen = tmux.wait_for(
-        lambda s: "Profile" in s and "150s" in s and "PAYMENT_GATEWAY_CROSS_BTN" in s, "the drill-down"
+        lambda s: (
+            "150s" in s and "PAYMENT_GATEWAY_CROSS_BTN" in s and "1 view, 1 close" in s and "Back" in footer_of(s)
+        ),
+        "the drill-down and its footer",
     )
     assert "closed" in screen
+    footer = footer_of(screen)
+    assert "Quit" in footer and "Help" in footer and "Details" in footer, footer  # Enter named
     if wide:
         assert "by sessionId" in screen
 
     # Escape alone, then wait: ESC followed quickly by another key reads as Alt+key.
     tmux.keys("Escape")
-    tmux.wait_for(lambda s: "Profile" not in s and "GATEWAY" in s, "the main screen again")
+    tmux.wait_for(lambda s: "1 view, 1 close" not in s and "GATEWAY" in s, "the main screen again")
+    tmux.keys("End")
+    tmux.wait_for(lambda s: "row 2 of 2" in s and "not following" in s, "the cursor on the oldest row")
     tmux.keys("q")
     screen = tmux.wait_for(lambda s: "EXITED=" in s, "the program to exit")
     assert "EXITED=0" in screen, screen

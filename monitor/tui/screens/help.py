@@ -24,13 +24,20 @@ from textual.widgets import Static
 from monitor.filters import help_text
 
 KEYS = """\
+Every table (main, drill-down, readers, sessions)
+  ↑ ↓ j k           move a row
+  PgUp PgDn         move a page
+  Home g            the first row (the main table: the newest, and new rows keep coming in view)
+  End G             the last row (the readers list: End on the last row reads 500 more)
+  Enter             open the row: the reader's drill-down, a step's details, a session
+  d                 details of the row's delivery: fields, headers, forwards, body
+
 Main screen
-  ↑ ↓ PgUp PgDn     move; Home = newest (follow mode), End = oldest
-  Enter             the reader's drill-down (a rejected row: its details)
-  d                 details of the selected delivery: fields, headers, forwards, body
+  ← →               one column sideways (the column titles move with the rows)
+  w                 whole values: widen every column to its longest value (again: fit the screen)
   /                 filter; Enter applies, Esc clears (an error stays until the text changes)
   a                 toggle gateway views & closes / all events and rejections
-  u                 every reader, leading to the drill-down
+  u                 every reader, live and filterable, leading to the drill-down
   s                 sessions: review one recorded run, or all of them
   x                 export what the table shows (JSONL, CSV, HAR, curl)
   r                 replay the delivery to --forward-to (or a URL you type); live monitor, accepted rows
@@ -40,6 +47,12 @@ Main screen
   ?                 this help
   q                 quit (closes the session row)
 
+Drill-down
+  t                 order and time the journey by Conscent's created_at, or by received time (the default)
+
+Readers
+  /                 filter the readers (the filter language below); Enter applies, Esc clears
+
 Details
   r                 replay this delivery
   e                 edit the body, then replay it (ctrl+s sends; re-signed with --secret)
@@ -48,7 +61,6 @@ Details
 
 Drill-down, details, readers, sessions
   Esc               back
-  Enter             open the selected row
 """
 
 

@@ -356,7 +356,7 @@ class MainScreen(ThemedScreen):
             text.append(f"  {count(0, 'row')}", style="bold")
         if table.waiting:
             text.append(f"   ↑ {count(table.waiting, 'new row')}: Home follows", style=self.tone("open"))
-        elif table.total and table.cursor_row == 0 and table.scroll_offset.y == 0:
+        elif table.total and table.following:
             text.append("   following newest", style=self.tone("muted"))
         elif table.total:
             text.append("   not following: Home goes to the newest", style=self.tone("muted"))

@@ -174,7 +174,7 @@ class EventTable(ScrollView, can_focus=True):
         """``count`` rows matching the query were committed (newest first)."""
         if count <= 0:
             return
-        following = self.cursor_row == 0 and self.scroll_offset.y == 0
+        following = self.following
         self._set_total(self.total + count)
         if not following:
             # Keep the same rows under the cursor and in the viewport.
@@ -213,7 +213,8 @@ class EventTable(ScrollView, can_focus=True):
 
     @property
     def following(self) -> bool:
-        return self.cursor_row == 0
+        """New rows come in above the cursor and stay in view: the cursor on the newest row, scrolled to the top."""
+        return self.cursor_row == 0 and self.scroll_offset.y == 0
 
     @property
     def current(self) -> Row | None:
