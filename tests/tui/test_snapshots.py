@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input
+from textual.widgets import DataTable, Input, Select
 
 from monitor import store
 from monitor.tui.app import MonitorApp
@@ -155,7 +155,7 @@ async def details(pilot: Pilot[Any]) -> None:
     await on_the_spec_close(pilot)
     await pilot.press("d")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailScreen), what="the details")
-    await wait_for(pilot, lambda: "PAYMENT_GATEWAY_CROSS_BTN" in screen_text(pilot.app), what="the body")
+    await wait_for(pilot, lambda: "payment_gateway.close" in screen_text(pilot.app), what="the delivery")
 
 
 async def readers(pilot: Pilot[Any]) -> None:
@@ -178,7 +178,7 @@ async def help_screen(pilot: Pilot[Any]) -> None:
     await main_screen_ready(pilot)
     await pilot.press("question_mark")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="the help")
-    await wait_for(pilot, lambda: "Filter language" in screen_text(pilot.app), what="the help's text")
+    await wait_for(pilot, lambda: "Every table" in screen_text(pilot.app), what="the help's text")
 
 
 async def export_dialog(pilot: Pilot[Any]) -> None:
@@ -200,24 +200,106 @@ async def light_theme(pilot: Pilot[Any]) -> None:
     await main_screen_ready(pilot)
 
 
+async def scrolled_right(pilot: Pilot[Any]) -> None:
+    """Two columns sideways: the titles move with the values (at 80 columns; at 160 all fit)."""
+    await main_screen_ready(pilot)
+    await pilot.press("right", "right")
+    await pilot.pause()
+
+
+async def oldest_row(pilot: Pilot[Any]) -> None:
+    """End: the cursor on the oldest row, and the status line says it is not following."""
+    await main_screen_ready(pilot)
+    await pilot.press("end")
+    await wait_for(pilot, lambda: "not following" in static_text(pilot.app, "#statusline"), what="not following")
+
+
+async def filter_error(pilot: Pilot[Any]) -> None:
+    """A filter the language refuses: the whole message, kept while the text stays."""
+    await main_screen_ready(pilot)
+    await pilot.press("slash", *"foo:ba")
+    await wait_for(pilot, lambda: "unknown field" in static_text(pilot.app, "#statusline"), what="the error")
+
+
+async def on_a_rejection(pilot: Pilot[Any]) -> None:
+    """All events, the cursor on the rejected delivery: no Replay offered."""
+    await all_events(pilot)
+    table = pilot.app.screen.query_one(EventTable)
+    for _ in range(table.total):
+        if table.current is not None and table.current.source == "rejected":
+            break
+        await pilot.press("down")
+    await wait_for(pilot, lambda: table.current is not None and table.current.source == "rejected", what="it")
+
+
+async def rejected_details(pilot: Pilot[Any]) -> None:
+    await on_a_rejection(pilot)
+    await pilot.press("d")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, DetailScreen), what="the rejection's details")
+    await wait_for(pilot, lambda: "Rejected delivery" in screen_text(pilot.app), what="its title")
+
+
+async def created_times(pilot: Pilot[Any]) -> None:
+    """The drill-down ordered and timed by Conscent's created_at (t)."""
+    await spec_reader(pilot)
+    await pilot.press("t")
+    await pilot.pause()
+
+
+async def readers_filtered(pilot: Pilot[Any]) -> None:
+    await readers(pilot)
+    await pilot.press("slash", *"priya", "enter")
+    table = pilot.app.screen.query_one(DataTable)
+    await wait_for(pilot, lambda: table.row_count == 1, what="one reader")
+
+
+async def export_csv(pilot: Pilot[Any]) -> None:
+    """CSV: no metadata checkbox, the file name follows the format."""
+    await export_dialog(pilot)
+    path = pilot.app.screen.query_one("#export-path", Input)
+    pilot.app.screen.query_one("#export-format", Select).value = "csv"
+    await wait_for(pilot, lambda: path.value.endswith(".csv"), what="the CSV file name")
+
+
+async def export_failed(pilot: Pilot[Any]) -> None:
+    """A file that cannot be written: the dialog stays, with the error and the path to edit."""
+    await export_dialog(pilot)
+    path = pilot.app.screen.query_one("#export-path", Input)
+    path.value = "/nonexistent/dir/x.jsonl"
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: "Export failed" in screen_text(pilot.app), what="the error in the dialog")
+
+
+STATES: list[tuple[Steps, str]] = [
+    (main_screen_ready, "main-gateway"),
+    (all_events, "main-all-events"),
+    (scrolled_right, "main-scrolled-right"),
+    (oldest_row, "main-oldest-row"),
+    (filter_error, "main-filter-error"),
+    (on_a_rejection, "main-on-a-rejection"),
+    (spec_reader, "drill-down"),
+    (created_times, "drill-down-created"),
+    (details, "details"),
+    (rejected_details, "details-rejected"),
+    (readers, "readers"),
+    (readers_filtered, "readers-filtered"),
+    (sessions, "sessions"),
+    (help_screen, "help"),
+    (export_dialog, "export-dialog"),
+    (export_csv, "export-csv"),
+    (export_failed, "export-failed"),
+    (masked, "masked"),
+    (light_theme, "light-theme"),
+]
+SIZES = [(SIZE, "160x48"), (SMALL, "80x24")]
+
+
 @pytest.mark.parametrize(
     ("steps", "size"),
-    [
-        pytest.param(main_screen_ready, SIZE, id="main-gateway"),
-        pytest.param(all_events, SIZE, id="main-all-events"),
-        pytest.param(spec_reader, SIZE, id="drill-down"),
-        pytest.param(details, SIZE, id="details"),
-        pytest.param(readers, SIZE, id="readers"),
-        pytest.param(sessions, SIZE, id="sessions"),
-        pytest.param(help_screen, SIZE, id="help"),
-        pytest.param(export_dialog, SIZE, id="export-dialog"),
-        pytest.param(masked, SIZE, id="masked"),
-        pytest.param(light_theme, SIZE, id="light-theme"),
-        pytest.param(main_screen_ready, SMALL, id="main-80x24"),
-        pytest.param(spec_reader, SMALL, id="drill-down-80x24"),
-    ],
+    [pytest.param(steps, size, id=f"{name}-{size_name}") for steps, name in STATES for size, size_name in SIZES],
 )
 def test_screen(snap_compare: Any, snapshot_app: MonitorApp, steps: Steps, size: tuple[int, int]) -> None:
+    """Every screen state at a laptop split (80x24) and a full terminal (160x48)."""
     assert snap_compare(snapshot_app, terminal_size=size, run_before=steps)
 
 
