@@ -72,6 +72,10 @@ class Options:
     forward_to: str | None = None
     forward_timeout: float = DEFAULT_FORWARD_TIMEOUT
     forward_attempts: int = DEFAULT_ATTEMPTS
+    #: ``cloudflared``, ``ngrok`` or ``ssh:HOST``: a tunnel program run as a child (monitor/tunnel.py).
+    tunnel: str | None = None
+    #: A public URL set up another way (a reverse proxy, a company tunnel); probed like a tunnel's.
+    public_url: str | None = None
 
 
 def tune_gc() -> None:
