@@ -10,11 +10,11 @@ from typing import Any
 import click
 
 from monitor import store
-from monitor.cli.common import http_url
+from monitor.cli.common import http_url, tunnel_spec
 from monitor.cli.send import credentials_option
 from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT
 from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SHUTDOWN_TIMEOUT
-from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options
+from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options, check_exposure
 
 DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries, not a credential)
 
@@ -90,7 +90,23 @@ DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries
     help="Seconds Ctrl-C and SIGTERM wait for requests still being received.",
 )
 @click.option(
-    "--allow-unauthenticated", is_flag=True, help="Allow a non-loopback --host without --secret or --basic-auth."
+    "--allow-unauthenticated",
+    is_flag=True,
+    help="Allow a non-loopback --host, --tunnel or --public-url without --secret or --basic-auth.",
+)
+@click.option(
+    "--tunnel",
+    metavar="cloudflared|ngrok|ssh:HOST",
+    callback=tunnel_spec,
+    help="Give the monitor a public URL for Conscent to post to: run a Cloudflare quick tunnel, "
+    "ngrok, or ssh -R to HOST (e.g. ssh:nokey@localhost.run); the header shows the URL.",
+)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    callback=http_url,
+    help="The public URL that reaches this monitor another way (a reverse proxy, a company tunnel); "
+    "shown and checked like a tunnel's.",
 )
 @click.option(
     "--forward-to",
@@ -128,8 +144,11 @@ def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> No
     if demo and not kwargs["secret"]:
         # So the demo shows signature checking: valid deliveries and the one signed with a wrong key.
         kwargs["secret"] = DEMO_SECRET
+    if kwargs["tunnel"] and kwargs["public_url"]:
+        raise click.UsageError("--tunnel and --public-url cannot be used together: a tunnel makes its own URL")
     options = Options(db_path=db_path, mode="headless" if headless else ("demo" if demo else "tui"), **kwargs)
     try:
+        check_exposure(options)  # before anything starts or is created (the Service checks it again)
         if headless:
             from monitor.headless import run_headless
 
