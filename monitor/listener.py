@@ -3,7 +3,11 @@
 POST on any path is a delivery. It is answered 200 ``{"ok": true, "id": N}``
 only after the writer has committed it. Anything refused gets a JSON error
 ``{"ok": false, "error": ...}`` and a row in ``rejected``. GET ``/`` is a
-short JSON status. The listener never touches SQLite or the UI itself.
+short JSON status (without file paths once the monitor is public). GET
+``…/.well-known/conscent-monitor/probe/<token>`` with this process's token
+answers the token (the tunnel's self-probe, :mod:`monitor.probe`) and is not
+recorded; with another token it is an ordinary 404, recorded in ``rejected``.
+The listener never touches SQLite or the UI itself.
 
 Hostile senders are bounded: open connections, idle and head time
 (:mod:`monitor.connections`), bytes of bodies held in memory across all
@@ -17,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +38,7 @@ from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT,
 from monitor.events import InvalidBody, parse_body
 from monitor.forwarder import Forwarder
 from monitor.forwarder import summary as forwarding_summary
+from monitor.probe import PROBE_PREFIX
 from monitor.store import REJECTED_BODY_LIMIT, StoreUnavailable
 from monitor.textsafe import utf8_safe
 from monitor.writer import UnstorableRow, Writer
@@ -72,6 +79,14 @@ class ListenerConfig:
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     head_timeout: float = DEFAULT_HEAD_TIMEOUT
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    #: The self-probe's token (known only to this process); None: no probe is answered.
+    probe_token: str | None = None
+    #: Public (a tunnel or a public URL): ``GET /`` then names no file.
+    public: bool = False
+    #: The local URL, once listening (shown by ``GET /``).
+    listen_url: str = ""
+    #: The tunnel's state for ``GET /`` (public URL, phase, reachability), if there is one.
+    tunnel_status: Callable[[], dict[str, Any] | None] | None = None
 
 
 class Rejection(Exception):
@@ -188,6 +203,8 @@ async def _handle(request: web.BaseRequest, state: _State) -> web.StreamResponse
     wire = body = b""
     try:
         try:
+            if request.method == "GET" and PROBE_PREFIX in request.path:
+                return _probe(request, config)
             if request.method != "POST":
                 raise Rejection(405, f"method {request.method} not allowed: webhooks are POSTed")
             encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
@@ -402,9 +419,18 @@ async def _reject(
     return response
 
 
+def _probe(request: web.BaseRequest, config: ListenerConfig) -> web.Response:
+    """The tunnel's self-probe: this process's token back, nothing stored; any other token is a 404."""
+    token = request.path.rpartition(PROBE_PREFIX)[2]
+    if config.probe_token and hmac.compare_digest(token.encode(), config.probe_token.encode()):
+        return web.Response(status=200, text=config.probe_token, headers={"Cache-Control": "no-store"})
+    raise Rejection(404, "not found: not a probe of this monitor")
+
+
 def _status(state: _State) -> web.Response:
     config, writer, forwarder = state.config, state.writer, state.forwarder
     stats = writer.stats
+    tunnel = config.tunnel_status() if config.tunnel_status is not None else None
     return _json(
         200,
         {
@@ -412,18 +438,30 @@ def _status(state: _State) -> web.Response:
             "ok": writer.healthy,
             "service": "conscent-monitor",
             "session": config.session_id,
-            "database": config.db_path,
+            "url": config.listen_url or None,
+            "public_url": tunnel.get("public_url") if tunnel else None,
+            "tunnel": tunnel,
+            # Public: the database's path (a user name, a folder layout) is nobody else's business.
+            "database": None if config.public else config.db_path,
             "uptime_s": round(time.time() - config.started_at, 1),
             "events": stats.committed_events,
             "rejected": stats.committed_rejected,
             "by_event": dict(stats.by_event),
-            "error": stats.last_error,
+            "error": _no_path(stats.last_error, config),
             "connections": state.server.stats() if state.server else None,
             "malformed": state.server.malformed if state.server else 0,
             "bodies_in_flight": state.budget.held,
             "busy_refusals": state.budget.refused,
         },
     )
+
+
+def _no_path(text: str | None, config: ListenerConfig) -> str | None:
+    """``text`` without the database's folder when the monitor is public (its file name stays)."""
+    if not text or not config.public or not config.db_path:
+        return text
+    folder = config.db_path.rpartition("/")[0]
+    return text.replace(folder + "/", "") if folder else text
 
 
 def _request_columns(request: web.BaseRequest, config: ListenerConfig, received_at: float) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -42,7 +42,11 @@ from monitor.listener import (
     make_runner,
     make_server,
 )
+from monitor.probe import new_token
 from monitor.writer import CommitNotice, Writer
+
+if TYPE_CHECKING:  # the tunnel's machinery is imported only when there is a tunnel (start-up time)
+    from monitor.tunnel import Timing, Tunnel, TunnelState
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +104,30 @@ class ExposureError(ValueError):
 
 
 def check_exposure(options: Options) -> None:
-    if is_loopback(options.host) or options.secret or options.basic_auth or options.allow_unauthenticated:
+    if options.secret or options.basic_auth or options.allow_unauthenticated:
+        return
+    if options.tunnel or options.public_url:
+        what = f"--tunnel {options.tunnel}" if options.tunnel else f"--public-url {options.public_url}"
+        raise ExposureError(
+            f"refusing to open {what} without --secret or --basic-auth: the tunnel makes the monitor public, "
+            "and anyone who finds its URL could write to your database (pass --allow-unauthenticated if you "
+            "really mean it)"
+        )
+    if is_loopback(options.host):
         return
     raise ExposureError(
         f"refusing to listen on {options.host} without --secret or --basic-auth: anyone who can reach it "
         "could write to your database (pass --allow-unauthenticated if you really mean it)"
     )
+
+
+def tunnel_target(host: str) -> str:
+    """Where a tunnel program on this machine reaches a listener bound to ``host``."""
+    if host in ("", "localhost") or host == "0.0.0.0" or (is_loopback(host) and ":" not in host):  # noqa: S104
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def is_loopback(host: str) -> bool:
@@ -123,8 +145,15 @@ class Service:
         options: Options,
         on_commit: Callable[[CommitNotice], None] | None = None,
         on_alarm: Callable[[str], None] | None = None,
+        on_tunnel_change: Callable[[TunnelState], None] | None = None,
+        tunnel_timing: Timing | None = None,
     ) -> None:
+        """``on_tunnel_change`` is called on the listener's loop thread with each new tunnel state."""
         check_exposure(options)
+        if options.tunnel:
+            from monitor.tunnel import program_of
+
+            program_of(options.tunnel)  # a bad spec fails here, before any database is touched
         self.options = options
         self._db = store.open_store(options.db_path)
         try:
@@ -149,7 +178,13 @@ class Service:
             head_timeout=options.head_timeout,
             shutdown_timeout=options.shutdown_timeout,
             db_path=str(options.db_path),
+            probe_token=new_token() if options.tunnel or options.public_url else None,
+            public=bool(options.tunnel or options.public_url),
+            tunnel_status=self._tunnel_status,
         )
+        self.on_tunnel_change = on_tunnel_change
+        self.tunnel_timing = tunnel_timing
+        self.tunnel: Tunnel | None = None
         self._runner: web.ServerRunner | None = None
         self.forwarder: Forwarder | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -185,10 +220,50 @@ class Service:
         host = self.options.host if ":" not in self.options.host else f"[{self.options.host}]"
         self.url = f"http://{host}:{port}/"
         store.set_session_listen(self._db, self.session_id, self.url)
+        self.config.listen_url = self.url
+        if self.options.tunnel or self.options.public_url:
+            await self._start_tunnel(port)
         return self.url
 
+    async def _start_tunnel(self, port: int) -> None:
+        from monitor.tunnel import Tunnel
+
+        self.tunnel = Tunnel(
+            self.options.tunnel,
+            port=port,
+            host=tunnel_target(self.options.host),
+            token=self.config.probe_token,
+            public_url=self.options.public_url,
+            log_path=self.options.db_path.with_name(self.options.db_path.name + ".tunnel.log"),
+            timing=self.tunnel_timing,
+            on_change=self.on_tunnel_change,
+        )
+        await self.tunnel.start()
+
+    @property
+    def tunnel_state(self) -> TunnelState | None:
+        """The tunnel's state now, from any thread (a frozen value, replaced whole); None without a tunnel."""
+        return self.tunnel.state if self.tunnel is not None else None
+
+    def _tunnel_status(self) -> dict[str, Any] | None:
+        """What ``GET /`` shows of the tunnel: no log path, no program output."""
+        state = self.tunnel_state
+        if state is None:
+            return None
+        return {
+            "provider": state.provider,
+            "public_url": state.public_url,
+            "phase": state.phase,
+            "reachable": state.reachable,
+            "probe_ms": None if state.probe_ms is None else round(state.probe_ms, 1),
+            "probe_error": state.probe_error,
+            "restarts": state.restarts,
+        }
+
     async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish, write, close the session."""
+        """End the tunnel, stop accepting, let in-flight requests finish, write, close the session."""
+        if self.tunnel is not None:
+            await self.tunnel.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
