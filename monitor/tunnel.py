@@ -144,7 +144,7 @@ _SSH_KNOWN = (
     re.compile(r"tunneled with tls termination,\s*(https?://\S+)", re.IGNORECASE),
     re.compile(r"Forwarding HTTP traffic from\s+(https?://\S+)", re.IGNORECASE),
 )
-_ORIGIN = re.compile(r"(?<![\w\[/])(https?://[A-Za-z0-9.-]+(?::\d+)?)/?(?=[\s.,;]|$)")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::\d+)?/?")
 #: The services' own pages, which their banners link to (``https://admin.localhost.run/``).
 _NOT_OURS = ("localhost.run", "twitter.com", "serveo.net", "pinggy.io", "ngrok.com", "cloudflare.com")
 
@@ -190,10 +190,13 @@ def _ssh_line(line: str) -> str | None:
         match = pattern.search(line)
         if match:
             return match.group(1)
-    for match in _ORIGIN.finditer(line):
-        host = match.group(1).split("://", 1)[1].split(":", 1)[0].lower()
+    for word in line.split():
+        word = word.strip("[(<>)],;").rstrip(".")
+        if not _ORIGIN.fullmatch(word):
+            continue  # not a URL, or one with a path: a page, not a tunnel's address
+        host = word.split("://", 1)[1].split(":", 1)[0].rstrip("/").lower()
         if not any(host == name or host.endswith("." + name) for name in _NOT_OURS):
-            return match.group(1)
+            return word
     return None
 
 
@@ -237,7 +240,7 @@ class Timing:
 def describe_exit(program: str, code: int, last_line: str) -> str:
     if code == 127 and last_line.startswith("cannot run"):
         why = f"{program} could not start"
-    elif code > 128:
+    elif 128 < code <= 128 + 64:  # the lifeline reports a death by signal N as 128 + N, as shells do
         why = f"{program} was killed by signal {code - 128}"
     else:
         why = f"{program} exited {code}"
