@@ -618,3 +618,100 @@ def _id_chunks(cursor: Any) -> Iterator[list[int]]:
 def _stream(cursor: Any) -> Iterator[tuple[Any, ...]]:
     while rows := cursor.fetchmany(1000):
         yield from rows
+
+
+# -- waiting (``conscent-monitor wait``, the pytest plugin) -------------------------
+
+#: What ``wait`` reports of a delivery, and what its one-line form needs.
+WAITED_COLUMNS = (
+    "id", "received_at", "created_at", "session_id", "event", "kind", "user_id", "name", "username", "signature",
+    "body",
+)  # fmt: skip
+_WAITED = ", ".join(WAITED_COLUMNS)
+_WAITED_FRESH = ", ".join(f"fresh.{name}" for name in WAITED_COLUMNS)
+_REJECTED_SEEN = "id, received_at, status, reason"
+
+
+def newest_session(db: sqlite_utils.Database) -> dict[str, Any] | None:
+    """The latest session (``id``, ``started_at``, ``ended_at``), or None in a database without one."""
+    rows = _dicts(db, "SELECT id, started_at, ended_at FROM sessions ORDER BY id DESC LIMIT 1", [])
+    return rows[0] if rows else None
+
+
+def waited_in_window(
+    db: sqlite_utils.Database, where: str, params: Sequence[Any], *, since: float, upto_id: int, limit: int
+) -> list[dict[str, Any]]:
+    """The first ``limit`` events received at or after ``since`` (ids up to ``upto_id``) matching ``where``.
+
+    Run once, when a wait starts: the ``received_at`` index bounds the walk to the window.
+    """
+    sql = f"SELECT {_WAITED} FROM events WHERE received_at >= ? AND id <= ? AND ({where}) ORDER BY id LIMIT ?"
+    return _dicts(db, sql, [since, upto_id, *params, limit])
+
+
+def waited_new(
+    db: sqlite_utils.Database,
+    where: str,
+    params: Sequence[Any],
+    *,
+    after_id: int,
+    upto_id: int,
+    since: float | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Events with ``after_id < id <= upto_id`` (received at or after ``since``) that match ``where``.
+
+    Run after every commit while waiting, so it must cost the new rows only,
+    whatever the table's size: the outer walk is the rowid range (``+`` keeps
+    the ``received_at`` index out of it), and the filter is tested on each new
+    row by its rowid in the subquery, so no index the filter could use (all
+    ``event = ?`` rows, say) ever drives the query.
+    """
+    window = "" if since is None else " AND +fresh.received_at >= ?"
+    sql = (
+        f"SELECT {_WAITED_FRESH} FROM events AS fresh WHERE fresh.id > ? AND fresh.id <= ?{window}"
+        f" AND EXISTS (SELECT 1 FROM events WHERE events.id = fresh.id AND ({where})) ORDER BY fresh.id LIMIT ?"
+    )
+    bounds = [after_id, upto_id] + ([] if since is None else [since])
+    return _dicts(db, sql, [*bounds, *params, limit])
+
+
+def _window_where(since: float | None, after_id: int) -> tuple[str, list[Any]]:
+    parts: list[str] = ["id > ?"]
+    args: list[Any] = [after_id]
+    if since is not None:
+        parts.append("received_at >= ?")
+        args.append(since)
+    return " AND ".join(parts), args
+
+
+def events_in_window(
+    db: sqlite_utils.Database,
+    where: str,
+    params: Sequence[Any],
+    *,
+    since: float | None,
+    after_id: int = 0,
+    examples: int = 3,
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many events of the window match ``where``, and the latest few (a timed-out wait's near misses)."""
+    window, args = _window_where(since, after_id)
+    total = db.execute(f"SELECT count(*) FROM events WHERE {window} AND ({where})", [*args, *params]).fetchone()[0]
+    sql = f"SELECT {_WAITED} FROM events WHERE {window} AND ({where}) ORDER BY id DESC LIMIT ?"
+    return int(total), _dicts(db, sql, [*args, *params, examples])
+
+
+def rejected_in_window(
+    db: sqlite_utils.Database, *, since: float | None, after_id: int = 0, examples: int = 3
+) -> tuple[int, list[dict[str, Any]]]:
+    """How many deliveries the window rejected, and the latest few."""
+    window, args = _window_where(since, after_id)
+    total = db.execute(f"SELECT count(*) FROM rejected WHERE {window}", args).fetchone()[0]
+    sql = f"SELECT {_REJECTED_SEEN} FROM rejected WHERE {window} ORDER BY id DESC LIMIT ?"
+    return int(total), _dicts(db, sql, [*args, examples])
+
+
+def newest_ids(db: sqlite_utils.Database) -> tuple[int, int]:
+    """The highest event and rejected ids committed so far (0 for an empty table)."""
+    with read_snapshot(db) as ids:
+        return ids

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.cli import exporter, importer, review, send, watch
+from monitor.cli import exporter, importer, review, send, wait, watch
 from monitor.cli.common import database_failure, filter_epilog
 
 
@@ -76,6 +76,7 @@ for _command in (
     importer.import_cmd,
     exporter.export_cmd,
     importer.generate_cmd,
+    wait.wait_cmd,
 ):
     cli.add_command(_guarded(_command))
 cli.add_command(help_cmd)
