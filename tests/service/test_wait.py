@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 
 from monitor.service import Service
 from tests.helpers import CLOSE, SPEC_READER, VIEW, one_error, run_cli, run_command
@@ -116,3 +117,13 @@ def test_wait_is_listed_in_the_help() -> None:
     assert result.exit_code == 0
     assert "--since TIME|session|now" in result.output
     assert "Filter: words separated by spaces" in result.output
+
+
+@pytest.mark.slow
+def test_the_latency_benchmark_runs(tmp_path: Path) -> None:
+    """bench/wait_latency.py in a tiny size: every figure is there (no timing assertion)."""
+    from bench import wait_latency
+
+    result = wait_latency.main(["--size", "300", "--commits", "3", "--idle", "0.2", "--cache", str(tmp_path)])
+    assert result["commits"] == 3
+    assert result["latency_median_ms"] >= 0 and result["idle_cpu_ms"] >= 0
