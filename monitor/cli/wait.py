@@ -34,11 +34,14 @@ class WaitFailure(click.ClickException):
     default="",
     help="Deliveries to wait for, as typed after / in the TUI (the language is below); default any.",
 )
-@click.option("--count", "wanted", type=click.IntRange(1), default=1, show_default=True, help="How many.")
+@click.option(
+    "--count", "wanted", type=click.IntRange(1), default=1, show_default=True, metavar="N", help="How many to wait for."
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(0),
     default=30.0,
+    metavar="SECONDS",
     show_default=True,
     help="Seconds to wait; then exit 1 saying what arrived instead.",
 )
@@ -61,7 +64,7 @@ class WaitFailure(click.ClickException):
 def wait_cmd(
     db_path: Path | None, filter_text: str, wanted: int, timeout: float, since: str, fmt: Literal["json", "line"]
 ) -> None:
-    """Wait until COUNT deliveries matching the filter are in the database, print them, exit 0.
+    """Wait until --count deliveries matching --filter are in the database, print them, exit 0.
 
     A monitor (`conscent-monitor watch`, e.g. `--headless` in the background)
     records them; `wait` reads the same file. On timeout, exit 1 with what
