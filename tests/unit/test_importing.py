@@ -185,7 +185,7 @@ def test_large_import_with_bad_lines(tmp_path: Path) -> None:
     assert report.errors[9].startswith(f"{capture}:10000:")
     count = rows(db_path, "SELECT count(*) AS n, count(duplicate_of) AS d FROM events")[0]
     assert count["n"] == 49_950 and count["d"] == report.duplicates > 0  # synth retries a few deliveries
-    assert "49950 imported" in report.describe()
+    assert "imported 49,950 deliveries" in report.describe()
 
 
 def test_interrupt_keeps_whole_batches_and_ends_the_session(tmp_path: Path) -> None:
