@@ -643,9 +643,15 @@ def waited_in_window(
 ) -> list[dict[str, Any]]:
     """The first ``limit`` events received at or after ``since`` (ids up to ``upto_id``) matching ``where``.
 
-    Run once, when a wait starts: the ``received_at`` index bounds the walk to the window.
+    Oldest first. Run once, when a wait starts: an index bounds the walk to the window (the
+    ``received_at`` one, or one the filter uses). ``+id`` and the order by
+    receipt keep SQLite from walking the rowids from the first: on 1,000,000
+    rows, a window at the end took a second that way.
     """
-    sql = f"SELECT {_WAITED} FROM events WHERE received_at >= ? AND id <= ? AND ({where}) ORDER BY id LIMIT ?"
+    sql = (
+        f"SELECT {_WAITED} FROM events WHERE received_at >= ? AND +id <= ? AND ({where})"
+        " ORDER BY received_at, id LIMIT ?"
+    )
     return _dicts(db, sql, [since, upto_id, *params, limit])
 
 
