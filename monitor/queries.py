@@ -645,8 +645,8 @@ def waited_in_window(
 
     Oldest first. Run once, when a wait starts: an index bounds the walk to the window (the
     ``received_at`` one, or one the filter uses). ``+id`` and the order by
-    receipt keep SQLite from walking the rowids from the first: on 1,000,000
-    rows, a window at the end took a second that way.
+    receipt keep SQLite from walking the rowids from the first (the last hour
+    of 50,000 rows: 59 ms that way, growing with the table; 0.2 ms this way).
     """
     sql = (
         f"SELECT {_WAITED} FROM events WHERE received_at >= ? AND +id <= ? AND ({where})"
