@@ -48,24 +48,17 @@ def http_url(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     return value
 
 
-#: ``ssh:HOST``'s host: ``[user@]host[:port]``; never an ssh option (``-oProxyCommand=…``).
-_SSH_TARGET = re.compile(r"(?:[A-Za-z0-9._][A-Za-z0-9._-]*@)?[A-Za-z0-9_][A-Za-z0-9._-]*(?::[0-9]{1,5})?")
-
-
 def tunnel_spec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Click callback for ``--tunnel``: ``cloudflared``, ``ngrok`` or ``ssh:HOST``, else a usage error (exit 2)."""
-    if value is None or value in ("cloudflared", "ngrok"):
-        return value
-    if value.startswith("ssh:"):
-        host = value[4:]
-        if _SSH_TARGET.fullmatch(host):
-            return value
-        if not host:
-            raise click.BadParameter("ssh:HOST needs a host, e.g. ssh:nokey@localhost.run.")
-        raise click.BadParameter(
-            f"{inert(host)!r} is not a host for ssh: give [user@]host[:port], e.g. ssh:nokey@localhost.run."
-        )
-    raise click.BadParameter(f"{inert(value)!r} is not a tunnel: use cloudflared, ngrok or ssh:HOST.")
+    if value is None:
+        return None
+    from monitor.tunnel import TunnelSpecError, program_of  # only with --tunnel: start-up time
+
+    try:
+        program_of(value)
+    except TunnelSpecError as exc:
+        raise click.UsageError(str(exc)) from None
+    return value
 
 
 #: A progress column of items done and to do, numbers worded like every summary (``45,000/100,000``).
