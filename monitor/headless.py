@@ -12,11 +12,16 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from monitor import __version__
+from monitor import __version__, tunnel_status
 from monitor.service import Options, Service, tune_gc
 from monitor.textsafe import cell
 from monitor.writer import CommitNotice
+
+if TYPE_CHECKING:
+    from monitor.tunnel import TunnelState
 
 
 async def run_headless(options: Options, demo: bool) -> None:
@@ -26,7 +31,8 @@ async def run_headless(options: Options, demo: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     printer = _Printer()
-    service = Service(options, on_commit=printer, on_alarm=printer.alarm)
+    tunnel_lines = TunnelLines(printer.line)
+    service = Service(options, on_commit=printer, on_alarm=printer.alarm, on_tunnel_change=tunnel_lines)
     url = await service.start()
     tune_gc()
     print(
@@ -34,6 +40,7 @@ async def run_headless(options: Options, demo: bool) -> None:
         f"session {service.session_id}); Ctrl-C stops",
         flush=True,
     )
+    tunnel_lines.start(service.tunnel_state)
     demo_task = None
     if demo:
         from monitor.demo import run_demo
@@ -58,6 +65,46 @@ def stopped_line(service: Service) -> str:
         wal = service.writer.file.wal
         return f"stopped; session {service.session_id} closed; part of it is still in {wal}: copy it with the database"
     return f"stopped; session {service.session_id} closed"
+
+
+class TunnelLines:
+    """``on_tunnel_change``: a line on each change of the tunnel's state (:func:`tunnel_status.change_lines`).
+
+    Called on the listener's loop thread; the lines go through the printer's
+    queue, so they stay in order with the deliveries and never hold the loop
+    up. Nothing is printed before the "listening on" line (:meth:`start`).
+    """
+
+    def __init__(self, emit: Callable[[str], None], clock: Callable[[], float] = time.time) -> None:
+        self._emit = emit
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._started = False
+        self._latest: TunnelState | None = None
+        self._shown: TunnelState | None = None
+        self._last_url: str | None = None
+
+    def __call__(self, state: TunnelState) -> None:
+        with self._lock:
+            self._latest = state
+            if self._started:
+                self._show(state)
+
+    def start(self, state: TunnelState | None) -> None:
+        """The listening line is out: print the state so far (the service's, if no change came yet)."""
+        with self._lock:
+            self._started = True
+            state = self._latest or state
+            if state is not None:
+                self._show(state)
+
+    def _show(self, state: TunnelState) -> None:
+        lines = tunnel_status.change_lines(self._shown, state, self._last_url)
+        self._shown = state
+        self._last_url = tunnel_status.public_url(state) or self._last_url
+        stamp = _clock(self._clock())
+        for line in lines:
+            self._emit(f"{stamp}  {line}")
 
 
 class _Printer:
@@ -87,6 +134,10 @@ class _Printer:
     def alarm(self, message: str) -> None:
         """``on_alarm``: the database left its path. Always printed, whatever the backlog."""
         self._queue.put(f"{_clock(time.time())}  !!! NOT RECORDING: {message}")
+
+    def line(self, text: str) -> None:
+        """A line of the monitor's own (the tunnel's state): always printed, in order with the deliveries."""
+        self._queue.put(text)
 
     def close(self, timeout: float = 10.0) -> None:
         """Print what is queued, then end the thread."""

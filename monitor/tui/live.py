@@ -1,5 +1,8 @@
 """Keeping the main screen current: commits, rows other processes commit, the header, the listener's health.
 
+The tunnel's state (``--tunnel``, ``--public-url``) is read on the health
+tick too, and shown in the header when it changed.
+
 The writer's commit notices wait in the :class:`~monitor.tui.feed.Feed` and
 are applied at the feed's pace; in offline review, rows committed by another
 process (a running monitor, an import) are found by polling SQLite's
@@ -23,7 +26,7 @@ from textual.app import App
 from textual.message import Message
 from textual.worker import Worker
 
-from monitor import queries
+from monitor import queries, tunnel_status
 from monitor.reading import ReadAccess
 from monitor.service import Service
 from monitor.textsafe import cell
@@ -44,6 +47,8 @@ TICK_INTERVAL = 5.0
 
 
 if TYPE_CHECKING:  # type-checked as the App it is mixed into
+    from monitor.tunnel import TunnelState
+
     _AppBase = App[None]
 else:
     _AppBase = object
@@ -66,6 +71,10 @@ class LiveRows(_AppBase):
     failures: FailureReporter
     _data_version: int | None = None
     _problem_shown: str | None = None
+    #: The tunnel's state as the header shows it (read on each health tick).
+    _tunnel_shown: TunnelState | None = None
+    #: Per public URL, whether the last notification said it was reachable.
+    _tunnel_told: dict[str, bool]
 
     def _read(self, what: str, group: str, read: Callable[[Database], Message | None]) -> Worker[None]:
         raise NotImplementedError  # MonitorApp's
@@ -80,6 +89,8 @@ class LiveRows(_AppBase):
             self.post_message(msg.RowsCommitted())
         self.set_interval(TICK_INTERVAL, self._timed_tick)
         if self.service is not None:
+            self._tunnel_told = {}
+            self._check_health()  # the tunnel as it is now, without waiting a second
             self.set_interval(HEALTH_INTERVAL, self._check_health)
         else:
             # Another process (a running monitor, an import) may be writing.
@@ -116,7 +127,8 @@ class LiveRows(_AppBase):
         forwarder = self.service.forwarder if self.service else None
         forward = forwarder.stats if forwarder is not None and self.replayer.forward_target else None
         recording = self.live_session_id is not None and self.session_id in (None, self.live_session_id)
-        origin = Origin(self.url, str(self.db_path), session, self.listener_problem, forward, recording)
+        tunnel = self._tunnel_shown
+        origin = Origin(self.url, str(self.db_path), session, self.listener_problem, forward, recording, tunnel)
         self.main_screen.set_origin(origin)
 
     def notify_commit(self, notice: CommitNotice) -> None:
@@ -172,14 +184,46 @@ class LiveRows(_AppBase):
         self._show_origin()
 
     def _check_health(self) -> None:
-        """Show at once that the listener stopped recording (and when it records again)."""
-        problem = self.listener_problem
-        if problem == self._problem_shown or not self.is_running:
+        """Show at once that the listener stopped recording (and when it records again), and the tunnel's news."""
+        if not self.is_running:
             return
-        self._problem_shown = problem
+        problem = self.listener_problem
+        tunnel = self.service.tunnel_state if self.service is not None else None
+        if problem == self._problem_shown and tunnel == self._tunnel_shown:
+            return
+        if tunnel != self._tunnel_shown:
+            self._tunnel_news(self._tunnel_shown, tunnel)
+            self._tunnel_shown = tunnel
+        if problem != self._problem_shown:
+            self._problem_shown = problem
+            if problem is not None:  # the header says it for as long as it lasts; this reaches every screen
+                self.notify(cell(problem, 1000), title="Not recording", severity="error", timeout=30, markup=False)
         self._show_origin()
-        if problem is not None:  # the header says it for as long as it lasts; this reaches every screen
-            self.notify(cell(problem, 1000), title="Not recording", severity="error", timeout=30, markup=False)
+
+    def _tunnel_news(self, before: TunnelState | None, after: TunnelState | None) -> None:
+        """A notification, once, when the tunnel's program is missing, its URL is reachable, or it is not."""
+        if after is None:
+            return
+        name = tunnel_status.program(after.provider)
+        if after.phase == "missing" and (before is None or before.phase != "missing"):
+            detail = cell(after.detail, 1000) or f"{name} is not installed"
+            self.notify(detail, title="No tunnel", severity="error", timeout=30, markup=False)
+            return
+        url = tunnel_status.public_url(after)
+        if url is None or after.reachable is None:
+            return
+        if not after.reachable and (after.probe_error or "").startswith("DNS"):
+            return  # a new URL's first seconds: the header says it is retrying
+        if self._tunnel_told.get(url) == after.reachable:
+            return  # told once per URL and state (reachable again after a failure is news)
+        self._tunnel_told[url] = after.reachable
+        if after.reachable:
+            ms = f" ({after.probe_ms:.0f} ms)" if after.probe_ms is not None else ""
+            message = f"{url} is reachable{ms}. c copies it for {tunnel_status.WEBHOOK_SETTINGS}."
+            self.notify(message, title="Public URL", timeout=15, markup=False)
+        else:
+            why = cell(after.probe_error, 300) if after.probe_error else "no answer"
+            self.notify(f"{url} is not reachable: {why}", title="Public URL", severity="warning", markup=False)
 
     def _load_stats(self) -> None:
         session_id, now = self.session_id, self.clock()

@@ -42,6 +42,7 @@ Main screen
   x                 export what the table shows (JSONL, CSV, HAR, curl)
   r                 replay the delivery to --forward-to (or a URL you type); live monitor, accepted rows
   y                 on an empty live table: copy the curl command that sends a first delivery
+  c                 copy the webhook URL to give Conscent: the public one (--tunnel, --public-url), else the local one
   m                 mask phones, names, usernames and places (screen sharing)
   ctrl+p            command palette (themes, actions)
   ?                 this help

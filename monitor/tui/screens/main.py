@@ -16,7 +16,7 @@ import shlex
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.text import Text
 from textual import on
@@ -26,7 +26,7 @@ from textual.css.query import NoMatches
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
-from monitor import queries
+from monitor import queries, tunnel_status
 from monitor.filters import FilterError, compile_filter
 from monitor.forwarder import ForwardStats
 from monitor.queries import Row
@@ -42,6 +42,9 @@ from monitor.tui.widgets.footer import KeyFooter
 from monitor.tui.widgets.stats_bar import StatsBar
 from monitor.wording import count, number
 from monitor.writer import CommitNotice
+
+if TYPE_CHECKING:  # the dataclass only: the tunnel's machinery is not needed to draw it
+    from monitor.tunnel import TunnelState
 
 Mode = Literal["gateway", "all"]
 
@@ -65,6 +68,18 @@ class Origin:
     forward: ForwardStats | None = None
     #: The view includes the session the listener records into (new deliveries show up in it).
     recording: bool = False
+    #: The tunnel (``--tunnel``, ``--public-url``) as last read from the service; None without one.
+    tunnel: TunnelState | None = None
+
+    @property
+    def public_url(self) -> str | None:
+        """The public URL (inert) once known, only while a listener runs."""
+        return tunnel_status.public_url(self.tunnel) if self.url is not None else None
+
+    @property
+    def webhook_url(self) -> str | None:
+        """The URL to give Conscent: the public one when there is one, else the local one."""
+        return self.public_url or self.url
 
 
 #: A delivery the listener records as it is: the smallest Conscent-shaped body.
@@ -94,6 +109,7 @@ class MainScreen(ThemedScreen):
         Binding("r", "replay_unavailable", "Replay", show=False),
         Binding("escape", "clear_filter", "Clear filter"),
         Binding("y", "copy_try", "Copy curl"),
+        Binding("c", "copy_url", "Copy URL"),
         # While typing a filter: Enter applies it (the box's own Enter, named in the footer).
         Binding("enter", "apply_filter", "Apply filter", priority=True),
     ]
@@ -176,6 +192,8 @@ class MainScreen(ThemedScreen):
         if action == "copy_try":
             recording = self._origin is not None and self._origin.recording
             return self.live and recording and self.has_class("-empty") and not self.filter_text
+        if action == "copy_url":
+            return self.live
         if action == "apply_filter":
             return self._typing_filter()
         if action == "clear_filter":
@@ -292,15 +310,19 @@ class MainScreen(ThemedScreen):
         self.table.refresh_rows(event_ids)
 
     def set_origin(self, origin: Origin) -> None:
-        self._origin = origin
+        previous, self._origin = self._origin, origin
         if not self.children:  # not composed yet: on_mount shows it
             return
+        if self.has_class("-empty") and (previous is None or self._hint_urls(previous) != self._hint_urls(origin)):
+            self._show_empty_hint()  # the public URL came (or went): the hint names it
         self.query_one(StatsBar).set_origin(
             url=origin.url,
             db_path=origin.db_path,
             session=origin.session,
             healthy=origin.problem is None,
             forward=self._forward_text(origin.forward),
+            public=origin.public_url,
+            tunnel=tunnel_status.status(origin.tunnel) if origin.tunnel is not None and origin.url else None,
         )
         alarm = self.query_one("#listener-alarm", Static)
         if origin.problem is not None:
@@ -401,10 +423,17 @@ class MainScreen(ThemedScreen):
         if origin is not None and origin.url is not None and origin.recording:
             if not hidden:
                 text.append("Waiting for the first delivery.\n", style=strong)
-            text.append("Point Conscent's webhook at ")
-            text.append(origin.url, style=self.tone("name"))
-            text.append(", or try it from another terminal:\n\n")
-            text.append(try_curl(origin.url, width=self.size.width - 6))
+            public = origin.public_url
+            if public is not None:
+                text.append(f"Paste into {tunnel_status.WEBHOOK_SETTINGS}: ")
+                text.append(public, style=self.tone("name"))
+                text.append(" (c copies it)", style=muted)
+                text.append("\nor try it from another terminal:\n\n")
+            else:
+                text.append("Point Conscent's webhook at ")
+                text.append(origin.url, style=self.tone("name"))
+                text.append(", or try it from another terminal:\n\n")
+            text.append(try_curl(self._try_url(origin), width=self.size.width - 6))
             text.append("\n\ny copies this command.", style=muted)
             return text
         if not hidden:
@@ -534,8 +563,36 @@ class MainScreen(ThemedScreen):
         else:  # offline review: the app's replayer says how to replay from this file
             self.post_message(ReplayRow(row.id))
 
+    @classmethod
+    def _hint_urls(cls, origin: Origin) -> tuple[str | None, str]:
+        """The URLs the empty table's hint names: the public one, and the one its curl command posts to."""
+        return origin.public_url, cls._try_url(origin)
+
+    @staticmethod
+    def _try_url(origin: Origin) -> str:
+        """Where the empty table's curl command posts: through the tunnel once it is reachable, else locally."""
+        public = origin.public_url
+        if public is not None and origin.tunnel is not None and origin.tunnel.reachable:
+            return public
+        return origin.url or ""
+
     def action_copy_try(self) -> None:
         """``y`` on the empty live table: the curl command it shows, to the clipboard."""
         if self._origin is not None and self._origin.url is not None:
-            self.app.copy_to_clipboard(try_curl(self._origin.url))
+            self.app.copy_to_clipboard(try_curl(self._try_url(self._origin)))
             self.notify("curl command copied to the clipboard")
+
+    def action_copy_url(self) -> None:
+        """``c``: the URL to give Conscent (the public one, else the local one), to the clipboard."""
+        origin = self._origin
+        url = origin.webhook_url if origin is not None else None
+        if origin is None or url is None:
+            return
+        self.app.copy_to_clipboard(url)
+        if origin.public_url is not None:
+            message = f"Copied {url}: paste it into {tunnel_status.WEBHOOK_SETTINGS}"
+        elif origin.tunnel is not None:
+            message = f"Copied the local URL {url}: the public one is not known yet"
+        else:
+            message = f"Copied {url}: this computer only (--tunnel gives a public URL Conscent can reach)"
+        self.notify(message, title="Webhook URL", markup=False)

@@ -7,7 +7,7 @@ the header with the rest; on a new theme both lines are written again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.cells import cell_len
@@ -20,6 +20,7 @@ from textual.theme import Theme
 from textual.widgets import Sparkline, Static
 
 from monitor.queries import Stats
+from monitor.tunnel_status import Status
 from monitor.wording import number
 
 #: Below this width (cells) the header drops the sparkline and gives its room to the words.
@@ -35,6 +36,10 @@ class _Origin:
     session: str
     healthy: bool
     forward: Text | None
+    #: The public URL (inert) once the tunnel (or --public-url) has one.
+    public: str | None = None
+    #: The tunnel's words (starting, reachable ✓, restarting…); None without a tunnel.
+    tunnel: Status | None = None
 
 
 def shorten_path(path: str, width: int) -> str:
@@ -58,50 +63,144 @@ def shorten_path(path: str, width: int) -> str:
     return name[:left] + "…" + name[len(name) - (width - 1 - left) :]
 
 
-def fit_origin(origin: _Origin, width: int, styles: dict[str, Style]) -> tuple[Text, Text | None]:
-    """The origin line in ``width`` cells, and the forward target's own line when it cannot stay beside it.
+@dataclass(frozen=True, slots=True)
+class _Variant:
+    """One way of writing the origin line, from the widest to the narrowest."""
 
-    What goes first: the URL (or "Offline review"), the forward target, the
+    sep: str
+    label: str  # "Webhook URL " or "URL "
+    session: bool
+    inline: bool  # the forward target on this line
+    short: bool = False  # the tunnel's words shortened
+    local: bool = True  # with a public URL: the local one after it
+    marker: bool = True  # the state marker first (●); else an indent (the local URL's own line)
+    scheme: bool = True  # the public URL with its https:// (the narrowest line drops it)
+    db: bool = True  # the database's path (goes before the public URL's scheme)
+
+
+def _variants(origin: _Origin, *, public: bool) -> list[_Variant]:
+    """The ways to try, in order: a narrower gap, no session, the forward target below, then shorter words."""
+    label = "Webhook URL "
+    variants = [_Variant(sep, label, session, True) for sep, session in (("   ", True), ("  ", True), ("  ", False))]
+    if origin.forward is not None:
+        variants += [
+            _Variant(sep, label, session, False) for sep, session in (("   ", True), ("  ", True), ("  ", False))
+        ]
+    if public:  # the local URL gives way to the public one, then its label, then its scheme
+        variants.append(_Variant("  ", label, False, False, local=False))
+        variants.append(_Variant("  ", "URL ", False, False, short=True, local=False))
+        variants.append(_Variant("  ", "", False, False, short=True, local=False))
+        variants.append(_Variant("  ", "", False, False, short=True, local=False, db=False))
+        variants.append(_Variant("  ", "", False, False, short=True, local=False, db=False, scheme=False))
+    else:
+        variants.append(_Variant("  ", "URL ", False, False, short=True))
+    return variants
+
+
+def _lead(origin: _Origin, variant: _Variant, styles: dict[str, Style], *, public: bool) -> Text:
+    """The line's start: the state marker, the URL Conscent posts to and the tunnel's words (and the local URL)."""
+    lead = Text(no_wrap=True, overflow="ellipsis", end="")
+    if not origin.url:
+        lead.append("◼ Offline review", style=styles["offline"])
+        return lead
+    if not variant.marker:
+        lead.append("  ")
+    elif origin.healthy:
+        lead.append("● ", style=styles["live"])
+    else:  # the screen says why right below
+        lead.append("✗ NOT RECORDING ", style=styles["down"])
+    lead.append(variant.label, style=styles["label"])
+    shown = origin.public if public and origin.public else origin.url
+    if not variant.scheme:
+        shown = shown.partition("://")[2] or shown
+    lead.append(shown, style=styles["value"])
+    if origin.tunnel is not None:
+        lead.append("  ")
+        lead.append(origin.tunnel.short if variant.short else origin.tunnel.long, style=styles[origin.tunnel.tone])
+    if public and variant.local:
+        lead.append(f"{variant.sep}local ", style=styles["label"])
+        lead.append(origin.url)
+    return lead
+
+
+def fit_origin(origin: _Origin, width: int, styles: dict[str, Style]) -> tuple[Text, Text | None]:
+    """The origin line in ``width`` cells, and what goes below it (the forward target, the local URL's line).
+
+    What goes first: the URL Conscent posts to (the public one with a tunnel,
+    and how the tunnel is doing) or "Offline review", the forward target, the
     database's file name, then the session. The path is shortened in the
     middle first; then the session goes; then the forward target takes a line
-    of its own; last, "Webhook URL" becomes "URL".
+    of its own; last, "Webhook URL" becomes "URL" and the tunnel's words are
+    shortened. With a public URL, the local URL follows it on the line; when
+    they do not fit together the public URL takes a line of its own (from
+    :data:`PUBLIC_LINE_WIDTH` cells) or, narrower, the local URL gives way,
+    then the label, then the public URL's ``https://`` (``c`` copies it whole).
     """
+    public = origin.public is not None and origin.url is not None
+    variants = _variants(origin, public=public)
+    for index, variant in enumerate(variants):
+        if public and not variant.local and width >= PUBLIC_LINE_WIDTH:
+            return _public_line(origin, width, styles)
+        line, fits = _fit_line(origin, variant, width, styles, public=public)
+        if fits or index == len(variants) - 1:
+            break
+    if origin.forward is None or variant.inline:
+        return line, None
+    below = origin.forward.copy()
+    below.truncate(width, overflow="ellipsis")
+    return line, below
+
+
+#: From this width (cells) a public URL that does not fit beside the local one takes a line of its own.
+PUBLIC_LINE_WIDTH = 100
+
+
+def _fit_line(
+    origin: _Origin, variant: _Variant, width: int, styles: dict[str, Style], *, public: bool
+) -> tuple[Text, bool]:
+    """One variant of the line, cut to ``width``; and whether the database's file name had its room."""
     label = styles["label"]
-    forward = origin.forward
     name = origin.db_path.rpartition("/")[2]
-    variants = [(sep, "Webhook URL ", session, True) for sep, session in (("   ", True), ("  ", True), ("  ", False))]
-    if forward is not None:
-        variants += [
-            (sep, "Webhook URL ", session, False) for sep, session in (("   ", True), ("  ", True), ("  ", False))
-        ]
-    variants.append(("  ", "URL ", False, False))
-    for sep, url_label, session, inline in variants:
-        lead = Text(no_wrap=True, overflow="ellipsis", end="")
-        if origin.url:
-            if origin.healthy:
-                lead.append("● ", style=styles["live"])
-            else:  # the screen says why right below
-                lead.append("✗ NOT RECORDING ", style=styles["down"])
-            lead.append(url_label, style=label)
-            lead.append(origin.url, style=styles["value"])
-        else:
-            lead.append("◼ Offline review", style=styles["offline"])
-        tail = Text(f"{sep}{origin.session}", style=label) if session else Text()
-        if inline and forward is not None:
-            tail += Text(sep) + forward
+    lead = _lead(origin, variant, styles, public=public)
+    sep = variant.sep
+    tail = Text(f"{sep}{origin.session}", style=label) if variant.session else Text()
+    if variant.inline and origin.forward is not None:
+        tail += Text(sep) + origin.forward
+    if not variant.db:
+        line = lead + tail
+        fits = line.cell_len <= width
+    else:
         db_label = Text(f"{sep}db ", style=label)
         room = width - lead.cell_len - db_label.cell_len - tail.cell_len
-        if room >= min(cell_len(name) + 2, 12) or url_label == "URL ":
-            break
-    line = lead + db_label + Text(shorten_path(origin.db_path, max(room, 1))) + tail
+        line = lead + db_label + Text(shorten_path(origin.db_path, max(room, 1))) + tail
+        fits = room >= min(cell_len(name) + 2, 12)
     line.no_wrap, line.overflow, line.end = True, "ellipsis", ""
     if line.cell_len > width:
         line.truncate(width, overflow="ellipsis")
-    if forward is None or inline:
-        return line, None
-    below = forward.copy()
+    return line, fits
+
+
+def _public_line(origin: _Origin, width: int, styles: dict[str, Style]) -> tuple[Text, Text | None]:
+    """The public URL and the tunnel's words on the first line; the local URL's origin line below it."""
+    variant = _Variant("  ", "Webhook URL ", False, False, local=False)
+    first = _lead(origin, variant, styles, public=True)
+    if first.cell_len > width and origin.tunnel is not None and origin.tunnel.medium:
+        medium = replace(origin, tunnel=replace(origin.tunnel, long=origin.tunnel.medium))
+        first = _lead(medium, variant, styles, public=True)
+    if first.cell_len > width:
+        first = _lead(origin, replace(variant, short=True), styles, public=True)
+        first.truncate(width, overflow="ellipsis")
+    local = _Origin(origin.url, origin.db_path, origin.session, True, origin.forward)
+    variants = [replace(v, label="local ", marker=False) for v in _variants(local, public=False)]
+    for index, variant in enumerate(variants):
+        line, fits = _fit_line(local, variant, width, styles, public=False)
+        if fits or index == len(variants) - 1:
+            break
+    if origin.forward is None or variant.inline:
+        return first, line
+    below = origin.forward.copy()
     below.truncate(width, overflow="ellipsis")
-    return line, below
+    return first, Text("\n").join([line, below])
 
 
 #: The counters, in the order shown: label, short label, tone.
@@ -147,6 +246,24 @@ def fit_counters(stats: Stats, width: int, styles: dict[str, Style]) -> Text:
     return text
 
 
+#: The header's styles, each from its component class ``stats-bar--NAME``.
+_STYLE_NAMES = (
+    "label",
+    "value",
+    "live",
+    "down",
+    "offline",
+    "view",
+    "close",
+    "other",
+    "rejected",
+    "good",
+    "bad",
+    "warning",
+    "muted",
+)
+
+
 class StatsBar(Horizontal):
     """Attributes down: call :meth:`set_origin` once and :meth:`set_stats` often; it fits its width."""
 
@@ -160,6 +277,11 @@ class StatsBar(Horizontal):
         "stats-bar--close",
         "stats-bar--other",
         "stats-bar--rejected",
+        # The tunnel's words (monitor.tunnel_status tones).
+        "stats-bar--good",
+        "stats-bar--bad",
+        "stats-bar--warning",
+        "stats-bar--muted",
     }
 
     _origin: _Origin | None = None
@@ -193,22 +315,28 @@ class StatsBar(Horizontal):
             self._show_stats(self._stats)
 
     def _text_width(self) -> int:
-        """The cells the two lines of words have: the bar's, less its padding and the sparkline's column."""
-        width = self.size.width - 2
+        """The cells the lines of words have: the bar's content (inside its padding), less the sparkline's column."""
+        width = self.size.width
         if self.size.width >= SPARK_MIN_WIDTH:
             width -= SPARK_WIDTH
         return max(width, 10)
 
     def _styles(self) -> dict[str, Style]:
-        return {
-            name: self.get_component_rich_style(f"stats-bar--{name}")
-            for name in ("label", "value", "live", "down", "offline", "view", "close", "other", "rejected")
-        }
+        return {name: self.get_component_rich_style(f"stats-bar--{name}") for name in _STYLE_NAMES}
 
     def set_origin(
-        self, *, url: str | None, db_path: str, session: str, healthy: bool = True, forward: Text | None = None
+        self,
+        *,
+        url: str | None,
+        db_path: str,
+        session: str,
+        healthy: bool = True,
+        forward: Text | None = None,
+        public: str | None = None,
+        tunnel: Status | None = None,
     ) -> None:
-        self._origin = _Origin(url, db_path, session, healthy, forward)
+        """What the origin line says; ``public`` and ``tunnel``: the public URL and the tunnel's words."""
+        self._origin = _Origin(url, db_path, session, healthy, forward, public, tunnel)
         self._show_origin(self._origin)
 
     def _show_origin(self, origin: _Origin) -> None:
