@@ -425,9 +425,16 @@ class MainScreen(ThemedScreen):
                 text.append("Waiting for the first delivery.\n", style=strong)
             public = origin.public_url
             if public is not None:
-                text.append(f"Paste into {tunnel_status.WEBHOOK_SETTINGS}: ")
-                text.append(public, style=self.tone("name"))
-                text.append(" (c copies it)", style=muted)
+                paste = f"Paste into {tunnel_status.WEBHOOK_SETTINGS}"
+                if len(paste) + len(public) + len(":  (c copies it)") <= self.size.width - 6:
+                    text.append(f"{paste}: ")
+                    text.append(public, style=self.tone("name"))
+                    text.append(" (c copies it)", style=muted)
+                else:  # the URL whole, on a line of its own
+                    text.append(paste)
+                    text.append(" (c copies it)", style=muted)
+                    text.append(":\n")
+                    text.append(public, style=self.tone("name"))
                 text.append("\nor try it from another terminal:\n\n")
             else:
                 text.append("Point Conscent's webhook at ")

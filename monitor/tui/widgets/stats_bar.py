@@ -315,10 +315,13 @@ class StatsBar(Horizontal):
             self._show_stats(self._stats)
 
     def _text_width(self) -> int:
-        """The cells the lines of words have: the bar's content (inside its padding), less the sparkline's column."""
+        """The cells the lines of words have: the bar's content (inside its padding), less the sparkline's column.
+
+        Beside the sparkline two cells are kept empty, so that the words never run into its label.
+        """
         width = self.size.width
         if self.size.width >= SPARK_MIN_WIDTH:
-            width -= SPARK_WIDTH
+            width -= SPARK_WIDTH + 2
         return max(width, 10)
 
     def _styles(self) -> dict[str, Style]:
