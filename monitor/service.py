@@ -263,7 +263,10 @@ class Service:
     async def stop(self) -> None:
         """End the tunnel, stop accepting, let in-flight requests finish, write, close the session."""
         if self.tunnel is not None:
-            await self.tunnel.stop()
+            try:
+                await self.tunnel.stop()
+            except Exception:  # the deliveries matter more: stop the rest whatever happened
+                log.exception("could not stop the tunnel")
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -11,11 +11,13 @@ case uses a ``.invalid`` name, which never resolves).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -231,6 +233,25 @@ async def test_public_url_without_a_program(relay: Relay, tunnelled: Start) -> N
     assert (state.provider, state.phase, state.log_path) == ("url", "up", None)
 
 
+async def test_in_a_thread_the_callback_runs_on_the_listeners_thread(relay: Relay, tmp_path: Path) -> None:
+    """The TUI's way: the service on its own loop in a thread; the state read from another thread."""
+    threads: list[str] = []
+    service = Service(
+        Options(db_path=tmp_path / "m.db", port=0, public_url=relay.url, secret="s"),
+        on_tunnel_change=lambda state: threads.append(threading.current_thread().name),
+        tunnel_timing=QUICK,
+    )
+    relay.target = service.start_in_thread()
+    try:
+        await wait_until(lambda: reachable(service), what="reachable")
+    finally:
+        await asyncio.to_thread(service.stop_thread)
+    assert set(threads) == {"monitor-listener"}
+    state = service.tunnel_state
+    assert state is not None
+    assert state.phase == "down"
+
+
 async def test_get_root_shows_the_public_url_and_no_paths(
     fake: Path, relay: Relay, tunnelled: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -256,6 +277,7 @@ async def test_get_root_without_a_tunnel_still_names_the_database(tunnelled: Sta
     async with aiohttp.ClientSession() as http, http.get(service.url) as resp:
         status = await resp.json()
     assert status["database"] == str(service.options.db_path)
+    assert service.tunnel_state is None
     assert status["tunnel"] is None
     assert status["public_url"] is None
 
