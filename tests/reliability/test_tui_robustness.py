@@ -124,6 +124,7 @@ class FakeService:
     writer: FakeWriter = field(default_factory=FakeWriter)
     options: FakeOptions = field(default_factory=FakeOptions)
     forwarder: None = None
+    tunnel_state: None = None  # no --tunnel
     stopped: bool = False
 
     def stop_thread(self) -> None:
