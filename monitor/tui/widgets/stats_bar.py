@@ -138,17 +138,26 @@ def fit_origin(origin: _Origin, width: int, styles: dict[str, Style]) -> tuple[T
     """
     public = origin.public is not None and origin.url is not None
     variants = _variants(origin, public=public)
+    if public and width >= PUBLIC_LINE_WIDTH:
+        line, below, fits = _first_fit(origin, [v for v in variants if v.local], width, styles, public=True)
+        return (line, below) if fits else _public_line(origin, width, styles)
+    line, below, _ = _first_fit(origin, variants, width, styles, public=public)
+    return line, below
+
+
+def _first_fit(
+    origin: _Origin, variants: list[_Variant], width: int, styles: dict[str, Style], *, public: bool
+) -> tuple[Text, Text | None, bool]:
+    """The first variant whose line fits (else the last, cut), the forward target's line, and whether it fit."""
     for index, variant in enumerate(variants):
-        if public and not variant.local and width >= PUBLIC_LINE_WIDTH:
-            return _public_line(origin, width, styles)
         line, fits = _fit_line(origin, variant, width, styles, public=public)
         if fits or index == len(variants) - 1:
             break
     if origin.forward is None or variant.inline:
-        return line, None
+        return line, None, fits
     below = origin.forward.copy()
     below.truncate(width, overflow="ellipsis")
-    return line, below
+    return line, below, fits
 
 
 #: From this width (cells) a public URL that does not fit beside the local one takes a line of its own.
@@ -192,15 +201,8 @@ def _public_line(origin: _Origin, width: int, styles: dict[str, Style]) -> tuple
         first.truncate(width, overflow="ellipsis")
     local = _Origin(origin.url, origin.db_path, origin.session, True, origin.forward)
     variants = [replace(v, label="local ", marker=False) for v in _variants(local, public=False)]
-    for index, variant in enumerate(variants):
-        line, fits = _fit_line(local, variant, width, styles, public=False)
-        if fits or index == len(variants) - 1:
-            break
-    if origin.forward is None or variant.inline:
-        return first, line
-    below = origin.forward.copy()
-    below.truncate(width, overflow="ellipsis")
-    return first, Text("\n").join([line, below])
+    line, below, _ = _first_fit(local, variants, width, styles, public=False)
+    return first, line if below is None else Text("\n").join([line, below])
 
 
 #: The counters, in the order shown: label, short label, tone.
