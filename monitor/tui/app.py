@@ -333,6 +333,10 @@ class MonitorApp(LiveRows, App[None]):
             "Toggle gateway / all events", "Views and closes only, or every delivery", main.action_toggle_mode
         )
         yield SystemCommand("Readers", "Every reader, leading to the drill-down", self.action_open_readers)
+        if self.service is not None:
+            yield SystemCommand(
+                "Copy webhook URL", "The URL to paste into Conscent's webhook settings (c)", main.action_copy_url
+            )
         yield SystemCommand(
             "Mask personal data", "Hide phones, names and places for screen sharing", self.action_toggle_mask
         )

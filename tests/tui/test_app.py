@@ -563,3 +563,15 @@ async def test_the_palette_names_the_help_once(live: Live) -> None:
         await pilot.pause()
     assert titles.count("Keys and filter help") == 1
     assert "Keys" not in titles
+
+
+async def test_the_palette_copies_the_webhook_url(live: Live) -> None:
+    """The live monitor's palette has the `c` key's command: the URL to paste into Conscent."""
+    async with live.run() as pilot:
+        app = live.app
+        commands = {command.title: command for command in app.get_system_commands(app.screen)}
+        copied: list[str] = []
+        app.copy_to_clipboard = copied.append  # type: ignore[method-assign]
+        commands["Copy webhook URL"].callback()
+        await pilot.pause()
+    assert copied == [live.url]
