@@ -42,8 +42,8 @@ import pytest
 from monitor import store
 from monitor.store import FILE_LOST, StoreUnavailable
 from monitor.writer import Writer
-from tests.helpers import CLOSE, VIEW, Monitor, event_row, wait_until
-from tests.tui.test_tmux import Tmux, program, wait_for_url
+from tests.helpers import CLOSE, VIEW, Monitor, Tmux, event_row, program, wait_until
+from tests.tui.test_tmux import wait_for_url
 
 HAVE_TMUX = shutil.which("tmux") is not None
 ALARM = "NOT RECORDING"
@@ -437,16 +437,6 @@ def test_headless_demo_leaves_a_self_contained_database_and_says_where(tmp_path:
 
 def tmux_only(test: Callable[..., None]) -> Callable[..., None]:
     return pytest.mark.tmux(pytest.mark.skipif(not HAVE_TMUX, reason="tmux is not installed")(test))
-
-
-@pytest.fixture
-def tmux() -> Iterator[Tmux]:
-    name = f"conscent-durability-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    term = Tmux(socket=name, session=name)
-    try:
-        yield term
-    finally:
-        term("kill-server", check=False)
 
 
 def _start_in_tmux(tmux: Tmux, command: list[str], env: dict[str, str] | None = None) -> None:
