@@ -26,7 +26,7 @@ from monitor.cli import cli
 from monitor.exporting import csv_columns
 from monitor.signing import VALID
 from monitor.store import connect
-from tests.helpers import SAMPLE_EVENTS, Monitor, read_rows
+from tests.helpers import SAMPLE_EVENTS, Monitor, one_error, read_rows
 
 READER = "65e01bd8d03692125f1f353d"
 SECRET = "whsec_data"
@@ -41,16 +41,6 @@ def ok(*args: str) -> Result:
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     return result
-
-
-def clean_error(result: Result, code: int) -> str:
-    """The message of a refusal: the given exit code, one ``Error:`` line, no traceback."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    return errors[0]
 
 
 def sample_files() -> dict[str, bytes]:
@@ -150,15 +140,15 @@ def test_bad_filter_is_a_usage_error_with_the_column(tmp_path: Path, text: str, 
     keep = tmp_path / "keep.jsonl"
     keep.write_bytes(b"precious\n")
     result = run("export", "--db", str(db), "--filter", text, "-o", str(keep))
-    line = clean_error(result, 2)
+    line = one_error(result, 2)
     assert line.startswith(f"Error: bad filter at column {column}: ") and words in line, line
     assert keep.read_bytes() == b"precious\n"  # a typo does not truncate the output file
 
 
-def test_export_to_an_unwritable_place_is_a_clean_error(tmp_path: Path) -> None:
+def test_export_to_an_unwritable_place_is_a_one_error(tmp_path: Path) -> None:
     db = tmp_path / "out.db"
     ok("import", str(SAMPLE_EVENTS), "--db", str(db))
-    line = clean_error(run("export", "--db", str(db), "-o", str(tmp_path / "missing" / "x.jsonl")), 1)
+    line = one_error(run("export", "--db", str(db), "-o", str(tmp_path / "missing" / "x.jsonl")), 1)
     assert "cannot write" in line
 
 
@@ -178,13 +168,13 @@ def test_import_reports_bad_lines_with_their_numbers(tmp_path: Path) -> None:
     assert [row["body"] for row in read_rows(db, "SELECT body FROM events ORDER BY id")] == good
 
 
-def test_import_into_a_foreign_database_is_a_clean_error(tmp_path: Path) -> None:
+def test_import_into_a_foreign_database_is_a_one_error(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign.db"
     conn = sqlite3.connect(foreign)
     conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
     conn.commit()
     conn.close()
-    line = clean_error(run("import", str(SAMPLE_EVENTS), "--db", str(foreign)), 1)
+    line = one_error(run("import", str(SAMPLE_EVENTS), "--db", str(foreign)), 1)
     assert "not a conscent-monitor database" in line and "users" in line
     assert [row["name"] for row in read_rows(foreign, "SELECT name FROM sqlite_master WHERE type = 'table'")] == [
         "users"
@@ -205,8 +195,8 @@ def test_generate_then_export(tmp_path: Path) -> None:
 
 
 def test_generate_needs_exactly_one_destination(tmp_path: Path) -> None:
-    assert "exactly one of --db or --jsonl" in clean_error(run("generate", "--count", "5"), 2)
-    line = clean_error(run("generate", "--count", "5", "--db", str(tmp_path / "missing" / "x.db")), 1)
+    assert "exactly one of --db or --jsonl" in one_error(run("generate", "--count", "5"), 2)
+    line = one_error(run("generate", "--count", "5", "--db", str(tmp_path / "missing" / "x.db")), 1)
     assert "cannot open" in line
 
 
@@ -290,7 +280,7 @@ def test_open_refuses_what_it_cannot_review(
     started = replace_tui(monkeypatch)  # never a TUI here
     path = make(tmp_path, good_db)
     before = path.read_bytes() if path.exists() else None
-    line = clean_error(run("open", str(path)), 1)
+    line = one_error(run("open", str(path)), 1)
     assert line.startswith(f"Error: {path}: ") and words in line, line
     assert started == []
     assert (path.read_bytes() if path.exists() else None) == before  # not modified, not created

@@ -14,7 +14,6 @@ import io
 import json
 import re
 import socket
-import sqlite3
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -49,6 +48,7 @@ from tests.helpers import (
     Live,
     event_row,
     gateway_body,
+    read_rows,
     rejected_row,
     screen_text,
     static_text,
@@ -97,19 +97,9 @@ def noted(messages: list[Message], text: str) -> bool:
     return any(text in message for message, _ in notes(messages))
 
 
-def db_rows(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    """Rows read through a connection of our own (what another process sees)."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute(sql, params)]
-    finally:
-        conn.close()
-
-
 def stored_kinds(path: Path, event_id: int) -> list[str]:
     """The kinds of the ``forwards`` rows of one delivery, oldest first."""
-    return [r["kind"] for r in db_rows(path, "SELECT kind FROM forwards WHERE event_id = ? ORDER BY id", (event_id,))]
+    return [r["kind"] for r in read_rows(path, "SELECT kind FROM forwards WHERE event_id = ? ORDER BY id", (event_id,))]
 
 
 def session_rows(app: MonitorApp) -> list[list[str]]:
@@ -591,7 +581,7 @@ async def test_forward_column_header_and_replay_to_the_forward_target(start_live
             TIMEOUT,
             "the replay recorded",
         )
-        replay = db_rows(live.db_path, "SELECT * FROM forwards WHERE kind = 'replay'")[0]
+        replay = read_rows(live.db_path, "SELECT * FROM forwards WHERE kind = 'replay'")[0]
         assert replay["status"] == 200 and replay["target"] == target.url and replay["request_body"] is None
         assert json.loads(replay["response_body"]) == {"ok": True, "seen": 2}
 
@@ -642,7 +632,7 @@ async def test_replay_without_forward_target_asks_once(start_live: StartLive, ta
         await wait_for(pilot, lambda: len(target.received) == 2, TIMEOUT, "the second replay")
         assert not isinstance(app.screen, TargetScreen)
         await wait_for(
-            pilot, lambda: len(db_rows(live.db_path, "SELECT id FROM forwards WHERE kind = 'replay'")) == 2, TIMEOUT
+            pilot, lambda: len(read_rows(live.db_path, "SELECT id FROM forwards WHERE kind = 'replay'")) == 2, TIMEOUT
         )
 
         # Not a URL: the dialog says so and stays; Esc cancels and sends nothing.
@@ -684,7 +674,7 @@ async def test_replay_in_offline_review_warns_and_sends_nothing(tmp_path: Path) 
         await wait_for(pilot, lambda: sum("Replays are recorded" in m for m, _ in notes(messages)) == 3, TIMEOUT)
         await pilot.pause()
         assert isinstance(app.screen, DetailScreen)
-    assert db_rows(db_path, "SELECT count(*) AS n FROM forwards")[0]["n"] == 0
+    assert read_rows(db_path, "SELECT count(*) AS n FROM forwards")[0]["n"] == 0
 
 
 async def test_edit_and_replay_sends_the_edited_bytes_re_signed(start_live: StartLive, target: Target) -> None:
@@ -726,10 +716,10 @@ async def test_edit_and_replay_sends_the_edited_bytes_re_signed(start_live: Star
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), TIMEOUT, "the details again")
         await wait_for(pilot, lambda: "replay (edited)" in forwards_panel(app), TIMEOUT, "the edited replay listed")
         await wait_for(pilot, lambda: noted(messages, f"Replay of #{answer['id']}: HTTP 200"), TIMEOUT)
-        (stored,) = db_rows(live.db_path, "SELECT * FROM forwards WHERE kind = 'replay'")
+        (stored,) = read_rows(live.db_path, "SELECT * FROM forwards WHERE kind = 'replay'")
         assert stored["request_body"] == edited and stored["event_id"] == answer["id"]
         # The delivery itself is unchanged.
-        (event,) = db_rows(live.db_path, "SELECT body FROM events")
+        (event,) = read_rows(live.db_path, "SELECT body FROM events")
         assert event["body"] == body
 
         # Esc in the editor sends nothing.
@@ -766,9 +756,9 @@ async def test_a_target_that_is_down_is_shown_and_loses_nothing(start_live: Star
         await wait_for(pilot, lambda: "✗ down" in origin(app), TIMEOUT, "the target down in the header")
         assert down in origin(app) and "cannot connect" in origin(app)
         assert "err" in screen_text(app)
-        recorded = db_rows(live.db_path, "SELECT id FROM events ORDER BY id")
+        recorded = read_rows(live.db_path, "SELECT id FROM events ORDER BY id")
         assert [r["id"] for r in recorded] == sorted(a["id"] for a in answers)
-        failed = db_rows(live.db_path, "SELECT status, error FROM forwards")
+        failed = read_rows(live.db_path, "SELECT status, error FROM forwards")
         assert failed and all(f["status"] is None and "cannot connect" in f["error"] for f in failed)
 
 

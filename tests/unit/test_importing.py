@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -15,17 +13,9 @@ from monitor import importing, synth
 from monitor.events import parse_body
 from monitor.importing import Incoming, event_row, import_paths
 from monitor.resources import sample_events_dir
+from tests.helpers import read_rows
 
 SAMPLES = sorted(sample_events_dir().glob("*.json"))
-
-
-def rows(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(row) for row in conn.execute(sql, params)]
-    finally:
-        conn.close()
 
 
 def compact(count: int, seed: int = 5) -> list[bytes]:
@@ -50,13 +40,13 @@ def test_directory_of_samples(tmp_path: Path) -> None:
     report = import_paths(db_path, [sample_events_dir()], progress=lambda done, total: seen.append((done, total)))
     assert (report.files, report.lines, report.imported, report.skipped) == (len(SAMPLES), len(SAMPLES), 15, 0)
     assert report.session_id == 1 and report.seconds > 0 and not report.interrupted
-    stored = rows(db_path, "SELECT * FROM events ORDER BY id")
+    stored = read_rows(db_path, "SELECT * FROM events ORDER BY id")
     assert [r["body"] for r in stored] == [p.read_bytes() for p in SAMPLES]  # sorted by name, exact bytes
     names = [p.name for p in SAMPLES]
     view = stored[names.index("payment_gateway.view.json")]
     close = stored[names.index("payment_gateway.close.json")]
     assert view["gateway_session_id"] == close["gateway_session_id"] is not None
-    session = rows(db_path, "SELECT * FROM sessions")[0]
+    session = read_rows(db_path, "SELECT * FROM sessions")[0]
     assert session["mode"] == "import" and session["ended_at"] is not None
     assert str(sample_events_dir()) in session["source"]
     total = sum(p.stat().st_size for p in SAMPLES)
@@ -79,7 +69,7 @@ def test_single_files_and_gzip_and_jsonl_named_json(tmp_path: Path) -> None:
     assert (report.files, report.skipped) == (5, 2)
     assert report.errors[0] == f"{broken}: body is not JSON: unexpected end of data: line 1 column 11 (char 10)"
     assert report.errors[1].startswith(f"{cut}: cannot read: ")  # the lines before the damage are kept
-    stored = [r["body"] for r in rows(db_path, "SELECT body FROM events")]
+    stored = [r["body"] for r in read_rows(db_path, "SELECT body FROM events")]
     assert stored[:5] == [SAMPLES[0].read_bytes(), *bodies] and stored[5:] == bodies[: len(stored) - 5]
 
 
@@ -107,9 +97,9 @@ def test_bad_lines_are_reported_with_line_numbers(tmp_path: Path) -> None:
     assert reasons[1] == "JSON line is an array, not an object"
     assert reasons[2] == reasons[3] == "empty line"
     assert reasons[4] == "line is not valid UTF-8 (byte 22)"
-    stored = [r["body"] for r in rows(db_path, "SELECT body FROM events ORDER BY id")]
+    stored = [r["body"] for r in read_rows(db_path, "SELECT body FROM events ORDER BY id")]
     assert stored == [good[0], b"\xef\xbb\xbf" + good[1], good[2] + b"\r"]
-    assert rows(db_path, "SELECT count(*) AS n FROM rejected")[0]["n"] == 0
+    assert read_rows(db_path, "SELECT count(*) AS n FROM rejected")[0]["n"] == 0
 
 
 def test_meta_lines_keep_the_request(tmp_path: Path) -> None:
@@ -131,7 +121,7 @@ def test_meta_lines_keep_the_request(tmp_path: Path) -> None:
     db_path = tmp_path / "m.db"
     report = import_paths(db_path, [capture])
     assert (report.imported, report.errors) == (1, [f"{capture}:2: body_base64 is not base64"])
-    row = rows(db_path, "SELECT * FROM events")[0]
+    row = read_rows(db_path, "SELECT * FROM events")[0]
     assert row["body"] == body and row["id"] == 1 and row["session_id"] == report.session_id
     assert (row["received_at"], row["path"], row["remote_addr"]) == (1_700_000_000.125, "/webhooks?x=1", "10.0.0.7")
     assert row["content_type"] == "application/json; charset=utf-8" and row["signature"] == "valid"
@@ -164,7 +154,7 @@ def test_har_from_another_tool(tmp_path: Path) -> None:
     report = import_paths(db_path, [capture])
     assert (report.lines, report.imported) == (2, 1)
     assert report.errors == [f"{capture}: entry 2: no request body (request.postData.text)"]
-    row = rows(db_path, "SELECT * FROM events")[0]
+    row = read_rows(db_path, "SELECT * FROM events")[0]
     assert row["body"] == body and row["path"] == "/hook/conscent?a=b" and row["content_type"] == "application/json"
     assert row["received_at"] == pytest.approx(1_767_303_245.678)
     assert orjson.loads(row["headers"]) == {"Cookie": "[redacted]", "X-A": "1"}
@@ -183,7 +173,7 @@ def test_large_import_with_bad_lines(tmp_path: Path) -> None:
     assert (report.lines, report.imported, report.skipped) == (50_000, 49_950, 50)
     assert len(report.errors) == 10 and report.errors[0].startswith(f"{capture}:1000: line is not JSON")
     assert report.errors[9].startswith(f"{capture}:10000:")
-    count = rows(db_path, "SELECT count(*) AS n, count(duplicate_of) AS d FROM events")[0]
+    count = read_rows(db_path, "SELECT count(*) AS n, count(duplicate_of) AS d FROM events")[0]
     assert count["n"] == 49_950 and count["d"] == report.duplicates > 0  # synth retries a few deliveries
     assert "imported 49,950 deliveries" in report.describe()
 
@@ -203,8 +193,8 @@ def test_interrupt_keeps_whole_batches_and_ends_the_session(tmp_path: Path) -> N
     db_path = tmp_path / "i.db"
     report = import_paths(db_path, [capture], progress=progress, batch_size=700)
     assert report.interrupted and report.imported == 2100 and "interrupted" in report.describe()
-    assert rows(db_path, "SELECT count(*) AS n FROM events")[0]["n"] == 2100
-    assert rows(db_path, "SELECT ended_at FROM sessions")[0]["ended_at"] is not None
+    assert read_rows(db_path, "SELECT count(*) AS n FROM events")[0]["n"] == 2100
+    assert read_rows(db_path, "SELECT ended_at FROM sessions")[0]["ended_at"] is not None
 
 
 def test_missing_path_writes_nothing(tmp_path: Path) -> None:
@@ -219,5 +209,5 @@ def test_import_items_counts_duplicates(tmp_path: Path) -> None:
     items = [Incoming(body, orjson.loads(body)) for _ in range(3)]
     report = importing.import_items(tmp_path / "d.db", items, source="test", batch_size=2)
     assert (report.imported, report.duplicates) == (3, 2)
-    dups = rows(tmp_path / "d.db", "SELECT duplicate_of FROM events ORDER BY id")
+    dups = read_rows(tmp_path / "d.db", "SELECT duplicate_of FROM events ORDER BY id")
     assert [r["duplicate_of"] for r in dups] == [None, 1, 1]
