@@ -31,7 +31,7 @@ from monitor.tui.widgets.columns import (
     line_cells,
     natural_widths,
 )
-from monitor.tui.widgets.event_table import EventTable, table_bindings
+from monitor.tui.widgets.event_table import PAGE_SIZE, EventTable, table_bindings
 from tests.helpers import Live, gateway_body, screen_text, strip_text, wait_for
 
 STYLES = Path(__file__).resolve().parents[2] / "styles" / "app.tcss"
@@ -391,3 +391,26 @@ async def test_w_widens_every_column_to_its_whole_values_and_back() -> None:
         assert line(table, 1).startswith(LONG_CONTENT)
         await pilot.press("w")
         assert table.columns == narrow
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_fitting_the_columns_reads_no_page_twice(size: tuple[int, int]) -> None:
+    """A new view's first page (read inside a filter's time budget) is drawn as read: a column
+    layout keeps the pages; only a new row count drops them."""
+    rows = [delivery(i) for i in range(1, 300)]
+    app = TableApp(rows)
+    offsets: list[int] = []
+
+    def fetch(offset: int, limit: int) -> list[Row]:
+        offsets.append(offset)
+        return app.fetch(offset, limit)
+
+    async with app.run_test(size=size) as pilot:
+        table = app.query_one(EventTable)
+        table.show(fetch, len(rows), GATEWAY_COLUMNS, first=app.fetch(0, PAGE_SIZE))
+        await pilot.pause()
+        assert table.columns != GATEWAY_COLUMNS  # laid out for the content and the screen
+        assert offsets == []  # the first page was handed in, and kept
+        await pilot.press("w")  # another layout, the same rows
+        await pilot.pause()
+        assert offsets == []

@@ -257,9 +257,16 @@ class EventTable(ScrollView, can_focus=True):
             return self._read_around(offset, half) + self._read_around(offset + half, count - half)
 
     def _set_total(self, total: int) -> None:
+        """A new row count: the cached pages no longer hold the rows at their offsets."""
         self.total = total
         self._pages.clear()
-        size = Size(self._virtual_width, total + 1)  # the header, then a line per row
+        self._set_virtual_size()
+        if self.cursor_row >= total:
+            self.cursor_row = max(total - 1, 0)
+
+    def _set_virtual_size(self) -> None:
+        """The scroll area for the row count and the columns' width (the pages read stay valid)."""
+        size = Size(self._virtual_width, self.total + 1)  # the header, then a line per row
         if size.width == self.virtual_size.width and self.is_mounted:
             # Only the height changed and the gutter is reserved (scrollbar-gutter:
             # stable), so nothing else on screen moves: update the scrollbar and
@@ -271,8 +278,6 @@ class EventTable(ScrollView, can_focus=True):
             self.refresh()
         else:
             self.virtual_size = size
-        if self.cursor_row >= total:
-            self.cursor_row = max(total - 1, 0)
 
     def _set_waiting(self, waiting: int) -> None:
         if waiting != self.waiting:
@@ -313,7 +318,7 @@ class EventTable(ScrollView, can_focus=True):
         self._layout_no += 1
         self._line_width = sum(widths) + len(widths) - 1
         self._virtual_width = virtual_width
-        self._set_total(self.total)
+        self._set_virtual_size()  # the same rows: the pages read (a filter's first one, too) are kept
         self.refresh()
 
     @staticmethod
