@@ -146,7 +146,7 @@ class _Printer:
 
     def _run(self) -> None:
         while (notice := self._queue.get()) is not None:
-            text = notice if isinstance(notice, str) else _notice_text(notice)
+            text = notice if isinstance(notice, str) else notice_text(notice)
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
                 text = f"({dropped} deliveries not printed: output too slow)\n{text}"
@@ -158,7 +158,8 @@ class _Printer:
                 return
 
 
-def _notice_text(notice: CommitNotice) -> str:
+def notice_text(notice: CommitNotice) -> str:
+    """The lines ``watch --headless`` prints for a commit (``wait --format line`` prints them too), made inert."""
     lines = []
     for row in notice.events:
         who = row.get("name") or row.get("username") or row.get("user_id") or "-"

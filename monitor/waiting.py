@@ -237,13 +237,13 @@ def json_line(row: Mapping[str, Any]) -> str:
 
 def line(row: Mapping[str, Any], rejected: bool = False) -> str:
     """The headless monitor's line for one delivery (made inert there)."""
-    from monitor.headless import _notice_text
+    from monitor.headless import notice_text
     from monitor.writer import CommitNotice
 
     rows = [dict(row)]
     if rejected:
-        return _notice_text(CommitNotice([], [int(row["id"])], [], rows))
-    return _notice_text(CommitNotice([int(row["id"])], [], rows, []))
+        return notice_text(CommitNotice([], [int(row["id"])], [], rows))
+    return notice_text(CommitNotice([int(row["id"])], [], rows, []))
 
 
 def filter_terms(text: str) -> list[str]:
