@@ -21,6 +21,15 @@ JSON output (``--meta`` lines, HAR) escapes C1 controls, bidirectional and
 invisible format characters as ``\\uXXXX``: the same strings, nothing for a
 terminal to obey. Plain JSONL is the bodies' exact bytes, as received.
 
+With ``mask=True`` (``export --mask``, the TUI's masked or web exports) every
+format hides personal data as the TUI's ``m`` does (:mod:`monitor.masking`):
+a JSON body is parsed, masked (:func:`~monitor.masking.mask_json`) and written
+again as compact JSON, so no format carries exact bytes; a body that is not
+JSON cannot be masked field by field and becomes a placeholder
+(:func:`hidden_body`), never its bytes; CSV's personal columns are masked
+(:func:`~monitor.masking.mask_if`); credentials in headers (``Authorization``
+and the other :data:`~monitor.signing.SECRET_HEADERS`) keep only their scheme.
+
 :func:`export_to_path` is how a file is written, by the command line and the
 TUI alike: never onto the database or its companion files, and through a
 temporary file renamed into place, so a failed export leaves no half file.
@@ -48,7 +57,8 @@ import orjson
 import sqlite_utils
 
 from monitor import __version__, queries
-from monitor.signing import REDACTED
+from monitor.masking import mask_if, mask_json
+from monitor.signing import REDACTED, SIGNATURE_HEADER, redact_headers
 from monitor.store import EVENTS_COLUMNS
 from monitor.textsafe import clean
 from monitor.wording import count, plural
@@ -63,6 +73,10 @@ FORMAT_LABELS: dict[Format, str] = {
     "curl": "curl commands (bash)",
 }
 EXTENSIONS: dict[Format, str] = {"jsonl": "jsonl", "csv": "csv", "har": "har", "curl": "sh"}
+#: The MIME type of a download, by file extension (``mimetypes`` knows neither .jsonl nor .har).
+MIME_TYPES = {
+    "jsonl": "application/x-ndjson", "csv": "text/csv", "har": "application/json", "sh": "text/x-shellscript",
+}  # fmt: skip
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 
 #: Keys of a ``jsonl --meta`` line besides the body (``body_text`` or ``body_base64``).
@@ -92,9 +106,31 @@ class ExportReport:
     #: jsonl: bodies with newlines that are not JSON either (cannot be one line); left out.
     skipped: int = 0
     skipped_ids: list[int] = field(default_factory=list)
+    #: Personal data was masked (``mask=True``); in which format, and whether with ``--meta``.
+    masked: bool = False
+    fmt: str = ""
+    meta: bool = False
+    #: mask: bodies that are not JSON, written as a placeholder (:func:`hidden_body`); their first ids.
+    hidden: int = 0
+    hidden_ids: list[int] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
         out = []
+        if self.masked and self.exported and self.fmt != "csv":
+            if self.fmt == "curl":
+                out.append(
+                    "personal data is masked: the commands send masked bodies, not the bytes received, "
+                    f"so a {SIGNATURE_HEADER} will not match them"
+                )
+            elif self.meta:
+                out.append("personal data is masked: the metadata lines carry masked bodies, not the exact bytes")
+            else:
+                out.append("personal data is masked: bodies are masked JSON, not the bytes received")
+        if n := self.hidden:
+            out.append(
+                f"{count(n, 'body', 'bodies')} {plural('was', n)} not JSON and could not be masked: "
+                f"replaced by a placeholder ({plural('id', n)} {_ids(self.hidden_ids, n)})"
+            )
         if n := self.reformatted:
             out.append(
                 f"{count(n, 'body', 'bodies')} contained newlines and {plural('was', n)} written compacted, "
@@ -123,22 +159,33 @@ def export(
     ids: Sequence[int] | None = None,
     meta: bool = False,
     base_url: str = DEFAULT_BASE_URL,
+    mask: bool = False,
 ) -> ExportReport:
-    """Write the selected deliveries to ``out`` in ``fmt``; raises FilterError for a bad filter."""
+    """Write the selected deliveries to ``out`` in ``fmt``; raises FilterError for a bad filter.
+
+    ``mask``: hide personal data in every format (see the module's docstring).
+    """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     selection: dict[str, Any] = {"session_id": session_id, "filter_text": filter_text, "ids": ids}
-    report = ExportReport()
+    report = ExportReport(masked=mask, fmt=fmt, meta=meta and fmt == "jsonl")
     sink = _Sink(out)
     if fmt == "jsonl" and not meta:
         for row_id, body in queries.export_rows(db, ("id", "body"), **selection):
-            line = _plain_line(row_id, _bytes(body), report)
+            if mask:
+                line: bytes | None = _masked(row_id, _bytes(body), report) + b"\n"
+                report.exported += 1
+            else:
+                line = _plain_line(row_id, _bytes(body), report)
             if line is not None:
                 sink.write(line)
     elif fmt == "jsonl":
         names = (*META_KEYS, "body")
         for row in queries.export_rows(db, names, **selection):
-            sink.write(json_safe(orjson.dumps(meta_record(dict(zip(names, row, strict=True))))) + b"\n")
+            record = dict(zip(names, row, strict=True))
+            if mask:
+                record["body"] = _masked(record["id"], _bytes(record["body"]), report)
+            sink.write(json_safe(orjson.dumps(meta_record(record, mask=mask))) + b"\n")
             report.exported += 1
     elif fmt == "csv":
         _csv(db, sink, selection, report)
@@ -148,6 +195,24 @@ def export(
         _curl_script(db, sink, selection, report, base_url)
     sink.flush()
     return report
+
+
+def download_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be the name of a browser download (the browser picks the folder), or None.
+
+    A folder (``/`` or ``\\``) is refused, and what the download's
+    ``Content-Disposition`` header (written unquoted by textual-serve) would cut
+    or garble: control characters, ``"`` and ``;``.
+    """
+    if not name.strip():
+        return "Type the file name"
+    if "/" in name or "\\" in name:
+        return "A file name only, without a folder: your browser chooses where it goes"
+    if name.strip() in (".", ".."):
+        return f"{name.strip()} is not a file name"
+    if not name.isprintable() or any(char in name for char in '";'):
+        return "A download's name cannot hold control characters, \" or ;"
+    return None
 
 
 class ExportTargetError(ValueError):
@@ -202,6 +267,7 @@ def export_to_path(
     ids: Sequence[int] | None = None,
     meta: bool = False,
     base_url: str = DEFAULT_BASE_URL,
+    mask: bool = False,
 ) -> ExportReport:
     """:func:`export` into the file ``path``, which ends complete or untouched, never half-written.
 
@@ -216,6 +282,7 @@ def export_to_path(
     check_target(path, db_path)
     options: dict[str, Any] = {
         "session_id": session_id, "filter_text": filter_text, "ids": ids, "meta": meta, "base_url": base_url,
+        "mask": mask,
     }  # fmt: skip
     try:
         mode: int | None = path.stat().st_mode
@@ -293,6 +360,46 @@ def _plain_line(row_id: int, body: bytes, report: ExportReport) -> bytes | None:
     return compact + b"\n"
 
 
+def masked_json(body: bytes) -> bytes | None:
+    """``body`` parsed, every value under a personal key masked, as compact JSON; None when it is not JSON.
+
+    A leading BOM is dropped. The stdlib keeps integers beyond 64 bits exactly.
+    """
+    try:
+        value = json.loads(body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    text = json.dumps(mask_json(value), ensure_ascii=False, separators=(",", ":"))
+    return json_safe(text.encode("utf-8", "surrogatepass"))
+
+
+def hidden_body(body: bytes) -> bytes:
+    """What a masked export writes for a body that is not JSON: a placeholder that says so, never its bytes."""
+    return f"[body not JSON ({count(len(body), 'byte')}): hidden, personal data is masked]".encode()
+
+
+def masked_body(body: bytes) -> bytes:
+    """``body`` for a masked export: :func:`masked_json`, else :func:`hidden_body`."""
+    found = masked_json(body)
+    return hidden_body(body) if found is None else found
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers for a masked export: credentials (``Authorization: Basic ...``) keep only their scheme."""
+    return redact_headers(headers.items())
+
+
+def _masked(row_id: int, body: bytes, report: ExportReport) -> bytes:
+    """:func:`masked_body`, counting (and noting the first ids of) the bodies hidden."""
+    found = masked_json(body)
+    if found is not None:
+        return found
+    report.hidden += 1
+    if len(report.hidden_ids) < _MAX_NOTED:
+        report.hidden_ids.append(row_id)
+    return hidden_body(body)
+
+
 def compact_json(body: bytes) -> bytes | None:
     """``body`` as compact one-line JSON (a leading BOM kept), or None when it is not JSON.
 
@@ -342,10 +449,14 @@ def _json_escape(match: re.Match[str]) -> str:
     return f"\\u{code:04x}"
 
 
-def meta_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One ``jsonl --meta`` object for a delivery row (``headers`` as stored JSON or a dict)."""
+def meta_record(row: Mapping[str, Any], *, mask: bool = False) -> dict[str, Any]:
+    """One ``jsonl --meta`` object for a delivery row (``headers`` as stored JSON or a dict).
+
+    ``mask``: credentials in the headers keep only their scheme; the body is
+    taken as given (:func:`export` masks it first).
+    """
     record = {key: row.get(key) for key in META_KEYS}
-    record["headers"] = headers_of(row)
+    record["headers"] = masked_headers(headers_of(row)) if mask else headers_of(row)
     body = _bytes(row.get("body"))
     try:
         record["body_text"] = body.decode("utf-8")
@@ -384,6 +495,8 @@ def _csv(db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], repo
     writer = csv.writer(buffer)
     writer.writerow(columns)
     for row in queries.export_rows(db, columns, **selection):
+        if report.masked:
+            row = tuple(mask_if(name, value, True) for name, value in zip(columns, row, strict=True))
         writer.writerow(_csv_row(row))
         report.exported += 1
         if buffer.tell() >= _CHUNK:
@@ -438,14 +551,21 @@ def _har(db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], repo
     for row in queries.export_rows(db, _HAR_COLUMNS, **selection):
         if report.exported:
             sink.write(b",\n")
-        sink.write(json_safe(orjson.dumps(har_entry(dict(zip(_HAR_COLUMNS, row, strict=True))))))
+        entry = dict(zip(_HAR_COLUMNS, row, strict=True))
+        if report.masked:
+            entry["body"] = _masked(entry["id"], _bytes(entry["body"]), report)
+        sink.write(json_safe(orjson.dumps(har_entry(entry, mask=report.masked))))
         report.exported += 1
     sink.write(b"\n]}}\n")
 
 
-def har_entry(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One HAR 1.2 entry: the request as received and the answer the listener gave."""
-    headers = headers_of(row)
+def har_entry(row: Mapping[str, Any], *, mask: bool = False) -> dict[str, Any]:
+    """One HAR 1.2 entry: the request as received and the answer the listener gave.
+
+    ``mask``: credentials in the headers keep only their scheme; the body is
+    taken as given (:func:`export` masks it first).
+    """
+    headers = masked_headers(headers_of(row)) if mask else headers_of(row)
     path = _path(row)
     host = _header(headers, "Host") or "127.0.0.1"
     body = _bytes(row.get("body"))
@@ -504,21 +624,26 @@ _CURL_COLUMNS = ("id", "received_at", "method", "path", "headers", "body", "even
 def _curl_script(
     db: sqlite_utils.Database, sink: _Sink, selection: dict[str, Any], report: ExportReport, base_url: str
 ) -> None:
-    sink.write(
-        b"#!/usr/bin/env bash\n"
-        b"# Deliveries recorded by conscent-monitor, replayed byte for byte (body and headers).\n"
-        b"set -u\n"
+    how = (
+        b"with personal data masked (bodies are not the bytes received; signatures will not match)"
+        if report.masked
+        else b"replayed byte for byte (body and headers)"
     )
+    sink.write(b"#!/usr/bin/env bash\n# Deliveries recorded by conscent-monitor, " + how + b".\nset -u\n")
     for row in queries.export_rows(db, _CURL_COLUMNS, **selection):
         delivery = dict(zip(_CURL_COLUMNS, row, strict=True))
         when = iso_time(float(delivery.get("received_at") or 0))
         event = _comment(str(delivery.get("event") or ""))
         sink.write(f"\n# delivery {delivery['id']} · {event} · received {when}\n".encode("utf-8", "replace"))
-        sink.write(curl_command(delivery, base_url).encode("utf-8", "surrogatepass") + b"\necho\n")
+        body = _bytes(delivery["body"])
+        if report.masked:
+            body = _masked(delivery["id"], body, report)
+        command = _curl(delivery, body, base_url, mask=report.masked)
+        sink.write(command.encode("utf-8", "surrogatepass") + b"\necho\n")
         report.exported += 1
 
 
-def curl_command(delivery: Mapping[str, Any], base_url: str = DEFAULT_BASE_URL) -> str:
+def curl_command(delivery: Mapping[str, Any], base_url: str = DEFAULT_BASE_URL, *, mask: bool = False) -> str:
     """A bash command that sends ``delivery`` again: same method, path, headers and exact body.
 
     ``delivery`` is a row of ``events`` (``headers`` as JSON text or a dict,
@@ -526,11 +651,22 @@ def curl_command(delivery: Mapping[str, Any], base_url: str = DEFAULT_BASE_URL) 
     that curl computes (Host, Content-Length, ...) are left to curl; curl's own
     defaults the delivery did not have are removed. A redacted credential
     cannot be replayed: it is left out, with a comment saying what to add.
+
+    ``mask``: the body is :func:`masked_body` (a comment says so: a signature
+    header will not match it) and credentials are redacted.
     """
-    headers = headers_of(delivery)
     body = _bytes(delivery.get("body"))
+    return _curl(delivery, masked_body(body) if mask else body, base_url, mask=mask)
+
+
+def _curl(delivery: Mapping[str, Any], body: bytes, base_url: str, *, mask: bool) -> str:
+    """:func:`curl_command` sending ``body`` (under ``mask``, already masked)."""
+    recorded = headers_of(delivery)
+    headers = masked_headers(recorded) if mask else recorded
     url = base_url.rstrip("/") + _path(delivery)
     comments: list[str] = []
+    if mask:
+        comments.append(f"# body masked (personal data hidden): its {SIGNATURE_HEADER} will not match it")
     method = shell_quote(str(delivery.get("method") or "POST"))
     # --globoff: "[1-3]" or "{a,b}" in a path is one request, not a glob; --path-as-is keeps "/../".
     parts = [f"curl -sS -X {method} --globoff --path-as-is {shell_quote(url)}"]
@@ -541,7 +677,8 @@ def curl_command(delivery: Mapping[str, Any], base_url: str = DEFAULT_BASE_URL) 
             continue
         if REDACTED in value:
             hint = "add -u KEY:SECRET" if lowered == "authorization" else f"add -H '{_comment(name)}: ...'"
-            comments.append(f"# {_comment(name)} was redacted when recorded: {hint}")
+            when = "when recorded" if REDACTED in recorded.get(name, REDACTED) else "in this masked export"
+            comments.append(f"# {_comment(name)} was redacted {when}: {hint}")
             continue
         if any(char in name + value for char in "\r\n\0") or not name.strip() or ":" in name:
             comments.append(f"# header {_comment(name)} cannot be sent by curl; left out")
