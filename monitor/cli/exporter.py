@@ -40,6 +40,13 @@ if TYPE_CHECKING:
 @click.option("--id", "ids", type=int, multiple=True, help="Only this delivery id (repeatable).")
 @click.option("--meta", is_flag=True, help="jsonl: one object per line with metadata and the exact body.")
 @click.option(
+    "--mask",
+    is_flag=True,
+    help="Hide personal data (phones, names, usernames, emails, places), as the TUI's m key does, in every "
+    "format: JSON bodies are written masked (so not byte for byte, even with --meta), a body that is not JSON "
+    "becomes a placeholder, credentials in headers are redacted.",
+)
+@click.option(
     "--base-url",
     default=DEFAULT_BASE_URL,
     show_default=True,
@@ -59,6 +66,7 @@ def export_cmd(
     filter_text: str,
     ids: tuple[int, ...],
     meta: bool,
+    mask: bool,
     base_url: str,
     output: Path | None,
 ) -> None:
@@ -74,7 +82,7 @@ def export_cmd(
         raise _bad_filter(exc) from None
     options: dict[str, Any] = {
         "session_id": session_id, "filter_text": filter_text, "ids": list(ids) or None, "meta": meta,
-        "base_url": base_url,
+        "base_url": base_url, "mask": mask,
     }  # fmt: skip
     try:
         report = _write(path, output, fmt, options)

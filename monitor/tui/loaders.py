@@ -51,20 +51,45 @@ def delivery(db: Database, source: str, delivery_id: int, purpose: str = "show")
 
 
 def export(
-    db: Database, request: msg.ExportRequest, *, db_path: Path, filter_text: str, session_id: int | None, base_url: str
+    db: Database,
+    request: msg.ExportRequest,
+    *,
+    db_path: Path,
+    filter_text: str,
+    session_id: int | None,
+    base_url: str,
+    download_dir: Path | None = None,
 ) -> Message:
-    """Write the view to the file the user chose (complete or not at all: :func:`exporting.export_to_path`)."""
-    target = Path(request.path).expanduser()
+    """Write the view to the file the user chose (complete or not at all: :func:`exporting.export_to_path`).
+
+    ``request.download`` (a browser tab): ``request.path`` is a file name,
+    written into ``download_dir`` (a temporary folder the app keeps) and
+    returned as :attr:`~monitor.tui.messages.Exported.download` for the app to
+    hand to the browser. ``request.mask``: personal data is hidden in the file.
+    """
+    if request.download:
+        if download_dir is None:
+            raise ValueError("a download needs the folder to write it in (download_dir)")
+        problem = exporting.download_name_problem(request.path)
+        if problem is not None:
+            return msg.Exported(f"Export failed: {problem}", ok=False)
+        target = download_dir / request.path.strip()
+    else:
+        target = Path(request.path).expanduser()
     try:
         report = exporting.export_to_path(
             db, target, request.fmt, db_path=db_path, session_id=session_id,
-            filter_text=filter_text, meta=request.meta, base_url=base_url,
+            filter_text=filter_text, meta=request.meta, base_url=base_url, mask=request.mask,
         )  # fmt: skip
     except OSError as exc:
         return msg.Exported(f"Export failed: {_cannot_write(target, exc)}", ok=False)
     except (FilterError, ValueError, sqlite3.DatabaseError) as exc:  # ExportTargetError is a ValueError
         return msg.Exported(f"Export failed: {cell(str(exc), 300)}", ok=False)
-    lines = [f"Exported {count(report.exported, 'delivery')} to {cell(str(target), 200)}", *report.warnings()]
+    exported = count(report.exported, "delivery")
+    if request.download:
+        text = f"Exported {exported}: downloading {cell(target.name, 200)}"
+        return msg.Exported("\n".join([text, *report.warnings()]), ok=True, download=target)
+    lines = [f"Exported {exported} to {cell(str(target), 200)}", *report.warnings()]
     return msg.Exported("\n".join(lines), ok=True)
 
 

@@ -12,6 +12,7 @@ data (dicts, dataclasses from the core).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from textual.message import Message
@@ -178,10 +179,15 @@ class ReplayDone(Message):
 
 @dataclass
 class Exported(Message):
-    """An export finished: what to tell the user, and whether it worked."""
+    """An export finished: what to tell the user, and whether it worked.
+
+    ``download``: the file written for the browser to download (an export asked
+    for with ``ExportRequest.download``); the app hands it to ``deliver_binary``.
+    """
 
     text: str
     ok: bool
+    download: Path | None = None
 
 
 # -- export ----------------------------------------------------------------------------
@@ -189,11 +195,17 @@ class Exported(Message):
 
 @dataclass(frozen=True)
 class ExportRequest:
-    """What the export dialog asks for: a format, a path as typed, and (JSONL only) the metadata lines."""
+    """What the export dialog asks for: a format, a path as typed, and (JSONL only) the metadata lines.
+
+    ``download``: ``path`` is only a file name, for the browser to download (a
+    web tab); ``mask``: personal data is hidden in the file.
+    """
 
     fmt: exporting.Format
     path: str
     meta: bool
+    download: bool = False
+    mask: bool = False
 
 
 @dataclass

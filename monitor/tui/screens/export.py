@@ -2,7 +2,9 @@
 
 Asks for the format, the path and (for JSONL) the metadata option, and posts
 an :class:`~monitor.tui.messages.ExportChosen`; the app writes the file in a
-worker. The dialog stays open until the app says how it went: on success the
+worker. In a browser tab (``download=True``) it asks for a file name only,
+which the browser downloads; ``masked=True`` says that personal data will be
+hidden in the file (the request carries ``mask``). The dialog stays open until the app says how it went: on success the
 app closes it, on failure it shows the error here with the typed path
 selected, so nothing is retyped. The formats are :mod:`monitor.exporting`'s.
 Must not import the app, nor write files.
@@ -22,7 +24,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Select, Static
 
-from monitor.exporting import EXTENSIONS, FORMAT_LABELS, FORMATS, Format
+from monitor.exporting import EXTENSIONS, FORMAT_LABELS, FORMATS, Format, download_name_problem
 from monitor.textsafe import inert
 from monitor.tui.messages import ExportChosen, ExportRequest
 from monitor.tui.widgets.footer import KeyFooter
@@ -38,7 +40,9 @@ class ExportScreen(ModalScreen[None]):
     BINDINGS = [
         # Before the path box's own Enter, so the footer offers it; not on a control whose Enter means
         # something else (check_action): the format list opens, the checkbox toggles, a button presses.
+        # In a browser tab the same key is offered as "Download" (check_action shows one of the two).
         Binding("enter", "export", "Export", priority=True),
+        Binding("enter", "download", "Download", priority=True),
         Binding("escape", "cancel", "Cancel"),
     ]
 
@@ -48,12 +52,19 @@ class ExportScreen(ModalScreen[None]):
         filter_text: str = "",
         session_id: int | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        download: bool = False,
+        masked: bool = False,
     ) -> None:
         super().__init__()
         self.description = description
         self.filter_text = filter_text
         self.session_id = session_id
         self.clock = clock
+        #: A browser tab: the file is a name the browser downloads, not a path here.
+        self.download = download
+        #: Personal data is hidden in the file.
+        self.masked = masked
         #: An export was asked for and the app has not said how it went yet.
         self.busy = False
 
@@ -64,11 +75,24 @@ class ExportScreen(ModalScreen[None]):
             yield Select(
                 [(FORMAT_LABELS[fmt], fmt) for fmt in FORMATS], value="jsonl", allow_blank=False, id="export-format"
             )
-            yield Input(value=self._default_path("jsonl"), id="export-path")
-            yield Checkbox("JSONL with metadata (exact bytes of any body)", id="export-meta")
+            path = Input(
+                value=self._default_path("jsonl"),
+                placeholder="file name" if self.download else "",
+                id="export-path",
+            )
+            if self.download:
+                path.border_title = "File name: your browser downloads it"
+            yield path
+            meta = "bodies masked, not exact bytes" if self.masked else "exact bytes of any body"
+            yield Checkbox(f"JSONL with metadata ({meta})", id="export-meta")
+            if self.masked:
+                yield Static(
+                    Text("Personal data will be masked (phones, names, emails, places)", style="bold"),
+                    id="export-masked",
+                )
             yield Static(id="export-status")
             with Horizontal(id="export-buttons"):
-                yield Button("Export", variant="primary", id="export-go")
+                yield Button("Download" if self.download else "Export", variant="primary", id="export-go")
                 yield Button("Cancel", id="export-cancel")
         yield KeyFooter(personal_data=False)
 
@@ -76,8 +100,13 @@ class ExportScreen(ModalScreen[None]):
         self.query_one("#export-status", Static).display = False
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "export" and self.focused is not None:
-            return not any(isinstance(node, Select | Checkbox | Button) for node in self.focused.ancestors_with_self)
+        if action in ("export", "download"):
+            if (action == "download") != self.download:
+                return False  # the other name for Enter
+            if self.focused is not None:
+                return not any(
+                    isinstance(node, Select | Checkbox | Button) for node in self.focused.ancestors_with_self
+                )
         return True
 
     def _default_path(self, fmt: str) -> str:
@@ -114,13 +143,19 @@ class ExportScreen(ModalScreen[None]):
         if self.busy:
             return
         path = self.query_one("#export-path", Input).value.strip()
-        if not path:
-            self._say("Type the file to write", error=True)
+        problem = download_name_problem(path) if self.download else None if path else "Type the file to write"
+        if problem is not None:
+            self._say(problem, error=True)
             return
         meta = self.fmt == "jsonl" and self.query_one("#export-meta", Checkbox).value
         self.busy = True
-        self._say(f"Exporting to {inert(path)}…", error=False)
-        self.post_message(ExportChosen(ExportRequest(self.fmt, path, meta), self.filter_text, self.session_id))
+        self._say(f"{'Preparing' if self.download else 'Exporting to'} {inert(path)}…", error=False)
+        request = ExportRequest(self.fmt, path, meta, download=self.download, mask=self.masked)
+        self.post_message(ExportChosen(request, self.filter_text, self.session_id))
+
+    def action_download(self) -> None:
+        """Enter in a browser tab: the same export, offered as "Download"."""
+        self.action_export()
 
     def export_failed(self, error: str) -> None:
         """The app could not write the file: say why, here, with the path selected to edit."""
