@@ -120,7 +120,7 @@ class ExportReport:
             if self.fmt == "curl":
                 out.append(
                     "personal data is masked: the commands send masked bodies, not the bytes received, "
-                    f"so a {SIGNATURE_HEADER} will not match them"
+                    f"so their {SIGNATURE_HEADER} header will not match them"
                 )
             elif self.meta:
                 out.append("personal data is masked: the metadata lines carry masked bodies, not the exact bytes")
