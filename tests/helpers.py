@@ -14,6 +14,7 @@ import os
 import queue
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -512,3 +513,11 @@ class Tmux:
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out waiting for {what}; the screen shows:\n{screen}")
             time.sleep(0.1)
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then closed): for "the other side is gone" tests."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
