@@ -197,6 +197,11 @@ def export(
     return report
 
 
+def mime_type(name: str) -> str:
+    """The MIME type to download the file ``name`` with (:data:`MIME_TYPES` by extension)."""
+    return MIME_TYPES.get(name.rpartition(".")[2].lower(), "application/octet-stream")
+
+
 def download_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be the name of a browser download (the browser picks the folder), or None.
 
