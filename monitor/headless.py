@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from monitor import __version__, tunnel_status
 from monitor.service import Options, Service, tune_gc
@@ -24,7 +24,17 @@ if TYPE_CHECKING:
     from monitor.tunnel import TunnelState
 
 
-async def run_headless(options: Options, demo: bool) -> None:
+class Companion(Protocol):
+    """Something that runs beside the listener on its loop: the web UI of ``serve``."""
+
+    async def start(self, service: Service) -> None:
+        """Start once the listener listens (and print its own line); raise to stop the run."""
+
+    async def stop(self) -> None:
+        """Stop before the listener does."""
+
+
+async def run_headless(options: Options, demo: bool, companion: Companion | None = None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -41,12 +51,21 @@ async def run_headless(options: Options, demo: bool) -> None:
         flush=True,
     )
     tunnel_lines.start(service.tunnel_state)
+    if companion is not None:
+        try:
+            await companion.start(service)
+        except BaseException:
+            await service.stop()
+            await asyncio.to_thread(printer.close)
+            raise
     demo_task = None
     if demo:
         from monitor.demo import run_demo
 
         demo_task = asyncio.create_task(run_demo(url, secret=options.secret, stop=stop))
     await stop.wait()
+    if companion is not None:
+        await companion.stop()
     if demo_task is not None:
         await demo_task
     await service.stop()

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.cli import exporter, importer, review, send, wait, watch
+from monitor.cli import exporter, importer, review, send, wait, watch, web
 from monitor.cli.common import database_failure, filter_epilog
 
 
@@ -77,6 +77,8 @@ for _command in (
     exporter.export_cmd,
     importer.generate_cmd,
     wait.wait_cmd,
+    watch.serve_command(),
+    web.web_tab,
 ):
     cli.add_command(_guarded(_command))
 cli.add_command(help_cmd)

@@ -12,6 +12,7 @@ import click
 from monitor import store
 from monitor.cli.common import http_url, tunnel_spec
 from monitor.cli.send import credentials_option
+from monitor.cli.web import web_listen_failure, web_options, web_settings
 from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT
 from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SHUTDOWN_TIMEOUT
 from monitor.service import DEFAULT_HOST, DEFAULT_PORT, ExposureError, Options, check_exposure
@@ -135,8 +136,13 @@ DEMO_SECRET = "demo-secret"  # noqa: S105  (a demo that signs its own deliveries
     help=f"Post a generated stream of Conscent events to the monitor itself (signed with --secret, "
     f"default {DEMO_SECRET!r}).",
 )
-def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> None:
+@click.option("--web", is_flag=True, help="Show the screens in a browser instead (the same as `serve`).")
+@web_options
+def watch(db_path: Path | None, headless: bool, demo: bool, web: bool, **kwargs: Any) -> None:
     """Receive webhooks and show them as they arrive."""
+    web_kwargs = {name: kwargs.pop(name) for name in ("web_host", "web_port", "web_password", "web_mask")}
+    if not web and any(web_kwargs[name] not in (None, False) for name in ("web_password", "web_mask")):
+        raise click.UsageError("--web-password and --web-mask are for the web UI: add --web (or use `serve`)")
     if db_path is None:
         db_path = _demo_db() if demo else Path(store.DEFAULT_DB)
     if demo and kwargs["port"] == DEFAULT_PORT:
@@ -146,10 +152,19 @@ def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> No
         kwargs["secret"] = DEMO_SECRET
     if kwargs["tunnel"] and kwargs["public_url"]:
         raise click.UsageError("--tunnel and --public-url cannot be used together: a tunnel makes its own URL")
-    options = Options(db_path=db_path, mode="headless" if headless else ("demo" if demo else "tui"), **kwargs)
+    mode = "web" if web else ("headless" if headless else ("demo" if demo else "tui"))
+    options = Options(db_path=db_path, mode=mode, **kwargs)
     try:
         check_exposure(options)  # before anything starts or is created (the Service checks it again)
-        if headless:
+        if web:
+            settings = web_settings(
+                basic_auth=options.basic_auth, allow_unauthenticated=options.allow_unauthenticated, **web_kwargs
+            )
+            from monitor.headless import run_headless
+            from monitor.serving import WebFront
+
+            asyncio.run(run_headless(options, demo, WebFront(settings, db_path)))
+        elif headless:
             from monitor.headless import run_headless
 
             asyncio.run(run_headless(options, demo))
@@ -174,17 +189,37 @@ def watch(db_path: Path | None, headless: bool, demo: bool, **kwargs: Any) -> No
     except store.StoreError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(_listen_failure(options.host, options.port, exc)) from None
+        message = (web_listen_failure(exc) if web else None) or listen_failure(options.host, options.port, exc)
+        raise click.ClickException(message) from None
 
 
-def _listen_failure(host: str, port: int, exc: OSError) -> str:
+def listen_failure(host: str, port: int, exc: OSError, option: str = "--port") -> str:
     """One line for a port that cannot be listened on; the usual cause, a port in use, said plainly."""
     where = f"cannot listen on {host}:{port}"
     if exc.errno == errno.EADDRINUSE:
-        return f"{where}: the port is in use (another monitor?); --port 0 takes a free one"
+        return f"{where}: the port is in use (another monitor?); {option} 0 takes a free one"
     if exc.errno == errno.EACCES:
-        return f"{where}: permission denied (ports below 1024 need root); --port 0 takes a free one"
+        return f"{where}: permission denied (ports below 1024 need root); {option} 0 takes a free one"
     return f"{where}: {exc.strerror or exc}"
+
+
+def serve_command() -> click.Command:
+    """``serve``: ``watch --web`` under its own name, with every option of ``watch`` but the front-end flags."""
+    params = [param for param in watch.params if param.name not in ("headless", "web")]
+
+    def serve(**kwargs: Any) -> None:
+        ctx = click.get_current_context()
+        ctx.invoke(watch, headless=False, web=True, **kwargs)
+
+    return click.Command(
+        "serve",
+        callback=serve,
+        params=params,
+        short_help="Receive webhooks and show the screens in a browser.",
+        help="Receive webhooks and show the monitor in a browser: each tab is a live view of the one "
+        "listener and database (the same as `watch --web`). The web UI has its own port (--web-port); "
+        "the listener keeps --port.",
+    )
 
 
 def _program() -> str:

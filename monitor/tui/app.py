@@ -33,6 +33,7 @@ from monitor.tui import loaders
 from monitor.tui import messages as msg
 from monitor.tui.failures import FailureReporter
 from monitor.tui.feed import Feed
+from monitor.tui.link import Link, RemoteLink, ServiceLink
 from monitor.tui.live import LiveRows
 from monitor.tui.replaying import Replayer
 from monitor.tui.screens.detail import DetailScreen
@@ -68,23 +69,29 @@ class MonitorApp(LiveRows, App[None]):
         db_path: Path,
         *,
         service: Service | None = None,
+        link: Link | None = None,
         session_id: int | None = None,
         clock: Callable[[], float] = time.time,
+        mask_forced: bool = False,
     ) -> None:
         super().__init__()
         #: "Now" for every screen: tests pass a frozen one.
         self.clock = clock
         self.db_path = Path(db_path)
         self.service = service
-        self.live_session_id = service.session_id if service else None
-        self.session_id = self.live_session_id if service else session_id
-        self.url = service.url if service else None
+        #: The listener: this process's service, a browser tab's serve process, or none (offline review).
+        self.link: Link | None = link if link is not None else (ServiceLink(service) if service else None)
+        self.live_session_id = self.link.session_id if self.link else None
+        self.session_id = self.live_session_id if self.link else session_id
+        self.url = self.link.url if self.link else None
+        #: ``--web-mask``: personal data stays hidden, whatever ``m`` is pressed.
+        self.mask_forced = mask_forced
         self.reads = ReadAccess(self.db_path)
         self.feed = Feed()
-        self.replayer = Replayer(self, service)
+        self.replayer = Replayer(self, self.link)
         self.main_screen = MainScreen(self.reads, self.feed, clock)
         self.main_screen.session_id = self.session_id
-        self.failures = FailureReporter(self, self.db_path, live=service is not None)
+        self.failures = FailureReporter(self, self.db_path, live=self.link is not None)
 
     @property
     def fatal_error(self) -> BaseException | None:
@@ -92,6 +99,8 @@ class MonitorApp(LiveRows, App[None]):
         return self.failures.fatal_error
 
     async def on_mount(self) -> None:
+        if self.mask_forced:
+            self.masked = True
         self._show_origin()
         await self.push_screen(self.main_screen)
         self.start_live_rows()
@@ -99,6 +108,8 @@ class MonitorApp(LiveRows, App[None]):
     def on_unmount(self) -> None:
         if self.service is not None:
             self.service.stop_thread()
+        if isinstance(self.link, RemoteLink):
+            self.link.close()
         self.reads.close()
 
     def switch_session(self, session_id: int | None) -> None:
@@ -309,6 +320,9 @@ class MonitorApp(LiveRows, App[None]):
             self.push_screen(HelpScreen())
 
     def action_toggle_mask(self) -> None:
+        if self.mask_forced:
+            self.notify("Personal data stays masked: this web UI was started with --web-mask", markup=False)
+            return
         self.masked = not self.masked
 
     def watch_masked(self, masked: bool) -> None:
@@ -333,7 +347,7 @@ class MonitorApp(LiveRows, App[None]):
             "Toggle gateway / all events", "Views and closes only, or every delivery", main.action_toggle_mode
         )
         yield SystemCommand("Readers", "Every reader, leading to the drill-down", self.action_open_readers)
-        if self.service is not None:
+        if self.link is not None:
             yield SystemCommand(
                 "Copy webhook URL", "The URL to paste into Conscent's webhook settings (c)", main.action_copy_url
             )

@@ -57,6 +57,23 @@ def _start_demo(url: str, secret: str | None) -> Callable[[], None]:
     return stopper
 
 
+def run_tab(db_path: Path, *, live: bool, session_id: int | None, mask: bool) -> int:
+    """A browser tab's app: the database read-only; live, its serve process's session (see monitor.serving)."""
+    link = None
+    if live:
+        from monitor.control import ControlClient
+        from monitor.tui.link import RemoteLink
+
+        client = ControlClient.from_env()
+        if client is None:
+            raise RuntimeError(f"a live tab needs {ControlClient.ENV}: it is started by `conscent-monitor serve`")
+        link = RemoteLink(client)
+        link.refresh()  # the listener's URL and session, before the first screen
+    app = MonitorApp(db_path, link=link, session_id=session_id, mask_forced=mask)
+    app.run()
+    return app.return_code or 0
+
+
 def run_offline(db_path: Path, session_id: int | None) -> int:
     """Review a saved database; returns the app's exit status (1 when the database could not be read)."""
     app = MonitorApp(db_path, session_id=session_id)

@@ -33,6 +33,7 @@ from monitor.textsafe import cell
 from monitor.tui import messages as msg
 from monitor.tui.failures import FailureReporter
 from monitor.tui.feed import Feed, Seen
+from monitor.tui.link import Link
 from monitor.tui.replaying import Replayer
 from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.main import MainScreen, Origin
@@ -61,6 +62,7 @@ class LiveRows(_AppBase):
     clock: Callable[[], float]
     db_path: Path
     service: Service | None
+    link: Link | None
     session_id: int | None
     live_session_id: int | None
     url: str | None
@@ -88,12 +90,12 @@ class LiveRows(_AppBase):
         if self.feed.accept():
             self.post_message(msg.RowsCommitted())
         self.set_interval(TICK_INTERVAL, self._timed_tick)
-        if self.service is not None:
+        if self.link is not None:
             self._tunnel_told = {}
             self._check_health()  # the tunnel as it is now, without waiting a second
-            self.set_interval(HEALTH_INTERVAL, self._check_health)
-        else:
-            # Another process (a running monitor, an import) may be writing.
+            self.set_interval(HEALTH_INTERVAL, self._refresh_link)
+        if self.link is None or not self.link.receives_commits:
+            # Another process (a running monitor, an import, a browser tab's serve process) may be writing.
             with contextlib.suppress(sqlite3.Error):  # the next poll says what is wrong
                 self._data_version = self.reads.data_version()
             self.set_interval(POLL_INTERVAL, self._poll_other_writers)
@@ -101,14 +103,28 @@ class LiveRows(_AppBase):
     @property
     def listener_problem(self) -> str | None:
         """Why the listener refuses deliveries (the writer's own words), or None while it records them."""
-        if self.service is None or self.service.writer.healthy:
-            return None
-        return self.service.writer.stats.last_error or "the database cannot be written: deliveries are refused (503)"
+        return self.link.problem() if self.link is not None else None
+
+    def _refresh_link(self) -> None:
+        """Bring the link's state up to date off the UI thread (a browser tab asks its serve process), then show it."""
+        link = self.link
+        if link is None or not self.is_running:
+            return
+        if link.receives_commits:
+            self._check_health()
+            return
+
+        def refresh() -> None:
+            link.refresh()
+            if self.is_running:
+                self.call_from_thread(self._check_health)
+
+        self.run_worker(refresh, name="the listener's state", group="link", thread=True, exit_on_error=False)
 
     def _start_stats(self) -> None:
         """Live session: counters kept from commit notices; otherwise read from the database (a worker)."""
         self.feed.stats = None
-        if self.service is None or self.session_id != self.live_session_id:
+        if self.link is None or not self.link.receives_commits or self.session_id != self.live_session_id:
             self._load_stats()
             return
         try:
@@ -124,8 +140,7 @@ class LiveRows(_AppBase):
         session = "all sessions" if self.session_id is None else f"session #{self.session_id}"
         if self.live_session_id is not None and self.session_id == self.live_session_id:
             session += " (live)"
-        forwarder = self.service.forwarder if self.service else None
-        forward = forwarder.stats if forwarder is not None and self.replayer.forward_target else None
+        forward = self.link.forward_stats() if self.link is not None else None
         recording = self.live_session_id is not None and self.session_id in (None, self.live_session_id)
         tunnel = self._tunnel_shown
         origin = Origin(self.url, str(self.db_path), session, self.listener_problem, forward, recording, tunnel)
@@ -188,7 +203,7 @@ class LiveRows(_AppBase):
         if not self.is_running:
             return
         problem = self.listener_problem
-        tunnel = self.service.tunnel_state if self.service is not None else None
+        tunnel = self.link.tunnel_state() if self.link is not None else None
         if problem == self._problem_shown and tunnel == self._tunnel_shown:
             return
         if tunnel != self._tunnel_shown:

@@ -1,6 +1,6 @@
 """Replay a delivery from the TUI: to the forward target, or a URL asked once; optionally edited first.
 
-The app hands its replay requests here; the service's listener thread sends
+The app hands its replay requests here; the listener (this process's, or a browser tab's serve process) sends
 and records the replay, and its outcome comes back to the app as a
 :class:`~monitor.tui.messages.ReplayDone`. Must not read the database, nor
 touch a screen's widgets.
@@ -15,35 +15,35 @@ from urllib.parse import urlsplit
 from textual.app import App
 
 from monitor import exporting
-from monitor.service import Service
 from monitor.textsafe import cell
+from monitor.tui.link import Link
 from monitor.tui.messages import ReplayDone
 from monitor.tui.screens.replay import EditScreen, TargetScreen
 
 
 class Replayer:
-    """Sends replays for ``app`` through ``service`` (None in offline review: it says why it cannot)."""
+    """Sends replays for ``app`` through the listener's ``link`` (None in offline review: it says why it cannot)."""
 
-    def __init__(self, app: App[Any], service: Service | None) -> None:
+    def __init__(self, app: App[Any], link: Link | None) -> None:
         self.app = app
-        self.service = service
+        self.link = link
         #: The URL typed for the first replay when there is no forward target; asked again never.
         self.target: str | None = None
 
     @property
     def forward_target(self) -> str | None:
-        return self.service.options.forward_to if self.service else None
+        return self.link.forward_to if self.link else None
 
     def curl_base_url(self) -> str:
         """Where a copied curl command sends: the forward target's origin, else this monitor."""
-        for url in (self.forward_target, self.target, self.service.url if self.service else None):
+        for url in (self.forward_target, self.target, self.link.url if self.link else None):
             if url:
                 parts = urlsplit(url)
                 return f"{parts.scheme}://{parts.netloc}"
         return exporting.DEFAULT_BASE_URL
 
     def _can_replay(self) -> bool:
-        if self.service is None:
+        if self.link is None:
             self.app.notify(
                 "Replays are recorded by the live monitor: run `conscent-monitor watch --db` on this file",
                 severity="warning",
@@ -80,12 +80,12 @@ class Replayer:
         self.app.push_screen(EditScreen(title, delivery.get("body") or b""), edited)
 
     def _send(self, delivery: dict[str, Any], body: bytes | None, target: str) -> None:
-        assert self.service is not None
+        assert self.link is not None
         original: bytes = delivery.get("body") or b""
         payload = original if body is None else body
         headers = delivery.get("headers") if isinstance(delivery.get("headers"), dict) else {}
         event_id = int(delivery["id"])
-        future = self.service.replay(event_id, payload, headers or {}, target=target, edited=payload != original)
+        future = self.link.replay(event_id, payload, headers or {}, target=target, edited=payload != original)
         post = self.app.post_message  # thread-safe: the outcome arrives on the listener's thread
 
         def done(f: concurrent.futures.Future[Any]) -> None:

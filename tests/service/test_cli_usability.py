@@ -52,8 +52,9 @@ def one_usage_error(result: Result, option: str) -> str:
 
 
 def commands() -> list[tuple[str, click.Command]]:
+    """The commands a user sees (``web-tab``, which the web UI runs for each browser tab, is hidden)."""
     assert isinstance(cli, click.Group)
-    return sorted(cli.commands.items())
+    return sorted((name, command) for name, command in cli.commands.items() if not command.hidden)
 
 
 # --- help texts (item 17) ----------------------------------------------------------------------------
