@@ -50,29 +50,34 @@ def footer_keys(app: MonitorApp) -> list[str]:
     return [key.description for key in app.screen.query(FooterKey)]
 
 
-async def open_dialog(pilot: Any, app: MonitorApp) -> ExportScreen:
-    """The dialog as a browser tab with masking forced on would open it."""
-    await pilot.pause()
-    app.push_screen(ExportScreen("All sessions, every delivery", "", None, app.clock, download=True, masked=True))
-    await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), TIMEOUT, "the export dialog")
-    await pilot.pause()
-    assert isinstance(app.screen, ExportScreen)
-    return app.screen
+async def show(pilot: Any, app: MonitorApp, *, download: bool = True, masked: bool = True) -> ExportScreen:
+    """The dialog as the app opens it (by default: a browser tab with masking forced on), its footer drawn."""
+    await wait_for(pilot, lambda: app.screen is app.main_screen, TIMEOUT, "the main screen")
+    dialog = ExportScreen("All sessions, every delivery", "", None, app.clock, download=download, masked=masked)
+    await app.push_screen(dialog)
+    await wait_for(pilot, lambda: app.screen is dialog and len(footer_keys(app)) >= 2, TIMEOUT, "the dialog")
+    return dialog
+
+
+@pytest.fixture
+def review(tmp_path: Path) -> Path:
+    """A database with the reader's view, and an empty ``downloads`` folder beside it."""
+    make_db(tmp_path / "review.db")
+    (tmp_path / "downloads").mkdir()
+    return tmp_path / "review.db"
 
 
 @pytest.mark.parametrize("size", SIZES)
-async def test_the_download_dialog_asks_for_a_name_and_says_it_masks(tmp_path: Path, size: tuple[int, int]) -> None:
-    db_path = tmp_path / "review.db"
-    make_db(db_path)
+async def test_the_download_dialog_asks_for_a_name_and_says_it_masks(review: Path, size: tuple[int, int]) -> None:
     chosen: list[msg.ExportChosen] = []
 
     def record(message: Message) -> None:
         if isinstance(message, msg.ExportChosen):
             chosen.append(message)
 
-    app = MonitorApp(db_path, session_id=None)
+    app = MonitorApp(review, session_id=None)
     async with app.run_test(size=size, message_hook=record) as pilot:
-        dialog = await open_dialog(pilot, app)
+        dialog = await show(pilot, app)
         path = dialog.query_one("#export-path", Input)
         assert path.has_focus and path.value.startswith("conscent-export-") and "/" not in path.value
         assert str(dialog.query_one("#export-go", Button).label) == "Download"
@@ -86,6 +91,7 @@ async def test_the_download_dialog_asks_for_a_name_and_says_it_masks(tmp_path: P
         # A folder is refused, in the dialog, which stays open with the name to fix.
         for refused in ("out/x.csv", "..\\x.csv"):
             path.value = refused
+            await pilot.pause()  # the edit hides the last error first
             await pilot.press("enter")
             await wait_for(pilot, lambda: dialog.query_one("#export-status", Static).display, TIMEOUT, "the refusal")
             assert static_text(dialog, "#export-status") == (
@@ -104,19 +110,15 @@ async def test_the_download_dialog_asks_for_a_name_and_says_it_masks(tmp_path: P
 
 
 @pytest.mark.parametrize("size", SIZES)
-async def test_the_terminal_dialog_is_unchanged(tmp_path: Path, size: tuple[int, int]) -> None:
-    """Without download or mask: Export, a path, no browser or mask lines; the request says neither."""
-    db_path = tmp_path / "review.db"
-    make_db(db_path)
-    app = MonitorApp(db_path, session_id=None)
+async def test_the_terminal_dialog_is_unchanged(review: Path, size: tuple[int, int]) -> None:
+    """Without download or mask: Export, no browser or mask lines."""
+    app = MonitorApp(review, session_id=None)
     async with app.run_test(size=size) as pilot:
-        await pilot.pause()
-        app.push_screen(ExportScreen("All sessions", "", None, app.clock))
-        await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), TIMEOUT, "the export dialog")
-        await wait_for(pilot, lambda: footer_keys(app)[:2] == ["Export", "Cancel"], TIMEOUT, "the dialog's footer")
+        dialog = await show(pilot, app, download=False, masked=False)
+        assert footer_keys(app)[:2] == ["Export", "Cancel"]
         text = screen_text(app)
         assert "browser" not in text and "masked" not in text
-        assert str(app.screen.query_one("#export-go", Button).label) == "Export"
+        assert str(dialog.query_one("#export-go", Button).label) == "Export"
 
 
 def run_loader(db_path: Path, request: msg.ExportRequest, download_dir: Path | None) -> msg.Exported:
@@ -133,13 +135,10 @@ def run_loader(db_path: Path, request: msg.ExportRequest, download_dir: Path | N
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "har", "curl"])
-def test_a_download_is_written_masked_into_the_folder_given(tmp_path: Path, fmt: str) -> None:
-    db_path = tmp_path / "review.db"
-    make_db(db_path)
-    folder = tmp_path / "downloads"
-    folder.mkdir()
+def test_a_download_is_written_masked_into_the_folder_given(review: Path, fmt: str) -> None:
+    folder = review.parent / "downloads"
     name = f"masked.{fmt}"
-    done = run_loader(db_path, msg.ExportRequest(fmt, name, False, download=True, mask=True), folder)  # type: ignore[arg-type]
+    done = run_loader(review, msg.ExportRequest(fmt, name, False, download=True, mask=True), folder)  # type: ignore[arg-type]
     assert done.ok and done.download == folder / name
     assert done.text.splitlines()[0] == f"Exported 1 delivery: downloading {name}"
     written = (folder / name).read_text("utf-8")
@@ -150,37 +149,29 @@ def test_a_download_is_written_masked_into_the_folder_given(tmp_path: Path, fmt:
         assert "personal data is masked" in done.text
 
 
-def test_a_download_name_with_a_folder_is_refused_by_the_loader_too(tmp_path: Path) -> None:
-    db_path = tmp_path / "review.db"
-    make_db(db_path)
-    folder = tmp_path / "downloads"
-    folder.mkdir()
-    refused = run_loader(db_path, msg.ExportRequest("csv", "../escape.csv", False, download=True), folder)
+def test_a_download_name_with_a_folder_is_refused_by_the_loader_too(review: Path) -> None:
+    folder = review.parent / "downloads"
+    refused = run_loader(review, msg.ExportRequest("csv", "../escape.csv", False, download=True), folder)
     assert not refused.ok and refused.download is None
     assert refused.text == "Export failed: A file name only, without a folder: your browser chooses where it goes"
-    assert not (tmp_path / "escape.csv").exists() and list(folder.iterdir()) == []
+    assert not (review.parent / "escape.csv").exists() and list(folder.iterdir()) == []
 
 
-def test_an_unmasked_download_and_a_terminal_export(tmp_path: Path) -> None:
-    db_path = tmp_path / "review.db"
-    make_db(db_path)
-    folder = tmp_path / "downloads"
-    folder.mkdir()
-    plain = run_loader(db_path, msg.ExportRequest("jsonl", "plain.jsonl", False, download=True), folder)
+def test_an_unmasked_download_and_a_terminal_export(review: Path) -> None:
+    folder = review.parent / "downloads"
+    plain = run_loader(review, msg.ExportRequest("jsonl", "plain.jsonl", False, download=True), folder)
     assert plain.ok and plain.text == "Exported 1 delivery: downloading plain.jsonl"
     assert PHONE in (folder / "plain.jsonl").read_text("utf-8")
-    target = tmp_path / "here.jsonl"
-    terminal = run_loader(db_path, msg.ExportRequest("jsonl", str(target), False, mask=True), None)
+    target = review.parent / "here.jsonl"
+    terminal = run_loader(review, msg.ExportRequest("jsonl", str(target), False, mask=True), None)
     assert terminal.ok and terminal.download is None and terminal.text.startswith(f"Exported 1 delivery to {target}")
     assert PHONE not in target.read_text("utf-8") and json.loads(target.read_text("utf-8"))["user_id"] == "reader-w"
 
 
 @pytest.mark.skipif(not WIRED, reason="app.py does not pass download_dir to loaders.export yet (the lead wires it)")
 @pytest.mark.parametrize("size", SIZES)
-async def test_the_app_hands_a_masked_download_to_the_browser(tmp_path: Path, size: tuple[int, int]) -> None:
+async def test_the_app_hands_a_masked_download_to_the_browser(review: Path, size: tuple[int, int]) -> None:
     """End to end through the app: the file goes to ``deliver_binary`` (a browser download), masked."""
-    db_path = tmp_path / "review.db"
-    make_db(db_path)
     delivered: list[tuple[Path, dict[str, Any]]] = []
     notes: list[str] = []
 
@@ -188,7 +179,7 @@ async def test_the_app_hands_a_masked_download_to_the_browser(tmp_path: Path, si
         if isinstance(message, Notify):
             notes.append(message.notification.message)
 
-    app = MonitorApp(db_path, session_id=None)
+    app = MonitorApp(review, session_id=None)
 
     def deliver_binary(path: Path, **options: Any) -> str:
         delivered.append((Path(path), options))
@@ -196,7 +187,7 @@ async def test_the_app_hands_a_masked_download_to_the_browser(tmp_path: Path, si
 
     app.deliver_binary = deliver_binary  # type: ignore[assignment,method-assign]
     async with app.run_test(size=size, message_hook=record) as pilot:
-        dialog = await open_dialog(pilot, app)
+        dialog = await show(pilot, app)
         dialog.query_one("#export-path", Input).value = "masked.jsonl"
         await pilot.press("enter")
         await wait_for(pilot, lambda: delivered, TIMEOUT, "the download")

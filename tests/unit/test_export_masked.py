@@ -21,17 +21,16 @@ import pytest
 
 from monitor import store
 from monitor.exporting import (
-    ExportReport,
     Format,
     curl_command,
     download_name_problem,
-    export,
     hidden_body,
     masked_json,
 )
 from monitor.masking import mask, mask_json
 from monitor.queries import get_delivery
 from tests.helpers import event_row, gateway_body, run_command
+from tests.unit.test_exporting import run_export as exported
 
 PHONE, NAME, EMAIL, CITY = "9812345678", "Asha Verma", "asha.verma@example.test", "Bengaluru"
 #: ``api-key:secret`` in base64: what Conscent's older webhooks send.
@@ -72,16 +71,6 @@ def masked_db(tmp_path: Path) -> Path:
     finally:
         db.close()
     return path
-
-
-def exported(db_path: Path, fmt: Format, **options: Any) -> tuple[bytes, ExportReport]:
-    db = store.connect(db_path, readonly=True)
-    try:
-        out = io.BytesIO()
-        report = export(db, out, fmt, **options)
-        return out.getvalue(), report
-    finally:
-        db.close()
 
 
 def masked_obj() -> Any:
