@@ -277,7 +277,10 @@ class WebServer:
             message=f'<p class="error">{html.escape(message)}</p>' if message else "",
             user_field=user_field,
         )
-        return web.Response(status=status, text=page, content_type="text/html")
+        # The form's POST then carries its Origin (under no-referrer Chromium sends "Origin: null", which the
+        # Origin check refuses); the page has no link anywhere else.
+        headers = {"Referrer-Policy": "same-origin"}
+        return web.Response(status=status, text=page, content_type="text/html", headers=headers)
 
     async def _log_in(self, request: web.Request) -> web.StreamResponse:
         if not self.options.needs_login:

@@ -195,6 +195,7 @@ async def test_login_with_the_password(serve: Serve) -> None:
             page = await response.text()
             assert response.status == 200 and 'type="password"' in page and 'name="user"' not in page
             assert "WWW-Authenticate" not in response.headers  # no browser pop-up: our page asks
+            assert response.headers["Referrer-Policy"] == "same-origin"  # the form's POST carries its Origin
         for path in ("static/js/textual.js", "_assets/page.js", "download/abc"):
             async with http.get(server.url + path) as response:
                 assert response.status == 401, path
