@@ -3,8 +3,9 @@
 Each test starts ``conscent-monitor serve`` (or ``open --web``), opens the web
 UI in headless Chromium, posts deliveries to the listener over HTTP and reads
 what the page draws from xterm.js's buffer (``tests/browser/page.py``). The
-first test saves the README's screenshot (docs/web.png through
-``docs/web_screenshot.py``; a temporary folder otherwise).
+first test saves a screenshot of the spec pair (web-spec-pair.png) in
+$CONSCENT_MONITOR_SCREENSHOT_DIR, else in its temporary folder; the README's
+docs/web.png comes from ``docs/web_screenshot.py`` (the demo's stream).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def test_the_spec_pair_live_in_two_pages(
         assert cells(page)[0] >= 120, cells(page)  # 1280 px wide: the wide layout
     drill_down_and_back(page)
     if not small:
-        screenshot(page, "web.png", tmp_path)
+        screenshot(page, "web-spec-pair.png", tmp_path)
 
     # A page opened later sees the whole session, and the first page still follows it.
     second = open_page(browser, served.web_url, size=(800, 500) if small else size)
@@ -102,7 +103,7 @@ def test_the_spec_pair_live_in_two_pages(
     assert served.terminate() == 0
 
 
-def test_a_filter_typed_in_the_browser(browser: Browser, serve: Serve, spec: dict[str, bytes]) -> None:
+def test_a_filter_typed_in_the_browser_and_help(browser: Browser, serve: Serve, spec: dict[str, bytes]) -> None:
     served = serve()
     post_spec(served, spec)
     page = open_table(browser, served.web_url)
@@ -112,18 +113,12 @@ def test_a_filter_typed_in_the_browser(browser: Browser, serve: Serve, spec: dic
     press(page, "Enter")
     screen = wait_for_screen(page, lambda s: VIEW_ROW not in s and CLOSE_ROW in s, "only the close")
     assert "row 1 of 1" in screen, screen
-    page.context.close()
-    assert served.terminate() == 0
 
-
-def test_help_opens_with_question_mark(browser: Browser, serve: Serve) -> None:
-    served = serve()
-    page = open_table(browser, served.web_url)
     press(page, "?")
     screen = wait_for_text(page, "Esc")
     assert "Filter" in screen and "Quit" in screen, screen
     press(page, "Escape")
-    wait_for_text(page, "Received")
+    wait_for_screen(page, lambda s: "Received" in s and CLOSE_ROW in s, "the table again")
     page.context.close()
     assert served.terminate() == 0
 
