@@ -24,6 +24,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import functools
 import logging
 import os
 import types
@@ -197,11 +198,16 @@ def _json(data: bytes) -> Any:
         raise ValueError("not JSON") from None
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def rebuild(cls: type[T], data: object) -> T:
     """An instance of the dataclass ``cls`` from decoded JSON, every field's type checked; ValueError if not."""
     if not isinstance(data, dict):
         raise ValueError(f"{cls.__name__}: not an object")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values: dict[str, Any] = {}
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         if field.name not in data:
