@@ -99,7 +99,7 @@ class MonitorApp(LiveRows, App[None]):
         return self.failures.fatal_error
 
     async def on_mount(self) -> None:
-        if self.mask_forced:
+        if self.mask_forced:  # before the first row is drawn
             self.masked = True
         self._show_origin()
         await self.push_screen(self.main_screen)

@@ -77,10 +77,9 @@ class ServiceLink:
         return self.service.options.forward_to
 
     def problem(self) -> str | None:
-        writer = self.service.writer
-        if writer.healthy:
-            return None
-        return writer.stats.last_error or "the database cannot be written: deliveries are refused (503)"
+        from monitor.control import listener_problem
+
+        return listener_problem(self.service)
 
     def tunnel_state(self) -> TunnelState | None:
         return self.service.tunnel_state

@@ -157,6 +157,7 @@ class MainScreen(ThemedScreen):
         self.query_one("#listener-alarm", Static).display = False
         if self._origin is not None:
             self.set_origin(self._origin)
+        self.table.masked = self.masked  # set before the screen was mounted (--web-mask)
         self.reload()
         self.table.focus()
         # Where the cursor is (status line) and whether "r" can replay its row (footer).
