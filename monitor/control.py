@@ -24,7 +24,6 @@ import asyncio
 import base64
 import binascii
 import dataclasses
-import functools
 import logging
 import os
 import types
@@ -198,9 +197,14 @@ def _json(data: bytes) -> Any:
         raise ValueError("not JSON") from None
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """A dataclass's field types, resolved once."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def rebuild(cls: type[T], data: object) -> T:
