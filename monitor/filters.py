@@ -493,6 +493,7 @@ _FIELDS: dict[str, _Field] = {
     "country": _Field("country code (exact), or user / client country containing", _country),
     "device": _Field("device type or model containing", _substring("device_type", "device_model")),
     "sig": _Field("signature check: valid, invalid, missing or unchecked", _one_of("signature", _SIGNATURES)),
+    "auth": _Field("basic auth check: valid, invalid, missing or unchecked", _one_of("basic_auth", _SIGNATURES)),
     "action": _Field("click action containing", _substring("click_action")),
     "paywall": _Field("paywall id containing", _substring("paywall_id")),
     "session": _Field(
