@@ -12,7 +12,7 @@ from textual import on
 from textual.app import App
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Input, Static
 
 from monitor import queries
 from monitor.checks import Finding, Thresholds, run_checks
@@ -36,7 +36,8 @@ from tests.helpers import event_row, rejected_row, screen_strips, screen_text, s
 
 #: 2026-11-30 12:00:00 UTC: "now" for every screen here (times are rendered in UTC: the ``utc`` fixture).
 NOW = float(calendar.timegm((2026, 11, 30, 12, 0, 0)))
-SIZES = [(80, 24), (160, 48)]
+#: Every test that draws runs at the smallest supported terminal and a roomy one.
+BOTH_SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 
 pytestmark = pytest.mark.usefixtures("utc")
 
@@ -141,6 +142,13 @@ def listed(app: App[Any]) -> str:
     return " ".join(" ".join(row[region.x : region.right].split()) for row in rows)
 
 
+def cursor(node: App[Any] | ChecksScreen) -> str | None:
+    """The key of the finding under the cursor."""
+    screen = node.screen if isinstance(node, App) else node
+    option = screen.query_one(FindingsList).highlighted_option
+    return None if option is None else option.id
+
+
 async def settle(pilot: Pilot[Any]) -> None:
     await pilot.pause()
     await pilot.pause()
@@ -159,7 +167,7 @@ def test_ordered_puts_failed_checks_first_errors_on_top() -> None:
     ]
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@BOTH_SIZES
 async def test_findings_listed_errors_first_with_counts_and_times(size: tuple[int, int]) -> None:
     app = checks_app(checked=5000)
     async with app.run_test(size=size) as pilot:
@@ -184,14 +192,14 @@ async def test_findings_listed_errors_first_with_counts_and_times(size: tuple[in
         thresholds = static_text(app, "#checks-thresholds")
         assert "open view after 30 min · late after 60 s · future after 300 s" in thresholds
         # the cursor starts on the first error, and the hint says what Enter does
-        assert app.screen.query_one(FindingsList).highlighted_option.id == "signatures.invalid"  # type: ignore[union-attr]
+        assert cursor(app) == "signatures.invalid"
         assert "Enter: the rows, filter sig:invalid (all events)" in static_text(app, "#checks-hint")
         footer = app.screen.query_one(KeyFooter)
         shown = {entry.description for entry in footer.entries()}
         assert {"Back", "Thresholds", "All sessions", "Show rows"} <= shown
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@BOTH_SIZES
 async def test_passed_checks_one_dimmed_line_each_and_not_reachable(size: tuple[int, int]) -> None:
     app = checks_app()
     async with app.run_test(size=size) as pilot:
@@ -207,15 +215,15 @@ async def test_passed_checks_one_dimmed_line_each_and_not_reachable(size: tuple[
         assert any(s.style is not None and s.style.color != muted for s in error_row if s.text.strip())
         # the cursor never rests on a passed check
         await pilot.press("end")
-        assert screen.query_one(FindingsList).highlighted_option.id == "pairing.open_views"  # type: ignore[union-attr]
+        assert cursor(screen) == "pairing.open_views"
         await pilot.press("j", "j")
-        assert screen.query_one(FindingsList).highlighted_option.id == "pairing.open_views"  # type: ignore[union-attr]
+        assert cursor(screen) == "pairing.open_views"
         await pilot.press("home")
-        assert screen.query_one(FindingsList).highlighted_option.id == "signatures.invalid"  # type: ignore[union-attr]
+        assert cursor(screen) == "signatures.invalid"
         await pilot.press("j")
-        assert screen.query_one(FindingsList).highlighted_option.id == "delivery.lag"  # type: ignore[union-attr]
+        assert cursor(screen) == "delivery.lag"
         await pilot.press("k")
-        assert screen.query_one(FindingsList).highlighted_option.id == "signatures.invalid"  # type: ignore[union-attr]
+        assert cursor(screen) == "signatures.invalid"
 
 
 async def test_every_check_passed() -> None:
@@ -241,7 +249,7 @@ async def test_empty_database_says_nothing_recorded_yet() -> None:
 # -- Enter: the rows ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@BOTH_SIZES
 async def test_enter_posts_the_findings_filter_and_mode(size: tuple[int, int]) -> None:
     app = checks_app()
     async with app.run_test(size=size) as pilot:
@@ -314,7 +322,7 @@ async def test_show_refreshes_in_place_keeping_the_cursor_on_its_finding() -> No
         more = finding("pairing.orphan_closes", "error", 7, title="Closes with no view", filter="event:close")
         screen.show([*FINDINGS, more], Thresholds(), "session #4 (live)", checked=5001)
         await settle(pilot)
-        assert screen.query_one(FindingsList).highlighted_option.id == "delivery.lag"  # type: ignore[union-attr]
+        assert cursor(screen) == "delivery.lag"
         assert row_of(app, "Closes with no view") < row_of(app, "Late deliveries")
         assert "2 errors · 2 warnings" in static_text(app, "#checks-title")
 
@@ -340,7 +348,7 @@ def test_thresholds_line() -> None:
     )
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@BOTH_SIZES
 async def test_t_changes_the_thresholds_after_checking_them(size: tuple[int, int]) -> None:
     app = checks_app()
     async with app.run_test(size=size) as pilot:
@@ -398,7 +406,7 @@ async def test_thresholds_dialog_cancelled_or_unchanged_asks_nothing() -> None:
 # -- untrusted text, and fitting the width ------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@BOTH_SIZES
 async def test_no_markup_or_control_characters_from_a_detail(size: tuple[int, int]) -> None:
     hostile = finding(
         "fields.missing",
@@ -462,7 +470,7 @@ async def test_checks_screen_shows_run_checks_on_a_real_database(tmp_path: Path)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         assert "4 deliveries checked" in static_text(app, "#checks-title")
-        assert app.screen.query_one(OptionList).highlighted_option.id == "signatures.invalid"  # type: ignore[union-attr]
+        assert cursor(app) == "signatures.invalid"
         assert lines(app)[row_of(app, invalid.title)].lstrip().startswith("✗")
         passed = [f for f in found if not f.failed]
         assert passed and all(f"✓ {f.title}: none" in screen_text(app) for f in passed)
