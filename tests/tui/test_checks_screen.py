@@ -306,6 +306,17 @@ async def test_a_asks_for_all_sessions_then_this_one() -> None:
         assert app.asked[-1] == ChecksScopeWanted(False)
 
 
+async def test_a_does_nothing_when_the_app_reviews_every_session() -> None:
+    app = checks_app(scope=ALL_SESSIONS, switchable=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        shown = {entry.description for entry in app.screen.query_one(KeyFooter).entries()}
+        assert not shown & {"All sessions", "This session"}
+        await pilot.press("a")
+        await settle(pilot)
+        assert app.asked == []
+
+
 def test_session_scope_words() -> None:
     assert session_scope(None) == ALL_SESSIONS
     assert session_scope(3) == "session #3"

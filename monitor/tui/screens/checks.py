@@ -218,14 +218,20 @@ class ChecksScreen(ThemedScreen):
         clock: Callable[[], float] = time.time,
         *,
         checked: int | None = None,
+        switchable: bool = True,
     ) -> None:
-        """``scope``: :func:`session_scope`'s words; ``checked``: how many deliveries the checks read (0: none yet)."""
+        """``scope``: :func:`session_scope`'s words; ``checked``: how many deliveries the checks read (0: none yet).
+
+        ``switchable``: ``a`` switches between one session and all of them
+        (False when the app reviews every session: there is no "this session").
+        """
         super().__init__()
         self.findings = ordered(findings)
         self.thresholds = thresholds
         self.scope = scope
         self.clock = clock
         self.checked = checked
+        self.switchable = switchable
         self._wide: bool | None = None
 
     @property
@@ -255,13 +261,20 @@ class ChecksScreen(ThemedScreen):
     # -- attributes down: the app hands over what the checks found -----------------------
 
     def show(
-        self, findings: Sequence[Finding], thresholds: Thresholds, scope: str, *, checked: int | None = None
+        self,
+        findings: Sequence[Finding],
+        thresholds: Thresholds,
+        scope: str,
+        *,
+        checked: int | None = None,
+        switchable: bool = True,
     ) -> None:
         """The checks ran again (a commit, other thresholds, the other scope): redraw, the cursor on its finding."""
         self.findings = ordered(findings)
         self.thresholds = thresholds
         self.scope = scope
         self.checked = checked
+        self.switchable = switchable
         self.refresh_bindings()
         if self.is_mounted:
             self.fill()
@@ -402,7 +415,7 @@ class ChecksScreen(ThemedScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "scope" and parameters:
-            return bool(parameters[0]) != self.all_sessions
+            return self.switchable and bool(parameters[0]) != self.all_sessions
         return True
 
     @on(OptionList.OptionSelected, "#checks-list")
