@@ -15,8 +15,9 @@ million events (``bench/checks.py``).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlite_utils
@@ -109,6 +110,8 @@ class _Scope:
     session_id: int | None
     thresholds: Thresholds
     now: float
+    #: What checks of one run share (the pairing pass), by name.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def where(self, alias: str = "") -> str:
         """``session_id = ? AND `` (with ``alias.``), or nothing for every session."""
@@ -286,6 +289,428 @@ def basic_auth_failing(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) ->
         f"auth:invalid OR auth:missing OR reason:{_quoted('basic auth is')}",
         detail=_accepted_refused(accepted, refused),
     )
+
+
+# -- pairing ------------------------------------------------------------------------------
+#
+# The rules of monitor/journey.py, in SQL: per reader, views and closes in
+# event-time order (created_at, else received_at, then id), repeated
+# deliveries left out. A row's pairing key is its gateway sessionId, else its
+# paywall and content, else its content alone; a close takes the earliest
+# still-open view with the same key before it. (journey.py also lets a close
+# without a sessionId take a view with one when their content agrees; here
+# keys must be equal, which only differs for senders that drop the sessionId
+# from one of the pair.)
+#
+# Taking the earliest open view leaves the open ones a suffix of the views
+# seen so far, so one pass of window functions tells every row's fate: with
+# p the running count of views minus closes, a close is unpaired when p falls
+# below every earlier p and below 0; a partition ends with
+# ``p_last - min(0, min p)`` views open, its latest ones.
+
+_CONTENT = "coalesce(nullif(content_id, ''), nullif(client_content_id, ''))"
+_PAIR_KEY = (
+    "CASE WHEN nullif(gateway_session_id, '') IS NOT NULL THEN 's' || gateway_session_id"
+    f" WHEN nullif(paywall_id, '') IS NOT NULL AND {_CONTENT} IS NOT NULL"
+    f" THEN 'p' || paywall_id || char(0) || {_CONTENT}"
+    f" ELSE 'c' || coalesce({_CONTENT}, '') END"
+)
+
+
+def _pairing_sql(scope: _Scope) -> tuple[str, list[Any]]:
+    """``id, is_view, open_or_orphan, user_id, t, received_at, gateway_session_id, content`` of unpaired rows."""
+    sql = (
+        "WITH g AS ("
+        f" SELECT id, user_id, received_at, gateway_session_id, {_CONTENT} AS content, event = ? AS is_view,"
+        f" {_PAIR_KEY} AS k, coalesce(created_at, received_at) AS t"
+        f" FROM events WHERE {scope.where()}event IN (?, ?) AND duplicate_of IS NULL AND user_id IS NOT NULL),"
+        " s AS (SELECT *, sum(CASE WHEN is_view THEN 1 ELSE -1 END) OVER w AS p,"
+        " sum(is_view) OVER (PARTITION BY user_id, k ORDER BY t DESC, id DESC) AS from_end FROM g"
+        " WINDOW w AS (PARTITION BY user_id, k ORDER BY t, id)),"
+        " m AS (SELECT *, coalesce(min(p) OVER (PARTITION BY user_id, k ORDER BY t, id"
+        " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,"
+        " sum(CASE WHEN is_view THEN 1 ELSE -1 END) OVER (PARTITION BY user_id, k)"
+        " - min(0, min(p) OVER (PARTITION BY user_id, k)) AS still_open FROM s)"
+        " SELECT id, is_view, user_id, t, received_at, gateway_session_id, content FROM m"
+        " WHERE (is_view AND from_end <= still_open) OR (NOT is_view AND p < min(0, before))"
+    )
+    return sql, [GATEWAY_VIEW, *scope.args, GATEWAY_VIEW, GATEWAY_CLOSE]
+
+
+_CONVERTED = (
+    "EXISTS (SELECT 1 FROM events AS c WHERE c.user_id = u.user_id"
+    " AND (c.event = 'transaction.complete' OR c.event GLOB 'purchase.*') AND c.duplicate_of IS NULL"
+    " AND (coalesce(c.created_at, c.received_at), c.id) > (u.t, u.id)"
+    " AND (u.content IS NULL OR coalesce(nullif(c.content_id, ''), nullif(c.client_content_id, '')) IS NULL"
+    " OR coalesce(nullif(c.content_id, ''), nullif(c.client_content_id, '')) = u.content){})"
+)
+_FOREIGN_VIEW = (
+    "EXISTS (SELECT 1 FROM events AS v WHERE v.gateway_session_id = u.gateway_session_id"
+    " AND v.event = ? AND v.user_id != u.user_id AND v.duplicate_of IS NULL{})"
+)
+
+
+def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[int, float]]]:
+    """Open views (past the threshold, not converted), closes with no view, closes with another reader's view.
+
+    Each as ``(id, received_at)``; the three pairing checks of one run share this one pass.
+    """
+    cached: dict[str, list[tuple[int, float]]] | None = scope.memo.get("unpaired")
+    if cached is not None:
+        return cached
+    pairing, args = _pairing_sql(scope)
+    session = "" if scope.session_id is None else " AND {}.session_id = ?"
+    converted = _CONVERTED.format(session.format("c"))
+    foreign = _FOREIGN_VIEW.format(session.format("v"))
+    sql = (
+        f"WITH u AS ({pairing}) SELECT id, received_at,"
+        f" CASE WHEN is_view THEN 'open' WHEN nullif(gateway_session_id, '') IS NOT NULL AND {foreign}"
+        " THEN 'foreign' ELSE 'orphan' END AS fate FROM u"
+        f" WHERE NOT is_view OR (received_at <= ? AND NOT {converted})"
+    )
+    fargs = [GATEWAY_VIEW, *scope.args]
+    cargs = list(scope.args)
+    cutoff = scope.now - scope.thresholds.open_view_minutes * 60
+    found: dict[str, list[tuple[int, float]]] = {"open": [], "orphan": [], "foreign": []}
+    for row_id, received_at, fate in db.execute(sql, [*args, *fargs, cutoff, *cargs]):
+        found[fate].append((int(row_id), float(received_at)))
+    scope.memo["unpaired"] = found
+    return found
+
+
+def _rows_finding(spec: _Spec, rows: list[tuple[int, float]], *, detail: str = "") -> Finding:
+    times = [t for _, t in rows]
+    seen = _Seen(len(rows), min(times, default=None), max(times, default=None))
+    return _finding(spec, seen, _ids_filter([i for i, _ in rows]), mode="gateway", detail=detail)
+
+
+@_check(
+    _Spec(
+        "pairing.open_views",
+        "pairing",
+        "warning",
+        "Views with no close",
+        "A gateway view with no close and no purchase after the threshold: a close was lost, or never sent.",
+    )
+)
+def open_views(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Views still open ``open_view_minutes`` after they were received, with no conversion after them."""
+    minutes = scope.thresholds.open_view_minutes
+    return _rows_finding(spec, _unpaired(db, scope)["open"], detail=f"open over {number(minutes)} min")
+
+
+@_check(
+    _Spec(
+        "pairing.orphan_closes",
+        "pairing",
+        "warning",
+        "Closes with no view",
+        "A gateway close that no earlier view of the same reader pairs with: the view was lost or refused.",
+    )
+)
+def orphan_closes(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Closes with no open view of their reader and key before them (and none of another reader either)."""
+    return _rows_finding(spec, _unpaired(db, scope)["orphan"])
+
+
+@_check(
+    _Spec(
+        "pairing.foreign_closes",
+        "pairing",
+        "warning",
+        "Closes of another reader's view",
+        "The close's sessionId belongs to another reader's view: user ids change inside one gateway session.",
+    )
+)
+def foreign_closes(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Unpaired closes whose gateway sessionId is on a view of a different reader."""
+    return _rows_finding(spec, _unpaired(db, scope)["foreign"])
+
+
+# -- fields -------------------------------------------------------------------------------
+
+
+@_check(
+    _Spec(
+        "fields.wrong_type",
+        "fields",
+        "warning",
+        "Fields of the wrong type",
+        "Documented fields arrived with another JSON type and were left empty: the sender's payload differs.",
+    )
+)
+def wrong_types(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """The parse's notes (``where: expected X, got Y``), grouped by field and event."""
+    sql = (
+        "SELECT notes, coalesce(event, '(' || kind || ')'), count(*), min(received_at), max(received_at)"
+        f" FROM events WHERE {scope.where()}notes IS NOT NULL GROUP BY 1, 2"
+    )
+    groups: Counter[tuple[str, str]] = Counter()
+    seen = _Seen()
+    for notes, event, n, first, last in db.execute(sql, scope.args):
+        seen = seen + _Seen(int(n), first, last)
+        for note in {part.partition(":")[0] for part in str(notes).split("; ") if part}:
+            groups[(note, str(event))] += int(n)
+    detail = _top((f"{field} ({event})", n) for (field, event), n in groups.items())
+    return _finding(spec, seen, "note:expected", detail=detail)
+
+
+#: The columns a documented event must carry, per event ("*": every wrapped event).
+REQUIRED_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "*": (("user_id", "user_id"), ("created_at", "created_at")),
+    GATEWAY_VIEW: (("payload.action.pageUrl", "page_url"), ("payload.action.contentId", "content_id")),
+    GATEWAY_CLOSE: (
+        ("payload.action.pageUrl", "page_url"),
+        ("payload.action.contentId", "content_id"),
+        ("payload.action.clickAction", "click_action"),
+    ),
+}
+
+
+@_check(
+    _Spec(
+        "fields.missing",
+        "fields",
+        "warning",
+        "Documented fields missing",
+        "Conscent documents these fields for the event; without them the reader or the pairing is unknown.",
+    )
+)
+def missing_fields(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Wrapped events without a field Conscent documents for them (empty counts as missing), by field and event."""
+    columns = sorted({column for pairs in REQUIRED_FIELDS.values() for _, column in pairs})
+    names = {column: field for pairs in REQUIRED_FIELDS.values() for field, column in pairs}
+
+    def absent(pairs: Iterable[tuple[str, str]]) -> str:
+        return " OR ".join(f"{column} IS NULL OR {column} = ''" for _, column in pairs)
+
+    special = [name for name in REQUIRED_FIELDS if name != "*"]
+    condition = " OR ".join(
+        [absent(REQUIRED_FIELDS["*"]), *(f"(event = ? AND ({absent(REQUIRED_FIELDS[name])}))" for name in special)]
+    )
+    sums = ", ".join(f"sum({column} IS NULL OR {column} = '')" for column in columns)
+    sql = (
+        f"SELECT event, count(*), min(received_at), max(received_at), {sums} FROM events"
+        f" WHERE {scope.where()}kind = 'event' AND ({condition}) GROUP BY event"
+    )
+    groups: Counter[tuple[str, str]] = Counter()
+    seen = _Seen()
+    for event, n, first, last, *missing in db.execute(sql, [*scope.args, *special]):
+        seen = seen + _Seen(int(n), first, last)
+        required = {column for _, column in (*REQUIRED_FIELDS["*"], *REQUIRED_FIELDS.get(event, ()))}
+        for column, m in zip(columns, missing, strict=True):
+            if column in required and m:
+                groups[(names[column], event or "(no event)")] += int(m)
+    detail = _top((f"{field} ({event})", n) for (field, event), n in groups.items())
+    return _finding(spec, seen, None, detail=detail)
+
+
+@_check(
+    _Spec(
+        "fields.unknown_events",
+        "fields",
+        "info",
+        "Unknown event names",
+        "Event names Conscent does not document: kept and shown, but check the spelling and the Conscent docs.",
+    )
+)
+def unknown_events(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Wrapped events whose name is not in :data:`DOCUMENTED_EVENTS` (or have none)."""
+    sql = (
+        "SELECT event, count(*), min(received_at), max(received_at) FROM events"
+        f" WHERE {scope.where()}kind = 'event' GROUP BY event"
+    )
+    unknown = [
+        (event, int(n), first, last)
+        for event, n, first, last in db.execute(sql, scope.args)
+        if event not in DOCUMENTED_EVENTS
+    ]
+    seen = sum((_Seen(n, first, last) for _, n, first, last in unknown), _Seen())
+    names = [str(event) for event, *_ in unknown if event]
+    listed = None
+    if names and len(names) == len(unknown) and len(names) <= _LISTED:
+        listed = " OR ".join(f"event:{_quoted(name)}" for name in sorted(names))
+    detail = _top((event or "(no event)", n) for event, n, _, _ in unknown)
+    return _finding(spec, seen, listed, detail=detail)
+
+
+@_check(
+    _Spec(
+        "fields.created_at_millis",
+        "fields",
+        "warning",
+        "created_at in milliseconds",
+        "Conscent sends epoch seconds; a value in milliseconds was read as seconds / 1000 — fix the sender.",
+    )
+)
+def created_at_millis(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Deliveries whose ``created_at`` (or legacy ``createdAt``) was a number of milliseconds.
+
+    The parse turns milliseconds into seconds, leaving a fraction of a second
+    that a whole number of seconds never has; only those rows' bodies are read.
+    """
+    sql = (
+        "SELECT count(*), min(received_at), max(received_at) FROM events"
+        f" WHERE {scope.where()}created_at IS NOT NULL AND created_at != CAST(created_at AS INTEGER)"
+        " AND json_valid(body) AND abs(coalesce(json_extract(body, '$.created_at'),"
+        " json_extract(body, '$.createdAt'))) > ?"
+    )
+    return _finding(spec, _seen(db, sql, [*scope.args, _MILLIS]), None)
+
+
+#: A ``created_at`` above this was not in seconds (as monitor.events decides).
+_MILLIS = 10_000_000_000
+
+
+@_check(
+    _Spec(
+        "fields.created_at_future",
+        "fields",
+        "warning",
+        "created_at in the future",
+        "created_at is later than the delivery arrived: the sender's clock or its time unit is wrong.",
+    )
+)
+def created_in_future(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Deliveries created over ``future_seconds`` after they were received."""
+    limit = scope.thresholds.future_seconds
+    sql = (
+        "SELECT count(*), min(received_at), max(received_at) FROM events"
+        f" WHERE {scope.where()}created_at - received_at > ?"
+    )
+    return _finding(
+        spec, _seen(db, sql, [*scope.args, limit]), f"lag<-{_seconds(limit)}", detail=f"over {_seconds(limit)} ahead"
+    )
+
+
+def _seconds(value: float) -> str:
+    """A threshold in the filter language's units: ``300s``, ``1.5s``."""
+    return f"{value:g}s"
+
+
+# -- delivery -----------------------------------------------------------------------------
+
+
+@_check(
+    _Spec(
+        "delivery.late",
+        "delivery",
+        "warning",
+        "Late deliveries",
+        "Deliveries that arrived long after Conscent created them: retries, queues, or a slow endpoint.",
+    )
+)
+def late_deliveries(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Lag (``received_at - created_at``) over ``lag_seconds``; the detail gives p50, p95 and max of all lags."""
+    limit = scope.thresholds.lag_seconds
+    where = f"{scope.where()}created_at IS NOT NULL"
+    late = (
+        f"SELECT count(*), min(received_at), max(received_at) FROM events"
+        f" WHERE {where} AND received_at - created_at > ?"
+    )
+    seen = _seen(db, late, [*scope.args, limit])
+    detail = ""
+    if seen.count:
+        total = int(db.execute(f"SELECT count(*) FROM events WHERE {where}", scope.args).fetchone()[0])
+        figures = []
+        for label, fraction in (("p50", 0.5), ("p95", 0.95), ("max", 1.0)):
+            rank = max(1, math.ceil(fraction * total))
+            (lag,) = db.execute(
+                f"SELECT received_at - created_at AS lag FROM events WHERE {where} ORDER BY lag LIMIT 1 OFFSET ?",
+                [*scope.args, rank - 1],
+            ).fetchone()
+            figures.append(f"{label} {_duration(float(lag))}")
+        detail = " · ".join(figures)
+    return _finding(spec, seen, f"lag>{_seconds(limit)}", detail=detail)
+
+
+def _duration(seconds: float) -> str:
+    """``0.4 s``, ``12 s``, ``3.5 min``, ``2.1 h``, ``4.0 d``."""
+    sign, size = ("-" if seconds < 0 else ""), abs(seconds)
+    if size < 10:
+        return f"{sign}{size:.1f} s"
+    if size < 120:
+        return f"{sign}{size:.0f} s"
+    if size < 7200:
+        return f"{sign}{size / 60:.1f} min"
+    if size < 172800:
+        return f"{sign}{size / 3600:.1f} h"
+    return f"{sign}{size / 86400:.1f} d"
+
+
+@_check(
+    _Spec(
+        "delivery.retried",
+        "delivery",
+        "warning",
+        "Retried deliveries",
+        "The same bytes arrived again: Conscent retries when it saw a failure or a timeout from you.",
+    )
+)
+def retried_deliveries(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Deliveries that repeat the bytes of an earlier one (``duplicate_of`` set)."""
+    sql = (
+        "SELECT count(*), min(received_at), max(received_at), count(DISTINCT duplicate_of) FROM events"
+        f" WHERE {scope.where()}duplicate_of IS NOT NULL"
+    )
+    n, first, last, bodies = db.execute(sql, scope.args).fetchone()
+    seen = _Seen(int(n or 0), first, last)
+    return _finding(spec, seen, "dup:yes", detail=f"repeats of {count(int(bodies or 0), 'body', 'bodies')}")
+
+
+@_check(
+    _Spec(
+        "delivery.refused",
+        "delivery",
+        "error",
+        "Refused deliveries",
+        "The monitor answered these with an error, so Conscent saw a failure: fix the cause, then expect retries.",
+    )
+)
+def refused_deliveries(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Rejected deliveries, grouped by the status we answered and the reason."""
+    sql = (
+        "SELECT status, reason, count(*), min(received_at), max(received_at) FROM rejected"
+        f" WHERE {scope.where()}1 GROUP BY status, reason"
+    )
+    groups: Counter[str] = Counter()
+    seen = _Seen()
+    classes: set[int] = set()
+    for status, reason, n, first, last in db.execute(sql, scope.args):
+        seen = seen + _Seen(int(n), first, last)
+        groups[f"{status} {reason}"] += int(n)
+        if isinstance(status, int):
+            classes.add(status // 100)
+    listed = " OR ".join(f"status:{c}xx" for c in sorted(classes)) if classes else "status:4xx OR status:5xx"
+    return _finding(spec, seen, listed, detail=_top(groups.items()))
+
+
+# -- forwarding ---------------------------------------------------------------------------
+
+
+@_check(
+    _Spec(
+        "forwarding.failed",
+        "forwarding",
+        "error",
+        "Forwards your application failed",
+        "Your application answered a forwarded delivery with non-2xx, or not at all: see the response body.",
+    )
+)
+def failed_forwards(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
+    """Forward and replay attempts that got no answer or a status outside 2xx, by status."""
+    sql = (
+        "SELECT CASE WHEN status IS NOT NULL THEN CAST(status AS TEXT)"
+        " WHEN error LIKE 'timed out%' THEN 'timeout' ELSE 'no answer' END AS outcome,"
+        " count(*), min(requested_at), max(requested_at) FROM forwards"
+        f" WHERE {scope.where()}(status IS NULL OR status < 200 OR status > 299) GROUP BY outcome"
+    )
+    groups: Counter[str] = Counter()
+    seen = _Seen()
+    for outcome, n, first, last in db.execute(sql, scope.args):
+        seen = seen + _Seen(int(n), first, last)
+        groups[str(outcome)] += int(n)
+    return _finding(spec, seen, "forward:failed", detail=_top(groups.items()))
 
 
 # -- run them all -------------------------------------------------------------------------

@@ -441,6 +441,12 @@ def _dup(t: _Term, now: float) -> _Sql:
     return ("duplicate_of IS NOT NULL" if _choice(t, _YES + _NO) in _YES else "duplicate_of IS NULL"), ()
 
 
+def _forward(t: _Term, now: float) -> _Sql:
+    failed = _choice(t, ("failed", "ok")) == "failed"
+    answer = "f.status IS NULL OR f.status NOT BETWEEN 200 AND 299" if failed else "f.status BETWEEN 200 AND 299"
+    return f"EXISTS (SELECT 1 FROM forwards AS f WHERE f.event_id = events.id AND ({answer}))", ()
+
+
 def _method(t: _Term, now: float) -> _Sql:
     return _like("method", _escape_like(t.value))  # no wildcards: case-insensitive equality
 
@@ -505,6 +511,8 @@ _FIELDS: dict[str, _Field] = {
     "city": _Field("city containing", _substring("city")),
     "path": _Field("request path containing", _substring("path"), _BOTH),
     "method": _Field("HTTP method, e.g. method:get", _method, _BOTH),
+    "note": _Field("parse notes containing: note:expected (any), note:clickAction (one field)", _substring("notes")),
+    "forward": _Field("forwards to your application: forward:failed (non-2xx or no answer), forward:ok", _forward),
     "dup": _Field("dup:yes = a repeat of earlier bytes, dup:no = first delivery", _dup),
     "kind": _Field("event (Conscent's wrapper) or legacy (flat body)", _one_of("kind", ("event", "legacy"))),
     "id": _Field("row id: N, N..M, N.. or ..M", _id, _BOTH),

@@ -139,3 +139,264 @@ def test_every_filter_compiles(db: sqlite_utils.Database) -> None:
         if finding.filter is not None:
             compile_filter(finding.filter, now=NOW)
             compile_filter(finding.filter, table="rejected", now=NOW)
+
+
+# -- pairing ----------------------------------------------------------------------------
+
+VIEW, CLOSE = "payment_gateway.view", "payment_gateway.close"
+
+
+def gateway(
+    event: str,
+    user: str,
+    t: float,
+    *,
+    session: str | None = None,
+    paywall: str | None = None,
+    content: str | None = "story-1",
+    received_at: float | None = None,
+    session_id: int = 1,
+) -> dict[str, Any]:
+    """A gateway view or close created (and received) at ``t``, keyed by sessionId / paywallId as given."""
+    query = "&".join(f"{k}={v}" for k, v in (("sessionId", session), ("paywallId", paywall)) if v)
+    action: dict[str, Any] = {"pageUrl": f"https://pay.conscent.in/?{query}", "clickAction": "CROSS"}
+    if content is not None:
+        action["contentId"] = content
+    raw = body(event, user, t, payload={"action": action, "user": {"userId": user}})
+    return event_row(raw, received_at=t if received_at is None else received_at, session_id=session_id)
+
+
+#: A pass bought for story-9 (a purchase without content would convert every earlier view).
+PASS = {"purchase": {"type": "PASS"}, "action": {"contentId": "story-9"}}
+
+
+def test_pairing_open_views_orphan_and_foreign_closes(db: sqlite_utils.Database) -> None:
+    t0 = 1_700_000_000.0
+    rows = [
+        gateway(VIEW, "u1", t0, session="A"),  # 1: paired with 2
+        gateway(CLOSE, "u1", t0 + 150, session="A"),  # 2
+        gateway(VIEW, "u1", t0 + 200, session="B"),  # 3: open
+        gateway(VIEW, "u1", t0 + 300, session="C", content="story-9"),  # 4: converted by 5
+        event_row(body("purchase.pass", "u1", t0 + 310, payload=PASS), received_at=t0 + 310),  # 5: story-9 only
+        gateway(CLOSE, "u1", t0 + 400, session="D"),  # 6: the view of D is u2's
+        gateway(VIEW, "u2", t0 + 390, session="D"),  # 7: open (u2 never closed it)
+        gateway(CLOSE, "u1", t0 + 500, session="E"),  # 8: no view anywhere
+        gateway(VIEW, "u1", NOW - 60, session="F"),  # 9: a minute old: not open yet
+        gateway(VIEW, "u1", t0 + 200, session="B"),  # 10: the bytes of 3 again: never paired
+        gateway(VIEW, "u3", t0 + 600, paywall="P", content="X"),  # 11: paired with 12 by paywall + content
+        gateway(CLOSE, "u3", t0 + 610, paywall="P", content="X"),  # 12
+        gateway(CLOSE, "u3", t0 + 650, content="Y"),  # 13: before any view of Y: no view
+        gateway(VIEW, "u3", t0 + 660, content="Y"),  # 14: open
+        gateway(VIEW, "u4", t0 + 700, session="G", session_id=2),  # 15: another session
+    ]
+    write(db, rows)
+    opened = check(db, "pairing.open_views")
+    assert (opened.count, opened.first_seen, opened.last_seen) == (3, t0 + 200, t0 + 660)
+    assert opened.filter == "id:3 OR id:7 OR id:14" and opened.mode == "gateway"
+    assert opened.detail == "open over 30 min"
+    orphans = check(db, "pairing.orphan_closes")
+    assert (orphans.count, orphans.filter) == (2, "id:8 OR id:13")
+    foreign = check(db, "pairing.foreign_closes")
+    assert (foreign.count, foreign.filter, foreign.first_seen) == (1, "id:6", t0 + 400)
+    assert check(db, "pairing.open_views", None).count == 4  # 15 too
+    # A minute's threshold: view 9 is still inside it (60 s is not over 60 s); two minutes ago's would not be.
+    assert check(db, "pairing.open_views", open_view_minutes=1).count == 4
+
+
+def test_pairing_takes_the_earliest_open_view(db: sqlite_utils.Database) -> None:
+    """V V C V C C C: the closes take views 1, 2 and 4; the sixth and seventh rows find none."""
+    t0 = 1_700_000_000.0
+    kinds = [VIEW, VIEW, CLOSE, VIEW, CLOSE, CLOSE, CLOSE, VIEW]
+    write(db, [gateway(kind, "u1", t0 + 10 * i, paywall="P", content="X") for i, kind in enumerate(kinds)])
+    assert check(db, "pairing.orphan_closes").filter == "id:7"
+    assert check(db, "pairing.open_views").filter == "id:8"
+
+
+def test_pairing_lists_no_ids_past_the_filter_limit(db: sqlite_utils.Database) -> None:
+    write(db, [gateway(VIEW, f"u{i}", 1_700_000_000.0 + i, session=f"s{i}") for i in range(40)])
+    found = check(db, "pairing.open_views")
+    assert (found.count, found.filter) == (40, None)
+
+
+# -- fields -----------------------------------------------------------------------------
+
+
+def test_wrong_types_grouped_by_field_and_event(db: sqlite_utils.Database) -> None:
+    write(
+        db,
+        [
+            event_row(body(CLOSE, payload={"action": {"clickAction": {"x": 1}}}), received_at=100.0),  # 1
+            event_row(body(CLOSE, payload={"action": {"clickAction": [1]}}), received_at=110.0),  # 2
+            event_row(body("paywall.click", created_at="abc"), received_at=90.0),  # 3
+            event_row(body("paywall.click", n=4), received_at=120.0),  # 4: fine
+        ],
+    )
+    found = check(db, "fields.wrong_type")
+    assert (found.count, found.first_seen, found.last_seen) == (3, 90.0, 110.0)
+    assert found.detail == "payload.action.clickAction (payment_gateway.close) ×2, created_at (paywall.click) ×1"
+    assert matching_ids(db, found) == ({1, 2, 3}, set())
+
+
+def test_missing_documented_fields(db: sqlite_utils.Database) -> None:
+    full = {"pageUrl": "https://pay.conscent.in/?sessionId=S", "contentId": "c1", "clickAction": "CROSS"}
+    no_click = {k: v for k, v in full.items() if k != "clickAction"}
+    write(
+        db,
+        [
+            event_row(body(CLOSE, payload={"action": full}), received_at=100.0),  # 1: complete
+            event_row(body(CLOSE, payload={"action": no_click}), received_at=110.0),  # 2: clickAction
+            event_row(body(VIEW, payload={"action": no_click}), received_at=120.0),  # 3: complete for a view
+            event_row(body(VIEW, payload={"action": {"pageUrl": "u"}}), received_at=130.0),  # 4: contentId
+            event_row(orjson.dumps({"entity": "event", "event": "paywall.click"}), received_at=140.0),  # 5: both
+            event_row(orjson.dumps({"userId": "legacy", "amount": 5}), received_at=150.0),  # 6: legacy: not checked
+            event_row(body("paywall.click", user=""), received_at=160.0),  # 7: empty user_id
+        ],
+    )
+    found = check(db, "fields.missing")
+    assert (found.count, found.first_seen, found.last_seen) == (4, 110.0, 160.0)
+    assert found.filter is None
+    assert found.detail == (
+        "user_id (paywall.click) ×2, created_at (paywall.click) ×1, "
+        "payload.action.clickAction (payment_gateway.close) ×1, payload.action.contentId (payment_gateway.view) ×1"
+    )
+
+
+def test_unknown_event_names(db: sqlite_utils.Database) -> None:
+    write(
+        db,
+        [
+            event_row(body("foo.bar", n=1), received_at=100.0),  # 1
+            event_row(body("foo.bar", n=2), received_at=130.0),  # 2
+            event_row(body("paywall.click"), received_at=90.0),  # 3: documented
+            event_row(orjson.dumps({"userId": "legacy"}), received_at=80.0),  # 4: legacy, no name expected
+            event_row(body("Paywall.Click"), received_at=120.0),  # 5: case matters
+        ],
+    )
+    found = check(db, "fields.unknown_events")
+    assert (found.count, found.first_seen, found.last_seen, found.level) == (3, 100.0, 130.0, "info")
+    assert found.filter == 'event:"Paywall.Click" OR event:"foo.bar"'
+    assert found.detail == "foo.bar ×2, Paywall.Click ×1"
+    assert matching_ids(db, found) == ({1, 2, 5}, set())
+    write(db, [event_row(orjson.dumps({"entity": "event", "payload": {}}), received_at=140.0)])  # 6: no name
+    found = check(db, "fields.unknown_events")
+    assert (found.count, found.filter) == (4, None)
+    assert found.detail == "foo.bar ×2, (no event) ×1, Paywall.Click ×1"
+
+
+def test_created_at_in_milliseconds(db: sqlite_utils.Database) -> None:
+    write(
+        db,
+        [
+            event_row(body(created_at=1_709_186_668_123), received_at=1_709_186_669.0),  # 1: ms
+            event_row(body(created_at=1_709_186_668), received_at=1_709_186_670.0),  # 2: seconds
+            event_row(body(created_at=1_709_186_668.5), received_at=1_709_186_671.0),  # 3: seconds with a fraction
+            event_row(orjson.dumps({"userId": "x", "createdAt": 1_709_186_668_456}), received_at=1_709_186_672.0),
+            event_row(body(created_at=1_709_186_668_000, n=5), received_at=1_709_186_673.0),  # 5: whole seconds
+        ],
+    )
+    found = check(db, "fields.created_at_millis")
+    # Row 5 is a whole number of seconds once divided: the check cannot tell it from seconds.
+    assert (found.count, found.first_seen, found.last_seen) == (2, 1_709_186_669.0, 1_709_186_672.0)
+
+
+def test_created_at_in_the_future(db: sqlite_utils.Database) -> None:
+    write(
+        db,
+        [
+            event_row(body(created_at=1400, n=1), received_at=1000.0),  # 1: 400 s ahead
+            event_row(body(created_at=1200, n=2), received_at=1000.0),  # 2: 200 s ahead
+            event_row(body(created_at=2000, n=3), received_at=1100.0),  # 3: 900 s ahead
+        ],
+    )
+    found = check(db, "fields.created_at_future")
+    assert (found.count, found.first_seen, found.last_seen, found.filter) == (2, 1000.0, 1100.0, "lag<-300s")
+    assert matching_ids(db, found) == ({1, 3}, set())
+    assert check(db, "fields.created_at_future", future_seconds=100).count == 3
+
+
+# -- delivery ---------------------------------------------------------------------------
+
+
+def test_late_deliveries_with_percentiles(db: sqlite_utils.Database) -> None:
+    lags = [0, 10, 30, 70, 200]
+    write(
+        db,
+        [event_row(body(created_at=1000, n=i), received_at=1000.0 + lag) for i, lag in enumerate(lags)]
+        + [event_row(body(created_at=None, n=9), received_at=5000.0)],
+    )
+    found = check(db, "delivery.late")
+    assert (found.count, found.first_seen, found.last_seen, found.filter) == (2, 1070.0, 1200.0, "lag>60s")
+    # Nearest rank over the five lags: p50 is the 3rd (30 s), p95 the 5th (200 s).
+    assert found.detail == "p50 30 s · p95 3.3 min · max 3.3 min"
+    assert matching_ids(db, found) == ({4, 5}, set())
+    assert check(db, "delivery.late", lag_seconds=5).count == 4
+
+
+def test_retried_deliveries(db: sqlite_utils.Database) -> None:
+    a, b, c = body(n=1), body(n=2), body(n=3)
+    write(db, [event_row(raw, received_at=100.0 + i) for i, raw in enumerate([a, a, b, a, b, c])])
+    found = check(db, "delivery.retried")
+    assert (found.count, found.first_seen, found.last_seen) == (3, 101.0, 104.0)
+    assert (found.filter, found.detail) == ("dup:yes", "repeats of 2 bodies")
+    assert matching_ids(db, found) == ({2, 4, 5}, set())
+
+
+def test_refused_deliveries_by_status_and_reason(db: sqlite_utils.Database) -> None:
+    write(
+        db,
+        rejected=[
+            rejected_row(received_at=100.0),
+            rejected_row(received_at=110.0),
+            rejected_row(received_at=90.0, status=401, reason="X-Conscent-Signature is invalid"),
+            rejected_row(received_at=120.0, status=503, reason="database is locked"),
+            rejected_row(received_at=80.0, session_id=2),
+        ],
+    )
+    found = check(db, "delivery.refused")
+    assert (found.count, found.first_seen, found.last_seen, found.level) == (4, 90.0, 120.0, "error")
+    assert found.detail == "400 body is not JSON ×2, 401 X-Conscent-Signature is invalid ×1, 503 database is locked ×1"
+    assert found.filter == "status:4xx OR status:5xx"
+    assert matching_ids(db, found) == (set(), {1, 2, 3, 4})
+
+
+# -- forwarding -------------------------------------------------------------------------
+
+
+def forward(event_id: int, requested_at: float, status: int | None, error: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "session_id": 1,
+        "kind": "forward",
+        "attempt": 1,
+        "target": "http://127.0.0.1:9/hook",
+        "requested_at": requested_at,
+        "status": status,
+        "latency_ms": 5.0,
+        "error": error,
+    }
+
+
+def test_failed_forwards_by_status(db: sqlite_utils.Database) -> None:
+    write(db, [event_row(body(n=i), received_at=100.0 + i) for i in range(1, 6)])
+    write(
+        db,
+        forwards=[
+            forward(1, 201.0, 200),
+            forward(2, 202.0, 500),
+            forward(2, 203.0, 500),
+            forward(3, 204.0, None, "timed out after 5 s"),
+            forward(4, 205.0, None, "cannot connect: Connection refused"),
+            forward(1, 206.0, 404) | {"kind": "replay"},
+            forward(5, 207.0, 204),
+        ],
+    )
+    found = check(db, "forwarding.failed")
+    assert (found.count, found.first_seen, found.last_seen, found.level) == (5, 202.0, 206.0, "error")
+    assert found.detail == "500 ×2, 404 ×1, no answer ×1, timeout ×1"
+    assert matching_ids(db, found) == ({1, 2, 3, 4}, set())
+
+
+def test_a_failing_database_fails_the_right_checks(db: sqlite_utils.Database) -> None:
+    write(db, [event_row(body(n=1), received_at=1000.0, signature="invalid")])
+    failed = {f.key for f in run_checks(db, 1, now=NOW) if f.failed}
+    assert failed == {"signatures.invalid"}
