@@ -721,3 +721,437 @@ def newest_ids(db: sqlite_utils.Database) -> tuple[int, int]:
     """The highest event and rejected ids committed so far (0 for an empty table)."""
     with read_snapshot(db) as ids:
         return ids
+
+
+# -- insights (issue 15) --------------------------------------------------------------
+#
+# The Insights screen's figures, each from one function over the current view
+# (session, mode and filter), all gathered by :func:`insights`. What counts:
+#
+# - a paywall view is a ``paywall.*`` event other than ``paywall.exit``
+#   (Conscent sends no ``paywall.view``: ``paywall.click`` is the paywall shown
+#   and acted on; ``paywall.exit`` follows a paywall already counted and carries
+#   no content id);
+# - a transaction is ``transaction.complete``, a purchase ``purchase.*``; neither
+#   carries a content id or paywall id, so each counts for the reader's latest
+#   gateway view before it (none: "(none)");
+# - repeated deliveries (``duplicate_of`` set) count in the deliveries over
+#   time and the lag, never in the funnel, the close actions or the pairing.
+
+#: The funnel's stages, in order.
+STAGES = ("paywall", "views", "closes", "transactions", "purchases")
+TRANSACTION_COMPLETE = "transaction.complete"
+PAYWALL_EXIT = "paywall.exit"
+#: The funnel lists this many content ids and paywalls (most gateway views first); the rest are counted.
+FUNNEL_ROWS = 12
+#: Time buckets of the charts over time, at most (each a "nice" width: 1 s ... 7 d).
+BUCKETS = 60
+#: Event types the deliveries chart draws on their own; the rest are "other".
+TIMELINE_SERIES = 6
+#: Read the lag of at most about this many deliveries (every n-th row by id beyond).
+LAG_SAMPLE = 50_000
+#: Bars of the time-to-close histogram, the last one open-ended.
+CLOSE_BINS = 12
+_NICE_WIDTHS = (
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FunnelRow:
+    """One content id's (or paywall's, or everything's) funnel; ``key`` None: not known."""
+
+    key: str | None
+    paywall: int = 0
+    views: int = 0
+    closes: int = 0
+    transactions: int = 0
+    purchases: int = 0
+
+    def stage(self, name: str) -> int:
+        return int(getattr(self, name))
+
+    @staticmethod
+    def rate(part: int, whole: int) -> float | None:
+        return part / whole if whole else None
+
+    @property
+    def view_rate(self) -> float | None:
+        """Gateway views per paywall view."""
+        return self.rate(self.views, self.paywall)
+
+    @property
+    def close_rate(self) -> float | None:
+        """Closes per gateway view."""
+        return self.rate(self.closes, self.views)
+
+    @property
+    def purchase_rate(self) -> float | None:
+        """Purchases per gateway view."""
+        return self.rate(self.purchases, self.views)
+
+
+@dataclass(frozen=True)
+class Funnel:
+    total: FunnelRow
+    by_content: list[FunnelRow]  # at most FUNNEL_ROWS, most gateway views first
+    by_paywall: list[FunnelRow]
+    contents: int  # how many content ids in all (None included)
+    paywalls: int
+
+
+@dataclass(frozen=True)
+class CloseAction:
+    action: str | None  # the close's clickAction; None: it had none
+    count: int
+    share: float  # of all closes
+
+
+@dataclass(frozen=True)
+class TimeToClose:
+    """Seconds from each gateway view to its close, as :mod:`monitor.journey` pairs them."""
+
+    pairs: int
+    unpaired: int  # closes with no open view before them
+    median: float | None
+    p90: float | None
+    edges: list[float]  # bar i counts edges[i] <= seconds < edges[i+1]; the last bar has no upper bound
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class TimeAxis:
+    """Buckets ``start + i*width`` for i in ``range(buckets)`` (epoch seconds)."""
+
+    start: float
+    width: float
+    buckets: int
+
+    def index(self, t: float) -> int:
+        return min(self.buckets - 1, max(0, math.floor((t - self.start) / self.width)))
+
+    @property
+    def end(self) -> float:
+        return self.start + self.width * self.buckets
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Deliveries per bucket by event type (most first, then "other", then "rejected" in all mode)."""
+
+    axis: TimeAxis
+    series: list[tuple[str, list[int]]]
+
+    @property
+    def totals(self) -> list[int]:
+        return [sum(column) for column in zip(*(counts for _, counts in self.series), strict=True)]
+
+
+@dataclass(frozen=True)
+class Lag:
+    """Delivery lag (``received_at - created_at``) per bucket of the same axis."""
+
+    axis: TimeAxis
+    p50: list[float | None]
+    p95: list[float | None]
+    counts: list[int]  # lags read per bucket
+    step: int  # one delivery in ``step`` was read (1: all)
+    overall_p50: float | None
+    overall_p95: float | None
+    maximum: float | None
+
+
+@dataclass(frozen=True)
+class Insights:
+    mode: Literal["gateway", "all"]
+    rows: int  # deliveries in view (accepted, plus rejected in all mode)
+    funnel: Funnel
+    close_actions: list[CloseAction]
+    time_to_close: TimeToClose
+    timeline: Timeline | None  # None: nothing in view
+    lag: Lag | None
+    now: float
+
+    @property
+    def empty(self) -> bool:
+        return self.rows == 0
+
+
+def _insight_where(view: View, extra: str = "1", extra_args: Sequence[Any] = ()) -> tuple[str, list[Any]]:
+    """``FROM events WHERE``: the view's session, mode and filter, and ``extra``."""
+    session, args = _session_where(view.session_id), _session_args(view.session_id)
+    mode = "event IN (?, ?) AND " if view.mode == "gateway" else ""
+    modes = [GATEWAY_VIEW, GATEWAY_CLOSE] if view.mode == "gateway" else []
+    return (
+        f"FROM events WHERE {session}{mode}({extra}) AND ({view.where})",
+        [*args, *modes, *extra_args, *view.params],
+    )
+
+
+def _prefix(column: str, prefix: str) -> str:
+    """``column`` starts with ``prefix``: a range an index can walk (LIKE would need NOCASE)."""
+    return f"({column} >= '{prefix}' AND {column} < '{prefix[:-1]}{chr(ord(prefix[-1]) + 1)}')"
+
+
+def insights_funnel(db: sqlite_utils.Database, view: View, limit: int = FUNNEL_ROWS) -> Funnel:
+    """Paywall views → gateway views → closes / transactions / purchases, per content id and per paywall.
+
+    One pass over the stages' rows in the reader's time order: a running count
+    of gateway views numbers each reader's stretches, and a transaction or
+    purchase takes the content and paywall of the view opening its stretch.
+    """
+    stage = (
+        "CASE WHEN event = :view THEN 'views' WHEN event = :close THEN 'closes'"
+        " WHEN event = :tx THEN 'transactions' WHEN event >= 'purchase.' THEN 'purchases' ELSE 'paywall' END"
+    )
+    wanted = (
+        f"event IN (:view, :close, :tx) OR {_prefix('event', 'purchase.')}"
+        f" OR ({_prefix('event', 'paywall.')} AND event <> :exit)"
+    )
+    where, args = _insight_where(view, f"duplicate_of IS NULL AND ({wanted})")
+    names = {"view": GATEWAY_VIEW, "close": GATEWAY_CLOSE, "tx": TRANSACTION_COMPLETE, "exit": PAYWALL_EXIT}
+    where, params = _named(where, args, names)
+    sql = (
+        "WITH r AS ("
+        f" SELECT id, user_id, content_id, paywall_id, coalesce(created_at, received_at) AS t, {stage} AS stage {where}"
+        "), s AS ("
+        " SELECT *, sum(stage = 'views') OVER (PARTITION BY user_id ORDER BY t, id ROWS UNBOUNDED PRECEDING) AS n"
+        " FROM r"
+        "), a AS ("
+        " SELECT stage, CASE WHEN stage IN ('transactions', 'purchases') AND content_id IS NULL AND paywall_id IS NULL"
+        " AND n > 0 AND user_id IS NOT NULL THEN 1 ELSE 0 END AS inherit, content_id, paywall_id,"
+        " first_value(content_id) OVER w AS view_content, first_value(paywall_id) OVER w AS view_paywall"
+        " FROM s WINDOW w AS (PARTITION BY user_id, n ORDER BY t, id)"
+        ")"
+        " SELECT stage, CASE WHEN inherit THEN view_content ELSE content_id END,"
+        " CASE WHEN inherit THEN view_paywall ELSE paywall_id END, count(*) FROM a GROUP BY 1, 2, 3"
+    )
+    content: dict[str | None, Counter[str]] = {}
+    paywall: dict[str | None, Counter[str]] = {}
+    total: Counter[str] = Counter()
+    for name, content_id, paywall_id, n in db.execute(sql, params).fetchall():
+        content.setdefault(content_id, Counter())[name] += n
+        paywall.setdefault(paywall_id, Counter())[name] += n
+        total[name] += n
+
+    def rows(groups: dict[str | None, Counter[str]]) -> list[FunnelRow]:
+        made = [FunnelRow(key, **{name: counts[name] for name in STAGES}) for key, counts in groups.items()]
+        made.sort(key=lambda row: (-row.views, -row.paywall, row.key is None, row.key or ""))
+        return made[:limit]
+
+    return Funnel(
+        FunnelRow(None, **{name: total[name] for name in STAGES}),
+        rows(content),
+        rows(paywall),
+        len(content),
+        len(paywall),
+    )
+
+
+def _named(where: str, args: list[Any], names: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``where`` with its ``?`` made ``:p0``, ``:p1``... so that it mixes with the ``names``."""
+    parts = where.split("?")
+    if len(parts) - 1 != len(args):  # a "?" inside a string literal of the filter: cannot happen (it binds values)
+        raise ValueError("placeholders and arguments differ")
+    text = parts[0] + "".join(f":p{i}{part}" for i, part in enumerate(parts[1:]))
+    return text, {**names, **{f"p{i}": value for i, value in enumerate(args)}}
+
+
+def insights_close_actions(db: sqlite_utils.Database, view: View) -> list[CloseAction]:
+    """How readers close the gateway: each clickAction, most used first, with its share of the closes."""
+    where, args = _insight_where(view, "event = ? AND duplicate_of IS NULL", [GATEWAY_CLOSE])
+    found = db.execute(f"SELECT nullif(click_action, ''), count(*) AS n {where} GROUP BY 1", args).fetchall()
+    total = sum(n for _, n in found)
+    found.sort(key=lambda row: (-row[1], row[0] is None, row[0] or ""))
+    return [CloseAction(action, n, n / total) for action, n in found]
+
+
+def insights_time_to_close(db: sqlite_utils.Database, view: View, bins: int = CLOSE_BINS) -> TimeToClose:
+    """Pair each close with its reader's latest view before it that no close took yet, by the strongest key.
+
+    :mod:`monitor.journey` in one pass of window functions: the key is the
+    gateway ``sessionId``, else (paywall, content), else the content alone;
+    times are ``created_at`` (else receipt).
+    """
+    key = "coalesce('s' || gateway_session_id, 'p' || paywall_id || '|' || content_id, 'c' || content_id, '')"
+    where, args = _insight_where(view, "event IN (?, ?) AND duplicate_of IS NULL", [GATEWAY_VIEW, GATEWAY_CLOSE])
+    sql = (
+        "WITH r AS ("
+        f" SELECT id, event = ? AS is_view, user_id, {key} AS k, coalesce(created_at, received_at) AS t {where}"
+        "), w AS ("
+        " SELECT is_view, t,"
+        " max(CASE WHEN is_view THEN t END) OVER (PARTITION BY user_id, k ORDER BY t, id"
+        "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS opened,"
+        " max(CASE WHEN NOT is_view THEN t END) OVER (PARTITION BY user_id, k ORDER BY t, id"
+        "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS closed"
+        " FROM r WHERE user_id IS NOT NULL"
+        ")"
+        " SELECT CASE WHEN opened IS NOT NULL AND (closed IS NULL OR opened >= closed) THEN t - opened END AS s"
+        " FROM w WHERE NOT is_view ORDER BY s"
+    )
+    # NULLs sort first: the closes without a view.
+    durations = [s for (s,) in db.execute(sql, [GATEWAY_VIEW, *args]).fetchall()]
+    times = [float(s) for s in durations if s is not None]
+    unpaired = len(durations) - len(times)
+    if not times:
+        return TimeToClose(0, unpaired, None, None, [], [])
+    edges = _close_edges(times, bins)
+    counts = [0] * (len(edges) - 1)
+    for seconds in times:
+        counts[_bin(edges, seconds)] += 1
+    return TimeToClose(len(times), unpaired, _quantile(times, 0.5), _quantile(times, 0.9), edges, counts)
+
+
+def _close_edges(times: list[float], bins: int) -> list[float]:
+    """Bars of one "nice" width from 0 covering up to the 95th percentile; the last bar takes the rest."""
+    top = _quantile(times, 0.95) or 1.0
+    width = next((float(w) for w in _NICE_WIDTHS if w * (bins - 1) >= top), float(_NICE_WIDTHS[-1]))
+    return [width * i for i in range(bins)] + [math.inf]
+
+
+def _bin(edges: list[float], seconds: float) -> int:
+    width = edges[1] - edges[0]
+    return min(len(edges) - 2, max(0, math.floor(seconds / width)))
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted values, interpolated between neighbours (``statistics.median`` at 0.5)."""
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
+
+
+def insights_axis(
+    db: sqlite_utils.Database, view: View, buckets: int = BUCKETS, *, now: float, live: bool = False
+) -> TimeAxis | None:
+    """A time axis that fits the view's deliveries: seconds for a short live run, days for a long import.
+
+    From the first delivery in view to the last, or to ``now`` when ``live``
+    (the view shows the session being recorded: its quiet stretch shows).
+    None when nothing is in view.
+    """
+    spans = []
+    where, args = _insight_where(view)
+    spans.append(db.execute(f"SELECT min(received_at), max(received_at) {where}", args).fetchone())
+    if view.mode == "all":
+        session, s_args = _session_where(view.session_id), _session_args(view.session_id)
+        spans.append(
+            db.execute(
+                f"SELECT min(received_at), max(received_at) FROM rejected WHERE {session}({view.rejected_where})",
+                [*s_args, *view.rejected_params],
+            ).fetchone()
+        )
+    firsts = [first for first, _ in spans if first is not None]
+    lasts = [last for _, last in spans if last is not None]
+    if not firsts:
+        return None
+    first, last = min(firsts), max(lasts)
+    if live:
+        last = max(last, now)
+    span = max(last - first, 1.0)
+    width = next((float(w) for w in _NICE_WIDTHS if span / w < buckets), float(_NICE_WIDTHS[-1]))
+    start = math.floor(first / width) * width
+    return TimeAxis(start, width, max(1, math.floor((last - start) / width) + 1))
+
+
+def insights_timeline(
+    db: sqlite_utils.Database,
+    view: View,
+    buckets: int = BUCKETS,
+    *,
+    now: float,
+    live: bool = False,
+    axis: TimeAxis | None = None,
+) -> Timeline | None:
+    """Deliveries per time bucket and event type (index-only: the ``(session_id, event, received_at)`` index)."""
+    axis = axis or insights_axis(db, view, buckets, now=now, live=live)
+    if axis is None:
+        return None
+    bucket = "CAST((received_at - ?) / ? AS INTEGER)"
+    where, args = _insight_where(view)
+    sql = f"SELECT coalesce(event, '(legacy)'), {bucket} AS b, count(*) {where} GROUP BY 1, 2"
+    per_event: dict[str, list[int]] = {}
+    for event, b, n in db.execute(sql, [axis.start, axis.width, *args]).fetchall():
+        per_event.setdefault(event, [0] * axis.buckets)[min(max(b, 0), axis.buckets - 1)] += n
+    ranked = sorted(per_event.items(), key=lambda item: (-sum(item[1]), item[0]))
+    series = ranked[:TIMELINE_SERIES]
+    if len(ranked) > TIMELINE_SERIES:
+        other = [sum(column) for column in zip(*(counts for _, counts in ranked[TIMELINE_SERIES:]), strict=True)]
+        series.append(("other", other))
+    if view.mode == "all":
+        session, s_args = _session_where(view.session_id), _session_args(view.session_id)
+        rejected = [0] * axis.buckets
+        found = db.execute(
+            f"SELECT {bucket} AS b, count(*) FROM rejected WHERE {session}({view.rejected_where}) GROUP BY 1",
+            [axis.start, axis.width, *s_args, *view.rejected_params],
+        ).fetchall()
+        for b, n in found:
+            rejected[min(max(b, 0), axis.buckets - 1)] += n
+        if any(rejected):
+            series.append(("rejected", rejected))
+    return Timeline(axis, series)
+
+
+def insights_lag(
+    db: sqlite_utils.Database,
+    view: View,
+    buckets: int = BUCKETS,
+    *,
+    now: float,
+    live: bool = False,
+    axis: TimeAxis | None = None,
+    sample: int = LAG_SAMPLE,
+) -> Lag | None:
+    """p50 and p95 of ``received_at - created_at`` per bucket, and over the whole view.
+
+    ``created_at`` is in no index, so each lag costs a row read: beyond
+    ``sample`` deliveries one in ``step`` (by id) is read, which keeps the
+    percentiles within a few per cent and the cost flat.
+    """
+    axis = axis or insights_axis(db, view, buckets, now=now, live=live)
+    if axis is None:
+        return None
+    where, args = _insight_where(view)
+    rows = db.execute(f"SELECT count(*) {where}", args).fetchone()[0]
+    step = max(1, math.ceil(rows / sample)) if sample else 1
+    where, args = _insight_where(view, "created_at IS NOT NULL AND id % ? = 0", [step])
+    sql = f"SELECT CAST((received_at - ?) / ? AS INTEGER) AS b, received_at - created_at AS lag {where} ORDER BY lag"
+    per_bucket: list[list[float]] = [[] for _ in range(axis.buckets)]
+    everything: list[float] = []
+    for b, lag in db.execute(sql, [axis.start, axis.width, *args]):
+        per_bucket[min(max(b, 0), axis.buckets - 1)].append(lag)
+        everything.append(lag)
+    return Lag(
+        axis,
+        [_quantile(values, 0.5) for values in per_bucket],
+        [_quantile(values, 0.95) for values in per_bucket],
+        [len(values) for values in per_bucket],
+        step,
+        _quantile(everything, 0.5),
+        _quantile(everything, 0.95),
+        everything[-1] if everything else None,
+    )
+
+
+def insights(
+    db: sqlite_utils.Database, view: View, now: float, *, live: bool = False, buckets: int = BUCKETS
+) -> Insights:
+    """Every figure of the Insights screen, in one read transaction.
+
+    ``live``: the view shows the session being recorded (its time axis runs to ``now``).
+    """
+    with read_snapshot(db):
+        axis = insights_axis(db, view, buckets, now=now, live=live)
+        return Insights(
+            mode=view.mode,
+            rows=count_rows(db, view),
+            funnel=insights_funnel(db, view),
+            close_actions=insights_close_actions(db, view),
+            time_to_close=insights_time_to_close(db, view),
+            timeline=insights_timeline(db, view, buckets, now=now, axis=axis),
+            lag=insights_lag(db, view, buckets, now=now, axis=axis),
+            now=now,
+        )
