@@ -73,6 +73,14 @@ class Thresholds:
     future_seconds: float = 300.0  # created_at this far after received_at is "in the future"
 
 
+#: Each threshold: what it means and its unit, for ``check --help`` and the Checks screen.
+THRESHOLD_HELP: dict[str, str] = {
+    "open_view_minutes": "a gateway view with no close or purchase this many minutes after it arrived is open",
+    "lag_seconds": "a delivery received this many seconds after its created_at is late",
+    "future_seconds": "a created_at this many seconds after the delivery arrived is in the future",
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     """The answer of one check: ``count`` rows show the problem (0: the check passed)."""
@@ -747,10 +755,9 @@ def run_check(
     return CHECKS[key](db, _Scope(session_id, thresholds, now))
 
 
-def _percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest rank: the smallest value with at least ``fraction`` of them at or below it."""
-    rank = max(1, math.ceil(fraction * len(values)))
-    return values[rank - 1]
+def session_exists(db: sqlite_utils.Database, session_id: int) -> bool:
+    """Whether the database holds session ``session_id``."""
+    return db.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone() is not None
 
 
 __all__ = [
@@ -758,10 +765,12 @@ __all__ = [
     "CHECKS",
     "DOCUMENTED_EVENTS",
     "LEVELS",
+    "THRESHOLD_HELP",
     "Area",
     "Finding",
     "Level",
     "Thresholds",
     "run_check",
     "run_checks",
+    "session_exists",
 ]

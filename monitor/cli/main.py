@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from monitor import __version__
-from monitor.cli import exporter, importer, review, send, wait, watch, web
+from monitor.cli import check, exporter, importer, review, send, wait, watch, web
 from monitor.cli.common import database_failure, filter_epilog
 
 
@@ -79,6 +79,7 @@ for _command in (
     wait.wait_cmd,
     watch.serve_command(),
     web.web_tab,
+    check.check_cmd,
 ):
     cli.add_command(_guarded(_command))
 cli.add_command(help_cmd)
