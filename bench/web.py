@@ -3,7 +3,8 @@
 ``load``: a database of N deliveries (``conscent-monitor generate``) served by
 ``open DB --web``; each run opens a new page in headless Chromium (a new tab
 process) and times ``page.goto`` to the first table row in xterm.js's buffer
-(read as tests/browser/page.py does). The median of the runs is reported.
+(read as tests/browser/page.py does), then (with tmux) ``open DB`` in a fresh
+tmux pane of the page's size, as bench/startup.py times it. Medians reported.
 
 ``ingest``: the same wrk load as bench/ingest.py (the spec's view, server on
 core 0, wrk and Chromium on core 1) against, alternately in each round:
@@ -39,6 +40,7 @@ from typing import Any
 
 from bench.common import BODY, CACHE, ROOT, WRK_SCRIPT, count_rows, describe_machine, free_port, have_wrk, median
 from bench.ingest import _drain, load, start_server, stop_all
+from bench.startup import time_to_screen
 from tests.browser.page import TERMINAL_HOOK, launch, screen_text
 
 SETUPS = ("tui", "serve", "serve+2")
@@ -46,6 +48,8 @@ SETUPS = ("tui", "serve", "serve+2")
 ROW_RE = re.compile(r"^\s*(\d\d-\d\d )?\d\d:\d\d:\d\d ", re.MULTILINE)
 WEB_URL_RE = re.compile(r"web UI on (http://\S+)")
 POLL_S = 0.01
+#: The terminal a 1280x800 page holds (xterm.js, textual-serve's 16 px Roboto Mono).
+PAGE_CELLS = (142, 44)
 #: The same generated data on every run (``generate``'s seed and end).
 FIXED = ["--seed", "14", "--end", "1796000000"]
 
@@ -105,12 +109,19 @@ def generated(rows: int, cache: Path) -> Path:
     return path
 
 
-def page_load(browser: Any, db: Path, runs: int) -> list[float]:
-    """Seconds from ``page.goto`` to the first row, ``runs`` times, each in a new page (a new tab process)."""
+def page_load(browser: Any, db: Path, runs: int, *, tmux: bool) -> tuple[list[float], list[float]]:
+    """Seconds from ``page.goto`` to the first row, ``runs`` times, each in a new page (a new tab process).
+
+    With ``tmux``, each run is followed by ``open DB`` in a fresh tmux pane of the page's size (bench/startup.py's
+    time to a full first screen): the same database in a terminal, alternated with the browser.
+    """
     proc, url = serve_process(["open", str(db), "--web", "--web-port", "0"], core=0)
-    times = []
+    times: list[float] = []
+    terminal: list[float] = []
     try:
         for _ in range(runs):
+            if tmux:
+                terminal.append(time_to_screen(ROOT, ["open", str(db)], PAGE_CELLS))
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             page = context.new_page()
             page.add_init_script(TERMINAL_HOOK)
@@ -122,7 +133,7 @@ def page_load(browser: Any, db: Path, runs: int) -> list[float]:
             time.sleep(0.3)  # the tab process goes before the next one starts
     finally:
         stop_all([proc])
-    return times
+    return times, terminal
 
 
 # -- ingest with pages attached -------------------------------------------------------------
@@ -237,12 +248,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         browser = chromium_beside_the_client(playwright)
         if args.only in (None, "load"):
             print(f"\npage load to the first rows (open DB --web, 1280x800), {args.runs} runs each")
-            print("| deliveries | median s | min s | max s |")
-            print("|---|---|---|---|")
+            tmux = shutil.which("tmux") is not None
+            if tmux:
+                print(f"alternated with `open DB` in tmux at {PAGE_CELLS[0]}x{PAGE_CELLS[1]} (to a full first screen)")
+            print("| deliveries | browser median s | min s | max s | tmux median s | min s | max s |")
+            print("|---|---|---|---|---|---|---|")
             for rows in args.rows:
-                times = page_load(browser, generated(rows, args.cache), args.runs)
+                times, terminal = page_load(browser, generated(rows, args.cache), args.runs, tmux=tmux)
                 results["load"][rows] = times
-                print(f"| {rows:,} | {median(times):.2f} | {min(times):.2f} | {max(times):.2f} |", flush=True)
+                results.setdefault("tmux", {})[rows] = terminal
+                in_tmux = f"{median(terminal):.2f} | {min(terminal):.2f} | {max(terminal):.2f}" if terminal else "| |"
+                print(
+                    f"| {rows:,} | {median(times):.2f} | {min(times):.2f} | {max(times):.2f} | {in_tmux} |", flush=True
+                )
         if args.only in (None, "ingest"):
             print(f"\ningest: client {client}, {args.seconds:g} s per run, {args.rounds} interleaved round(s)")
             runs: list[Run] = []
