@@ -18,6 +18,7 @@ from monitor import queries
 from monitor.checks import Finding, Thresholds, run_checks
 from monitor.resources import styles_dir
 from monitor.store import open_store, write_batch
+from monitor.tui.app import MonitorApp
 from monitor.tui.screens.checks import (
     ALL_SESSIONS,
     ChecksFilterChosen,
@@ -31,8 +32,21 @@ from monitor.tui.screens.checks import (
     session_scope,
     thresholds_line,
 )
+from monitor.tui.screens.main import MainScreen
+from monitor.tui.widgets.event_table import EventTable
 from monitor.tui.widgets.footer import KeyFooter
-from tests.helpers import event_row, rejected_row, screen_strips, screen_text, static_text, strip_text, unsafe_segments
+from tests.helpers import (
+    Live,
+    event_row,
+    gateway_body,
+    rejected_row,
+    screen_strips,
+    screen_text,
+    static_text,
+    strip_text,
+    unsafe_segments,
+    wait_for,
+)
 
 #: 2026-11-30 12:00:00 UTC: "now" for every screen here (times are rendered in UTC: the ``utc`` fixture).
 NOW = float(calendar.timegm((2026, 11, 30, 12, 0, 0)))
@@ -488,3 +502,103 @@ async def test_checks_screen_shows_run_checks_on_a_real_database(tmp_path: Path)
         await pilot.press("enter")
         await settle(pilot)
         assert app.asked == [ChecksFilterChosen(invalid.filter or "", invalid.mode)]
+
+
+# -- in the app (the lead's wiring: notes/issue15-F.md) -----------------------------------------
+
+#: The app opens the screen (``!``) once the lead has wired it; until then these wait.
+WIRED = pytest.mark.skipif(
+    not hasattr(MonitorApp, "action_open_checks"), reason="the Checks screen is not wired into the app yet"
+)
+#: Generous: the machine may be loaded.
+WAIT = 20.0
+#: "Now" for the app tests: the rows are an hour old.
+LATER = 1_800_000_000.0
+
+
+def fill_two_sessions(path: Path) -> None:
+    db = open_store(path)
+    for sid in (1, 2):
+        db.execute(
+            "INSERT INTO sessions (id, started_at, ended_at, mode) VALUES (?, ?, ?, 'live')",
+            [sid, LATER - 7200, LATER - 60],
+        )
+    write_batch(
+        db.conn,
+        [
+            event_row(
+                gateway_body(user_id="a", created_at=LATER - 3000),
+                received_at=LATER - 3000,
+                signature="valid",
+                session_id=2,
+            ),
+            event_row(
+                gateway_body(user_id="b", created_at=LATER - 2900),
+                received_at=LATER - 2900,
+                signature="invalid",
+                session_id=2,
+            ),
+            event_row(
+                gateway_body(user_id="c", created_at=LATER - 2800),
+                received_at=LATER - 2800,
+                signature="invalid",
+                session_id=1,
+            ),
+        ],
+        [rejected_row(received_at=LATER - 2700, status=401, reason="X-Conscent-Signature is invalid", session_id=2)],
+        [],
+    )
+    db.close()
+
+
+@WIRED
+async def test_checks_from_the_main_screen_to_the_rows(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    fill_two_sessions(path)
+    app = MonitorApp(path, session_id=2, clock=lambda: LATER)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app.main_screen.query_one(EventTable)
+        await wait_for(pilot, lambda: table.total == 2, WAIT, "rows")
+        await pilot.press("exclamation_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChecksScreen), WAIT, "the checks")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ChecksScreen)
+        assert "Checks of session #2 · 3 deliveries checked" in static_text(app, "#checks-title")
+        invalid = screen.finding("signatures.invalid")
+        assert invalid is not None and invalid.count == 2, invalid
+        # t: thresholds, which the app keeps for the next runs
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, ThresholdsScreen), WAIT, "the dialog")
+        app.screen.query_one("#threshold-lag_seconds", Input).value = "5"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is screen, WAIT, "back to the checks")
+        # a: every session (3 invalid: one in session 1), with the thresholds set
+        await pilot.press("a")
+        await wait_for(pilot, lambda: screen.scope == "all sessions", WAIT, "all sessions")
+        assert screen.finding("signatures.invalid").count == 3  # type: ignore[union-attr]
+        assert screen.thresholds == Thresholds(lag_seconds=5.0)
+        assert "late after 5 s" in static_text(app, "#checks-thresholds")
+        # Enter on the invalid signatures: the main table, filtered, every session
+        await pilot.press("home", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen), WAIT, "the main screen")
+        await wait_for(pilot, lambda: app.main_screen.filter_text == invalid.filter, WAIT, "the filter")
+        assert app.session_id is None and app.main_screen.mode == invalid.mode
+        await wait_for(pilot, lambda: table.total == 3, WAIT, "the invalid rows: two accepted, one refused")
+
+
+@WIRED
+async def test_checks_follow_a_live_session(live: Live) -> None:
+    async with live.run() as pilot:
+        app = live.app
+        await pilot.press("exclamation_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChecksScreen), WAIT, "the checks")
+        screen = app.screen
+        assert isinstance(screen, ChecksScreen)
+        await wait_for(pilot, lambda: screen.checked == 0, WAIT, "an empty session")
+        assert "Nothing recorded yet" in static_text(app, "#checks-title")
+        await live.post(b"not json", expect=400)
+        await wait_for(pilot, lambda: screen.checked == 1, WAIT, "the checks run again on the commit")
+        refused = screen.finding("delivery.refused")
+        assert refused is not None and refused.count == 1
+        assert screen.query_one(FindingsList).highlighted_option is not None
