@@ -365,17 +365,30 @@ def _plain_line(row_id: int, body: bytes, report: ExportReport) -> bytes | None:
     return compact + b"\n"
 
 
+#: Digits enough for an integer beyond 64 bits (or a long fraction): :func:`masked_json` leaves it to the stdlib.
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
 def masked_json(body: bytes) -> bytes | None:
     """``body`` parsed, every value under a personal key masked, as compact JSON; None when it is not JSON.
 
-    A leading BOM is dropped. The stdlib keeps integers beyond 64 bits exactly.
+    A leading BOM is dropped. orjson reads and writes the usual body (several
+    times faster); a body with 19 digits in a row (an integer orjson would
+    round to a float), or that orjson refuses (NaN, a lone surrogate escape),
+    goes through the stdlib, which keeps it exactly.
     """
+    text = body.removeprefix(b"\xef\xbb\xbf")
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return json_safe(orjson.dumps(mask_json(orjson.loads(text))))
+        except orjson.JSONDecodeError:
+            pass
     try:
-        value = json.loads(body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+        value = json.loads(text.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
-    text = json.dumps(mask_json(value), ensure_ascii=False, separators=(",", ":"))
-    return json_safe(text.encode("utf-8", "surrogatepass"))
+    dumped = json.dumps(mask_json(value), ensure_ascii=False, separators=(",", ":"))
+    return json_safe(dumped.encode("utf-8", "surrogatepass"))
 
 
 def hidden_body(body: bytes) -> bytes:
