@@ -334,7 +334,9 @@ class WebServer:
         try:
             await ws.prepare(request)
             self._sockets.add(ws)
-            await tab.start(_number(request.query.get("width"), 80), _number(request.query.get("height"), 24))
+            width = min(max(_number(request.query.get("width"), 80), 1), 1000)
+            height = min(max(_number(request.query.get("height"), 24), 1), 1000)
+            await tab.start(width, height)
             await _relay(ws, tab)
         except OSError as exc:  # the app cannot be started at all
             log.warning("a browser tab's app could not start: %s", inert(exc))
