@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import orjson
 
-from monitor.forwarder import Forwarder, ForwardStats, Outcome
+from monitor.forwarder import ForwardStats, Outcome
 from monitor.textsafe import inert
 from monitor.tunnel import TunnelState
 
@@ -128,18 +128,7 @@ class ServiceControl:
     async def _replay_here(
         self, event_id: int, body: bytes, headers: dict[str, str], *, target: str | None, edited: bool
     ) -> Outcome:
-        """What :meth:`Service.replay` runs on its loop, run on this one (the service stops the forwarder)."""
-        service = self.service
-        if service.forwarder is None:  # replays without --forward-to: a forwarder with no workers
-            service.forwarder = Forwarder(
-                target or "",
-                service.writer,
-                concurrency=0,
-                secret=service.options.secret,
-                basic_auth=service.options.basic_auth,
-            )
-            await service.forwarder.start()
-        return await service.forwarder.replay(event_id, service.session_id, body, headers, target=target, edited=edited)
+        return await self.service.replay_here(event_id, body, headers, target=target, edited=edited)
 
 
 # -- the serve process's side: JSON in and out ----------------------------------------------------

@@ -54,6 +54,8 @@ T = TypeVar("T")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
+#: The web UI's port by default (``serve``, ``open --web``): the listener's plus one.
+DEFAULT_WEB_PORT = DEFAULT_PORT + 1
 
 
 @dataclass(slots=True)
@@ -349,21 +351,23 @@ class Service:
         self, event_id: int, body: bytes, headers: Mapping[str, str], *, target: str | None, edited: bool
     ) -> concurrent.futures.Future[Outcome]:
         """Send a stored delivery again (from the UI's thread); recorded as a ``replay`` forward."""
+        return self.run_on_loop(self.replay_here(event_id, body, headers, target=target, edited=edited))
 
-        async def run() -> Outcome:
-            if self.forwarder is None:
-                # Replays without --forward-to: a forwarder with no workers.
-                self.forwarder = Forwarder(
-                    target or "",
-                    self.writer,
-                    concurrency=0,
-                    secret=self.options.secret,
-                    basic_auth=self.options.basic_auth,
-                )
-                await self.forwarder.start()
-            return await self.forwarder.replay(event_id, self.session_id, body, headers, target=target, edited=edited)
-
-        return self.run_on_loop(run())
+    async def replay_here(
+        self, event_id: int, body: bytes, headers: Mapping[str, str], *, target: str | None, edited: bool
+    ) -> Outcome:
+        """:meth:`replay`, on the listener's own loop (``serve``'s control channel runs there)."""
+        if self.forwarder is None:
+            # Replays without --forward-to: a forwarder with no workers.
+            self.forwarder = Forwarder(
+                target or "",
+                self.writer,
+                concurrency=0,
+                secret=self.options.secret,
+                basic_auth=self.options.basic_auth,
+            )
+            await self.forwarder.start()
+        return await self.forwarder.replay(event_id, self.session_id, body, headers, target=target, edited=edited)
 
     def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run a coroutine on the listener's loop (from another thread, e.g. the UI's)."""

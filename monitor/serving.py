@@ -23,6 +23,9 @@ from monitor.control import ServiceControl
 from monitor.service import Service
 from monitor.webui import WebOptions, WebServer
 
+#: What a tab's process must not inherit: it needs no password nor secret (the serve process signs replays).
+TAB_ENV: dict[str, str | None] = {"CONSCENT_MONITOR_WEB_PASSWORD": None, "CONSCENT_WEBHOOK_SECRET": None}
+
 
 class WebListenError(OSError):
     """The web UI's own address cannot be listened on (not the listener's)."""
@@ -71,7 +74,7 @@ class WebFront:
 
     async def start(self, service: Service) -> None:
         command = tab_command(self.db_path, live=True, mask=self.options.mask)
-        self.server = WebServer(self.options, command, control=ServiceControl(service))
+        self.server = WebServer(self.options, command, control=ServiceControl(service), tab_env=TAB_ENV)
         url = await _start(self.server, self.options)
         print(banner(url, self.options, "each tab is a live view of this session"), flush=True)
 
@@ -86,7 +89,8 @@ async def serve_saved(db_path: Path, options: WebOptions, session_id: int | None
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = WebServer(options, tab_command(db_path, live=False, session_id=session_id, mask=options.mask))
+    command = tab_command(db_path, live=False, session_id=session_id, mask=options.mask)
+    server = WebServer(options, command, tab_env=TAB_ENV)
     url = await _start(server, options)
     print(f"conscent-monitor {__version__}: reviewing {db_path} (read-only); Ctrl-C stops", flush=True)
     print(banner(url, options, "read-only review"), flush=True)

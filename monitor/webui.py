@@ -62,14 +62,13 @@ from monitor.control import (
     replay_answer,
     status_answer,
 )
-from monitor.service import is_loopback, tunnel_target
+from monitor.service import DEFAULT_WEB_PORT, is_loopback, tunnel_target
 from monitor.textsafe import clean, inert
 from monitor.wording import count
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("web_assets")
-DEFAULT_WEB_PORT = 8788
 #: Tab processes running at once; each is a Python process with the whole app (63 MB RSS each, measured).
 MAX_TABS = 16
 #: Seconds a tab's app has to quit when asked, then again after SIGTERM, before it is killed.

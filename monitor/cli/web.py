@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from monitor import store
+from monitor.service import DEFAULT_WEB_PORT
 
-#: The web UI's port by default: the listener's (8787) plus one.
-DEFAULT_WEB_PORT = 8788
 WEB_PASSWORD_ENV = "CONSCENT_MONITOR_WEB_PASSWORD"  # noqa: S105  (a variable name)
 
 F = TypeVar("F", bound=Callable[..., Any])
