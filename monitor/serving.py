@@ -20,7 +20,7 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.control import ServiceControl
-from monitor.service import Service
+from monitor.service import Service, is_loopback
 from monitor.webui import WebOptions, WebServer
 
 #: What a tab's process must not inherit: it needs no password nor secret (the serve process signs replays).
@@ -50,6 +50,8 @@ def tab_command(db_path: Path, *, live: bool, session_id: int | None = None, mas
 def banner(url: str, options: WebOptions, what: str) -> str:
     """The line that says where the web UI is (``web UI on URL`` is what scripts look for)."""
     notes = [what]
+    if not is_loopback(options.host):  # the URL shown is this machine's; others use its address on the network
+        notes.append(f"open to the network on {options.host or '*'}:{url.rsplit(':', 1)[-1].rstrip('/')}")
     if options.password or options.basic_auth:
         notes.append("password required")
     if options.mask:

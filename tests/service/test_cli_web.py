@@ -118,3 +118,14 @@ def test_open_web_serves_a_saved_database_read_only(tmp_path: Path) -> None:
         assert served.proc.wait(20) == 0
     finally:
         served.stop()
+
+
+def test_the_banner_says_when_the_web_ui_is_open_to_the_network() -> None:
+    from monitor.serving import banner
+    from monitor.webui import WebOptions
+
+    local = banner("http://127.0.0.1:8788/", WebOptions(), "read-only review")
+    assert local == "conscent-monitor: web UI on http://127.0.0.1:8788/  (read-only review)"
+    shared = banner("http://127.0.0.1:8788/", WebOptions(host="0.0.0.0", password="pw", mask=True), "x")
+    assert "open to the network on 0.0.0.0:8788" in shared
+    assert "password required" in shared and "personal data masked" in shared
