@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -86,6 +87,8 @@ class MonitorApp(LiveRows, App[None]):
         self.url = self.link.url if self.link else None
         #: ``--web-mask``: personal data stays hidden, whatever ``m`` is pressed.
         self.mask_forced = mask_forced
+        #: Files written for the browser to download (web tabs); removed when the app ends.
+        self._downloads: tempfile.TemporaryDirectory[str] | None = None
         self.reads = ReadAccess(self.db_path)
         self.feed = Feed()
         self.replayer = Replayer(self, self.link)
@@ -111,6 +114,13 @@ class MonitorApp(LiveRows, App[None]):
         if isinstance(self.link, RemoteLink):
             self.link.close()
         self.reads.close()
+        if self._downloads is not None:
+            self._downloads.cleanup()
+
+    def _download_dir(self) -> Path:
+        if self._downloads is None:
+            self._downloads = tempfile.TemporaryDirectory(prefix="conscent-monitor-downloads-")
+        return Path(self._downloads.name)
 
     def switch_session(self, session_id: int | None) -> None:
         """Review another session (or all of them: None); the same one when it cannot be read."""
@@ -256,8 +266,9 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.CopyCurl)
     def _copy_curl(self, message: msg.CopyCurl) -> None:
-        self.copy_to_clipboard(exporting.curl_command(message.delivery, self.replayer.curl_base_url()))
-        self.notify("curl command copied to the clipboard")
+        command = exporting.curl_command(message.delivery, self.replayer.curl_base_url(), mask=self.masked)
+        self.copy_to_clipboard(command)
+        self.notify("curl command copied to the clipboard" + (" (personal data masked)" if self.masked else ""))
 
     @on(msg.ReplayRow)
     def _replay_row(self, message: msg.ReplayRow) -> None:
@@ -268,6 +279,10 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.ReplayDelivery)
     def _replay_delivery(self, message: msg.ReplayDelivery) -> None:
+        if message.edit and self.masked:  # the editor holds the raw body
+            why = "--web-mask" if self.mask_forced else "m unmasks"
+            self.notify(f"Edit & replay shows the raw body: not while personal data is masked ({why})", markup=False)
+            return
         if message.edit:
             self.replayer.edit_and_replay(message.delivery)
         else:
@@ -288,18 +303,29 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.ExportView)
     def _export_view(self, message: msg.ExportView) -> None:
-        self.push_screen(ExportScreen(message.description, message.filter_text, message.session_id, self.clock))
+        # A browser tab downloads the file; masked is True whenever mask_forced (--web-mask).
+        screen = ExportScreen(
+            message.description,
+            message.filter_text,
+            message.session_id,
+            self.clock,
+            download=self.is_web,
+            masked=self.masked,
+        )
+        self.push_screen(screen)
 
     @on(msg.ExportChosen)
     def _export(self, message: msg.ExportChosen) -> None:
         """Write the file in a worker; the dialog stays open until :meth:`_exported` says how it went."""
         path, base_url = self.db_path, self.replayer.curl_base_url()
         request, filter_text, session_id = message.request, message.filter_text, message.session_id
+        download_dir = self._download_dir() if request.download else None
 
         def read(db: Database) -> Message:
             return loaders.export(
-                db, request, db_path=path, filter_text=filter_text, session_id=session_id, base_url=base_url
-            )
+                db, request, db_path=path, filter_text=filter_text, session_id=session_id, base_url=base_url,
+                download_dir=download_dir,
+            )  # fmt: skip
 
         self._read("the rows to export", "export", read)
 
@@ -309,6 +335,9 @@ class MonitorApp(LiveRows, App[None]):
         if dialog is not None and not message.ok:
             dialog.export_failed(message.text)  # kept open with the error, the path ready to edit
             return
+        if message.download is not None:  # only a browser tab asks for one (outside, Textual saves to ~/Downloads)
+            name = message.download.name
+            self.deliver_binary(message.download, save_filename=name, mime_type=exporting.mime_type(name))
         if dialog is not None:
             dialog.dismiss(None)
         self.notify(message.text, severity="information" if message.ok else "error", markup=False, timeout=8)

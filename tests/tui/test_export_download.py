@@ -8,7 +8,6 @@ holds no phone number. Every test waits on a condition, never on a fixed sleep.
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ SIZES = [(80, 24), (160, 48)]
 TIMEOUT = 20.0
 PHONE, NAME = "9812345678", "Asha Verma"
 #: app.py passes the download folder to the loader and hands the file to the browser (the lead wires it).
-WIRED = "download_dir" in inspect.getsource(MonitorApp)
 
 
 def make_db(db_path: Path) -> None:
@@ -168,7 +166,6 @@ def test_an_unmasked_download_and_a_terminal_export(review: Path) -> None:
     assert PHONE not in target.read_text("utf-8") and json.loads(target.read_text("utf-8"))["user_id"] == "reader-w"
 
 
-@pytest.mark.skipif(not WIRED, reason="app.py does not pass download_dir to loaders.export yet (the lead wires it)")
 @pytest.mark.parametrize("size", SIZES)
 async def test_the_app_hands_a_masked_download_to_the_browser(review: Path, size: tuple[int, int]) -> None:
     """End to end through the app: the file goes to ``deliver_binary`` (a browser download), masked."""

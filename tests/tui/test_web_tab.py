@@ -167,3 +167,26 @@ def test_a_link_to_no_serve_process_names_the_problem() -> None:
     problem = link.problem()
     assert problem is not None
     assert problem.startswith(GONE)
+
+
+async def test_under_web_mask_nothing_copied_from_the_details_carries_personal_data(
+    serve: Serve, spec: dict[str, bytes]
+) -> None:
+    from monitor.tui.screens.detail import DetailScreen
+
+    await serve.post(spec["payment_gateway.view"])
+    app = await serve.tab(mask_forced=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: "view" in screen_text(app), what="the row")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), what="the details")
+        await pilot.press("c")
+        await pilot.pause()
+        assert app.clipboard and "9892898898" not in app.clipboard and "payment_gateway.view" in app.clipboard
+        await pilot.press("y")
+        await pilot.pause()
+        assert "9892898898" not in app.clipboard and "curl" in app.clipboard
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)  # no editor holding the raw body
+        assert any("not while personal data is masked (--web-mask)" in str(n.message) for n in app._notifications)

@@ -24,6 +24,7 @@ from textual.css.query import NoMatches
 from textual.widgets import Static
 
 from monitor.events import COLUMNS as PARSED_COLUMNS
+from monitor.exporting import masked_body
 from monitor.masking import mask_if, mask_json
 from monitor.textsafe import cell, clean
 from monitor.tui.format import format_clock, format_datetime
@@ -170,8 +171,10 @@ class DetailScreen(ThemedScreen):
 
     def action_copy_body(self) -> None:
         body: bytes = self.delivery.get("body") or b""
+        if self._masked:  # what is on screen is what leaves: masked JSON, or a placeholder
+            body = masked_body(body)
         self.app.copy_to_clipboard(body.decode("utf-8", "replace"))
-        self.notify("Body copied to the clipboard")
+        self.notify("Body copied to the clipboard" + (" (personal data masked)" if self._masked else ""))
 
     def action_copy_curl(self) -> None:
         self.post_message(CopyCurl(self.delivery))
