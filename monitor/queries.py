@@ -737,7 +737,20 @@ def newest_ids(db: sqlite_utils.Database) -> tuple[int, int]:
 #   gateway view before it (none: "(none)");
 # - repeated deliveries (``duplicate_of`` set) count in the deliveries over
 #   time and the lag, never in the funnel, the close actions or the pairing.
+#
+# Cost at a million events. Counts walk the ``INSIGHTS_INDEX`` (``store.INDEXES``
+# should hold it: without it every figure reads table rows, ~3 µs each), one
+# index range per event, grouped in index order. What needs each reader's
+# events in time order (a payment's content, the view a close pairs with) is
+# read for a slice of the readers when the view holds more than
+# ``JOURNEY_SAMPLE`` such events, and says so (``share``). The lag reads one
+# delivery in ``step``.
 
+#: The covering index the figures walk (add it to ``store.INDEXES["events"]``).
+INSIGHTS_INDEX = (
+    "event", "content_id", "paywall_id", "click_action", "session_id", "user_id", "created_at", "received_at",
+    "gateway_session_id", "duplicate_of",
+)  # fmt: skip
 #: The funnel's stages, in order.
 STAGES = ("paywall", "views", "closes", "transactions", "purchases")
 TRANSACTION_COMPLETE = "transaction.complete"
@@ -749,12 +762,22 @@ BUCKETS = 60
 #: Event types the deliveries chart draws on their own; the rest are "other".
 TIMELINE_SERIES = 6
 #: Read the lag of at most about this many deliveries (every n-th row by id beyond).
-LAG_SAMPLE = 50_000
+LAG_SAMPLE = 10_000
+#: Pair views and closes, and find payments' views, in time order for at most about this many events.
+JOURNEY_SAMPLE = 10_000
 #: Bars of the time-to-close histogram, the last one open-ended.
 CLOSE_BINS = 12
 _NICE_WIDTHS = (
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
 )  # fmt: skip
+#: Each stage's rows: an index range of ``event`` (the arms of the funnel's count).
+_STAGE_WHERE = {
+    "paywall": "event >= 'paywall.' AND event < 'paywall/' AND event <> 'paywall.exit'",
+    "views": f"event = '{GATEWAY_VIEW}'",
+    "closes": f"event = '{GATEWAY_CLOSE}'",
+    "transactions": f"event = '{TRANSACTION_COMPLETE}'",
+    "purchases": "event >= 'purchase.' AND event < 'purchase/'",
+}
 
 
 @dataclass(frozen=True)
@@ -798,6 +821,9 @@ class Funnel:
     by_paywall: list[FunnelRow]
     contents: int  # how many content ids in all (None included)
     paywalls: int
+    #: Share of the payments whose view was looked up (1.0: all); below 1 the per-content
+    #: transactions and purchases are that slice's split scaled to the exact totals.
+    share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -817,6 +843,7 @@ class TimeToClose:
     p90: float | None
     edges: list[float]  # bar i counts edges[i] <= seconds < edges[i+1]; the last bar has no upper bound
     counts: list[int]
+    share: float = 1.0  # of the views and closes read (a slice of the readers when below 1)
 
 
 @dataclass(frozen=True)
@@ -882,87 +909,131 @@ def _insight_where(view: View, extra: str = "1", extra_args: Sequence[Any] = ())
     session, args = _session_where(view.session_id), _session_args(view.session_id)
     mode = "event IN (?, ?) AND " if view.mode == "gateway" else ""
     modes = [GATEWAY_VIEW, GATEWAY_CLOSE] if view.mode == "gateway" else []
-    return (
-        f"FROM events WHERE {session}{mode}({extra}) AND ({view.where})",
-        [*args, *modes, *extra_args, *view.params],
-    )
+    where = "" if view.where == "1" else f" AND ({view.where})"
+    return f"FROM events WHERE {session}{mode}({extra}){where}", [*args, *modes, *extra_args, *view.params]
 
 
-def _prefix(column: str, prefix: str) -> str:
-    """``column`` starts with ``prefix``: a range an index can walk (LIKE would need NOCASE)."""
-    return f"({column} >= '{prefix}' AND {column} < '{prefix[:-1]}{chr(ord(prefix[-1]) + 1)}')"
+def _stages(view: View) -> list[str]:
+    """The funnel's stages the view shows (gateway mode: views and closes)."""
+    return ["views", "closes"] if view.mode == "gateway" else list(STAGES)
+
+
+def _stage_counts(db: sqlite_utils.Database, view: View, stage: str) -> list[tuple[Any, ...]]:
+    """(content id, paywall id, clickAction, count) of one stage: one walk of an index range, in its order."""
+    where, args = _insight_where(view, f"{_STAGE_WHERE[stage]} AND duplicate_of IS NULL")
+    sql = f"SELECT content_id, paywall_id, click_action, count(*) {where} GROUP BY event, 1, 2, 3"
+    return db.execute(sql, args).fetchall()
+
+
+def _reader_slice(db: sqlite_utils.Database, rows: int, target: int) -> tuple[str, list[Any], float]:
+    """A condition keeping readers whose id sorts below a bound: about ``target`` of ``rows`` events.
+
+    ``("1", [], 1.0)`` when ``rows`` is within ``target``. The bound is read
+    from the ``(user_id, received_at)`` index (one walk of ``target``-ish
+    entries), so the slice is the same readers from one refresh to the next;
+    the share returned is the one aimed at (callers measure the real one).
+    """
+    if rows <= target:
+        return "1", [], 1.0
+    share = target / rows
+    # Every event, near enough (a few have no reader): the real share is measured afterwards. (max() alone
+    # is one index probe; with min() in the same SELECT, SQLite reads the whole table.)
+    everyone = db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+    found = db.execute(
+        "SELECT user_id FROM events WHERE user_id IS NOT NULL ORDER BY user_id LIMIT 1 OFFSET ?",
+        [int(everyone * share)],
+    ).fetchone()
+    if found is None:
+        return "1", [], 1.0
+    return "+user_id < ?", [found[0]], share  # "+": walk the insights index, not the readers'
 
 
 def insights_funnel(db: sqlite_utils.Database, view: View, limit: int = FUNNEL_ROWS) -> Funnel:
     """Paywall views → gateway views → closes / transactions / purchases, per content id and per paywall.
 
-    One pass over the stages' rows in the reader's time order: a running count
-    of gateway views numbers each reader's stretches, and a transaction or
-    purchase takes the content and paywall of the view opening its stretch.
+    Paywall views, gateway views and closes are counted exactly, by the
+    content and paywall they carry. Transactions and purchases carry neither:
+    each takes its reader's latest gateway view before it (a running count of
+    views numbers the reader's stretches; a payment takes the view opening
+    its stretch). For many payments that lookup reads a slice of the readers
+    and splits the exact totals as the slice does (``Funnel.share``).
     """
-    stage = (
-        "CASE WHEN event = :view THEN 'views' WHEN event = :close THEN 'closes'"
-        " WHEN event = :tx THEN 'transactions' WHEN event >= 'purchase.' THEN 'purchases' ELSE 'paywall' END"
-    )
-    wanted = (
-        f"event IN (:view, :close, :tx) OR {_prefix('event', 'purchase.')}"
-        f" OR ({_prefix('event', 'paywall.')} AND event <> :exit)"
-    )
-    where, args = _insight_where(view, f"duplicate_of IS NULL AND ({wanted})")
-    names = {"view": GATEWAY_VIEW, "close": GATEWAY_CLOSE, "tx": TRANSACTION_COMPLETE, "exit": PAYWALL_EXIT}
-    where, params = _named(where, args, names)
-    sql = (
-        "WITH r AS ("
-        f" SELECT id, user_id, content_id, paywall_id, coalesce(created_at, received_at) AS t, {stage} AS stage {where}"
-        "), s AS ("
-        " SELECT *, sum(stage = 'views') OVER (PARTITION BY user_id ORDER BY t, id ROWS UNBOUNDED PRECEDING) AS n"
-        " FROM r"
-        "), a AS ("
-        " SELECT stage, CASE WHEN stage IN ('transactions', 'purchases') AND content_id IS NULL AND paywall_id IS NULL"
-        " AND n > 0 AND user_id IS NOT NULL THEN 1 ELSE 0 END AS inherit, content_id, paywall_id,"
-        " first_value(content_id) OVER w AS view_content, first_value(paywall_id) OVER w AS view_paywall"
-        " FROM s WINDOW w AS (PARTITION BY user_id, n ORDER BY t, id)"
-        ")"
-        " SELECT stage, CASE WHEN inherit THEN view_content ELSE content_id END,"
-        " CASE WHEN inherit THEN view_paywall ELSE paywall_id END, count(*) FROM a GROUP BY 1, 2, 3"
-    )
     content: dict[str | None, Counter[str]] = {}
     paywall: dict[str | None, Counter[str]] = {}
     total: Counter[str] = Counter()
-    for name, content_id, paywall_id, n in db.execute(sql, params).fetchall():
-        content.setdefault(content_id, Counter())[name] += n
-        paywall.setdefault(paywall_id, Counter())[name] += n
-        total[name] += n
+    stages = _stages(view)
+    for stage in stages:
+        if stage in ("transactions", "purchases"):
+            where, args = _insight_where(view, f"{_STAGE_WHERE[stage]} AND duplicate_of IS NULL")
+            total[stage] = db.execute(f"SELECT count(*) {where}", args).fetchone()[0]
+            continue
+        for content_id, paywall_id, _action, n in _stage_counts(db, view, stage):
+            content.setdefault(content_id, Counter())[stage] += n
+            paywall.setdefault(paywall_id, Counter())[stage] += n
+            total[stage] += n
+    share = 1.0
+    if view.mode == "all" and (total["transactions"] or total["purchases"]):
+        share = _attribute_payments(db, view, total, content, paywall)
 
     def rows(groups: dict[str | None, Counter[str]]) -> list[FunnelRow]:
         made = [FunnelRow(key, **{name: counts[name] for name in STAGES}) for key, counts in groups.items()]
-        made.sort(key=lambda row: (-row.views, -row.paywall, row.key is None, row.key or ""))
+        made.sort(key=lambda row: (-row.views, -row.paywall, -row.purchases, row.key is None, row.key or ""))
         return made[:limit]
 
-    return Funnel(
-        FunnelRow(None, **{name: total[name] for name in STAGES}),
-        rows(content),
-        rows(paywall),
-        len(content),
-        len(paywall),
+    totals = FunnelRow(None, **{name: total[name] for name in STAGES})
+    return Funnel(totals, rows(content), rows(paywall), len(content), len(paywall), share)
+
+
+def _attribute_payments(
+    db: sqlite_utils.Database,
+    view: View,
+    total: Counter[str],
+    content: dict[str | None, Counter[str]],
+    paywall: dict[str | None, Counter[str]],
+) -> float:
+    """Add each payment to its view's content and paywall (scaled from a slice of readers when many); the share."""
+    payments = total["transactions"] + total["purchases"]
+    readers, reader_args, share = _reader_slice(db, payments + total["views"], JOURNEY_SAMPLE)
+    arms = [
+        _insight_where(view, f"{_STAGE_WHERE[stage]} AND duplicate_of IS NULL AND {readers}", reader_args)
+        for stage in ("views", "transactions", "purchases")
+    ]
+    union = " UNION ALL ".join(
+        f"SELECT id, event, user_id, content_id, paywall_id, coalesce(created_at, received_at) AS t {where}"
+        for where, _ in arms
     )
-
-
-def _named(where: str, args: list[Any], names: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``where`` with its ``?`` made ``:p0``, ``:p1``... so that it mixes with the ``names``."""
-    parts = where.split("?")
-    if len(parts) - 1 != len(args):  # a "?" inside a string literal of the filter: cannot happen (it binds values)
-        raise ValueError("placeholders and arguments differ")
-    text = parts[0] + "".join(f":p{i}{part}" for i, part in enumerate(parts[1:]))
-    return text, {**names, **{f"p{i}": value for i, value in enumerate(args)}}
+    sql = (
+        f"WITH r AS ({union}), s AS ("
+        " SELECT *, sum(event = ?) OVER (PARTITION BY user_id ORDER BY t, id ROWS UNBOUNDED PRECEDING) AS n FROM r"
+        "), a AS ("
+        " SELECT event, n, user_id, content_id, paywall_id,"
+        " first_value(content_id) OVER w AS view_content, first_value(paywall_id) OVER w AS view_paywall"
+        " FROM s WINDOW w AS (PARTITION BY user_id, n ORDER BY t, id)"
+        ")"
+        " SELECT event = ?, CASE WHEN content_id IS NULL AND paywall_id IS NULL AND n > 0 AND user_id IS NOT NULL"
+        " THEN 1 ELSE 0 END AS inherit, content_id, paywall_id, view_content, view_paywall, count(*)"
+        " FROM a WHERE event <> ? GROUP BY 1, 2, 3, 4, 5, 6"
+    )
+    args = [param for _, params in arms for param in params]
+    found = db.execute(sql, [*args, GATEWAY_VIEW, TRANSACTION_COMPLETE, GATEWAY_VIEW]).fetchall()
+    sampled = Counter[str]()
+    for is_tx, _, _, _, _, _, n in found:
+        sampled["transactions" if is_tx else "purchases"] += n
+    for is_tx, inherit, content_id, paywall_id, view_content, view_paywall, n in found:
+        stage = "transactions" if is_tx else "purchases"
+        scaled = round(n * total[stage] / sampled[stage]) if share < 1.0 else n
+        content.setdefault(view_content if inherit else content_id, Counter())[stage] += scaled
+        paywall.setdefault(view_paywall if inherit else paywall_id, Counter())[stage] += scaled
+    return min(1.0, sum(sampled.values()) / payments) if share < 1.0 else 1.0
 
 
 def insights_close_actions(db: sqlite_utils.Database, view: View) -> list[CloseAction]:
     """How readers close the gateway: each clickAction, most used first, with its share of the closes."""
-    where, args = _insight_where(view, "event = ? AND duplicate_of IS NULL", [GATEWAY_CLOSE])
-    found = db.execute(f"SELECT nullif(click_action, ''), count(*) AS n {where} GROUP BY 1", args).fetchall()
-    total = sum(n for _, n in found)
-    found.sort(key=lambda row: (-row[1], row[0] is None, row[0] or ""))
+    counts: Counter[str | None] = Counter()
+    for _content, _paywall, action, n in _stage_counts(db, view, "closes"):
+        counts[action or None] += n
+    total = sum(counts.values())
+    found = sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))
     return [CloseAction(action, n, n / total) for action, n in found]
 
 
@@ -971,10 +1042,16 @@ def insights_time_to_close(db: sqlite_utils.Database, view: View, bins: int = CL
 
     :mod:`monitor.journey` in one pass of window functions: the key is the
     gateway ``sessionId``, else (paywall, content), else the content alone;
-    times are ``created_at`` (else receipt).
+    times are ``created_at`` (else receipt). For many views and closes, a
+    slice of the readers (``TimeToClose.share``).
     """
-    key = "coalesce('s' || gateway_session_id, 'p' || paywall_id || '|' || content_id, 'c' || content_id, '')"
     where, args = _insight_where(view, "event IN (?, ?) AND duplicate_of IS NULL", [GATEWAY_VIEW, GATEWAY_CLOSE])
+    rows = db.execute(f"SELECT count(*) {where}", args).fetchone()[0]
+    readers, reader_args, share = _reader_slice(db, rows, JOURNEY_SAMPLE)
+    key = "coalesce('s' || gateway_session_id, 'p' || paywall_id || '|' || content_id, 'c' || content_id, '')"
+    where, args = _insight_where(
+        view, f"event IN (?, ?) AND duplicate_of IS NULL AND {readers}", [GATEWAY_VIEW, GATEWAY_CLOSE, *reader_args]
+    )
     sql = (
         "WITH r AS ("
         f" SELECT id, event = ? AS is_view, user_id, {key} AS k, coalesce(created_at, received_at) AS t {where}"
@@ -986,20 +1063,22 @@ def insights_time_to_close(db: sqlite_utils.Database, view: View, bins: int = CL
         "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS closed"
         " FROM r WHERE user_id IS NOT NULL"
         ")"
-        " SELECT CASE WHEN opened IS NOT NULL AND (closed IS NULL OR opened >= closed) THEN t - opened END AS s"
-        " FROM w WHERE NOT is_view ORDER BY s"
+        " SELECT is_view, CASE WHEN opened IS NOT NULL AND (closed IS NULL OR opened >= closed) THEN t - opened END"
+        " FROM w"
     )
-    # NULLs sort first: the closes without a view.
-    durations = [s for (s,) in db.execute(sql, [GATEWAY_VIEW, *args]).fetchall()]
-    times = [float(s) for s in durations if s is not None]
-    unpaired = len(durations) - len(times)
+    found = db.execute(sql, [GATEWAY_VIEW, *args]).fetchall()
+    closes = [seconds for is_view, seconds in found if not is_view]
+    times = sorted(float(seconds) for seconds in closes if seconds is not None)
+    unpaired = len(closes) - len(times)
+    if share < 1.0:
+        share = min(1.0, len(found) / rows)
     if not times:
-        return TimeToClose(0, unpaired, None, None, [], [])
+        return TimeToClose(0, unpaired, None, None, [], [], share)
     edges = _close_edges(times, bins)
     counts = [0] * (len(edges) - 1)
     for seconds in times:
         counts[_bin(edges, seconds)] += 1
-    return TimeToClose(len(times), unpaired, _quantile(times, 0.5), _quantile(times, 0.9), edges, counts)
+    return TimeToClose(len(times), unpaired, _quantile(times, 0.5), _quantile(times, 0.9), edges, counts, share)
 
 
 def _close_edges(times: list[float], bins: int) -> list[float]:
@@ -1024,6 +1103,28 @@ def _quantile(ordered: Sequence[float], q: float) -> float | None:
     return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
 
 
+def _received_bounds(db: sqlite_utils.Database, view: View) -> tuple[float | None, float | None]:
+    """The first and last receipt in view: two walks from either end of a ``received_at`` index."""
+    where, args = _insight_where(view)
+    bounds: list[float | None] = []
+    for direction in ("ASC", "DESC"):
+        found = db.execute(f"SELECT received_at {where} ORDER BY received_at {direction} LIMIT 1", args).fetchone()
+        bounds.append(found[0] if found else None)
+    if view.mode == "all":
+        session, s_args = _session_where(view.session_id), _session_args(view.session_id)
+        for index, direction in enumerate(("ASC", "DESC")):
+            found = db.execute(
+                f"SELECT received_at FROM rejected WHERE {session}({view.rejected_where})"
+                f" ORDER BY received_at {direction} LIMIT 1",
+                [*s_args, *view.rejected_params],
+            ).fetchone()
+            if found is not None:
+                known = bounds[index]
+                pick = min if direction == "ASC" else max
+                bounds[index] = found[0] if known is None else pick(known, found[0])
+    return bounds[0], bounds[1]
+
+
 def insights_axis(
     db: sqlite_utils.Database, view: View, buckets: int = BUCKETS, *, now: float, live: bool = False
 ) -> TimeAxis | None:
@@ -1033,22 +1134,9 @@ def insights_axis(
     (the view shows the session being recorded: its quiet stretch shows).
     None when nothing is in view.
     """
-    spans = []
-    where, args = _insight_where(view)
-    spans.append(db.execute(f"SELECT min(received_at), max(received_at) {where}", args).fetchone())
-    if view.mode == "all":
-        session, s_args = _session_where(view.session_id), _session_args(view.session_id)
-        spans.append(
-            db.execute(
-                f"SELECT min(received_at), max(received_at) FROM rejected WHERE {session}({view.rejected_where})",
-                [*s_args, *view.rejected_params],
-            ).fetchone()
-        )
-    firsts = [first for first, _ in spans if first is not None]
-    lasts = [last for _, last in spans if last is not None]
-    if not firsts:
+    first, last = _received_bounds(db, view)
+    if first is None or last is None:
         return None
-    first, last = min(firsts), max(lasts)
     if live:
         last = max(last, now)
     span = max(last - first, 1.0)
@@ -1066,16 +1154,17 @@ def insights_timeline(
     live: bool = False,
     axis: TimeAxis | None = None,
 ) -> Timeline | None:
-    """Deliveries per time bucket and event type (index-only: the ``(session_id, event, received_at)`` index)."""
+    """Deliveries per time bucket and event type.
+
+    Without a filter: a count per event type and bucket, each a range of the
+    ``(session_id, event, received_at)`` or ``(event, received_at)`` index
+    (a million rows: 0.15 s; one grouped pass computing each row's bucket
+    took 1 s). With one: a single grouped pass over what the filter selects.
+    """
     axis = axis or insights_axis(db, view, buckets, now=now, live=live)
     if axis is None:
         return None
-    bucket = "CAST((received_at - ?) / ? AS INTEGER)"
-    where, args = _insight_where(view)
-    sql = f"SELECT coalesce(event, '(legacy)'), {bucket} AS b, count(*) {where} GROUP BY 1, 2"
-    per_event: dict[str, list[int]] = {}
-    for event, b, n in db.execute(sql, [axis.start, axis.width, *args]).fetchall():
-        per_event.setdefault(event, [0] * axis.buckets)[min(max(b, 0), axis.buckets - 1)] += n
+    per_event = _bucket_counts(db, view, axis) if view.where == "1" else _grouped_bucket_counts(db, view, axis)
     ranked = sorted(per_event.items(), key=lambda item: (-sum(item[1]), item[0]))
     series = ranked[:TIMELINE_SERIES]
     if len(ranked) > TIMELINE_SERIES:
@@ -1085,7 +1174,8 @@ def insights_timeline(
         session, s_args = _session_where(view.session_id), _session_args(view.session_id)
         rejected = [0] * axis.buckets
         found = db.execute(
-            f"SELECT {bucket} AS b, count(*) FROM rejected WHERE {session}({view.rejected_where}) GROUP BY 1",
+            f"SELECT CAST((received_at - ?) / ? AS INTEGER), count(*) FROM rejected"
+            f" WHERE {session}({view.rejected_where}) GROUP BY 1",
             [axis.start, axis.width, *s_args, *view.rejected_params],
         ).fetchall()
         for b, n in found:
@@ -1093,6 +1183,47 @@ def insights_timeline(
         if any(rejected):
             series.append(("rejected", rejected))
     return Timeline(axis, series)
+
+
+def _event_names(db: sqlite_utils.Database, view: View) -> list[str | None]:
+    """The event names in view, one index seek each (None: legacy deliveries without one)."""
+    if view.mode == "gateway":
+        return [GATEWAY_VIEW, GATEWAY_CLOSE]
+    session, args = _session_where(view.session_id), _session_args(view.session_id)
+    names: list[str | None] = []
+    if db.execute(f"SELECT 1 FROM events WHERE {session}event IS NULL LIMIT 1", args).fetchone():
+        names.append(None)
+    name = db.execute(f"SELECT min(event) FROM events WHERE {session}event IS NOT NULL", args).fetchone()[0]
+    while name is not None:
+        names.append(name)
+        name = db.execute(f"SELECT min(event) FROM events WHERE {session}event > ?", [*args, name]).fetchone()[0]
+    return names
+
+
+def _bucket_counts(db: sqlite_utils.Database, view: View, axis: TimeAxis) -> dict[str, list[int]]:
+    session, args = _session_where(view.session_id), _session_args(view.session_id)
+    per_event: dict[str, list[int]] = {}
+    for name in _event_names(db, view):
+        test = "event IS NULL" if name is None else "event = ?"
+        named = [] if name is None else [name]
+        sql = f"SELECT count(*) FROM events WHERE {session}{test} AND received_at >= ? AND received_at < ?"
+        counts = []
+        for i in range(axis.buckets):
+            low = -math.inf if i == 0 else axis.start + i * axis.width
+            high = math.inf if i == axis.buckets - 1 else axis.start + (i + 1) * axis.width
+            counts.append(db.execute(sql, [*args, *named, low, high]).fetchone()[0])
+        if any(counts):
+            per_event[name or "(legacy)"] = counts
+    return per_event
+
+
+def _grouped_bucket_counts(db: sqlite_utils.Database, view: View, axis: TimeAxis) -> dict[str, list[int]]:
+    where, args = _insight_where(view)
+    sql = f"SELECT coalesce(event, '(legacy)'), CAST((received_at - ?) / ? AS INTEGER), count(*) {where} GROUP BY 1, 2"
+    per_event: dict[str, list[int]] = {}
+    for event, b, n in db.execute(sql, [axis.start, axis.width, *args]).fetchall():
+        per_event.setdefault(event, [0] * axis.buckets)[min(max(b, 0), axis.buckets - 1)] += n
+    return per_event
 
 
 def insights_lag(
@@ -1107,9 +1238,9 @@ def insights_lag(
 ) -> Lag | None:
     """p50 and p95 of ``received_at - created_at`` per bucket, and over the whole view.
 
-    ``created_at`` is in no index, so each lag costs a row read: beyond
-    ``sample`` deliveries one in ``step`` (by id) is read, which keeps the
-    percentiles within a few per cent and the cost flat.
+    Beyond ``sample`` deliveries, one in ``step`` (the ids divisible by it)
+    is read, each by its id: the percentiles stay within a few per cent and
+    the cost flat (10,000 row reads).
     """
     axis = axis or insights_axis(db, view, buckets, now=now, live=live)
     if axis is None:
@@ -1117,11 +1248,21 @@ def insights_lag(
     where, args = _insight_where(view)
     rows = db.execute(f"SELECT count(*) {where}", args).fetchone()[0]
     step = max(1, math.ceil(rows / sample)) if sample else 1
-    where, args = _insight_where(view, "created_at IS NOT NULL AND id % ? = 0", [step])
-    sql = f"SELECT CAST((received_at - ?) / ? AS INTEGER) AS b, received_at - created_at AS lag {where} ORDER BY lag"
+    bucket = "CAST((received_at - ?) / ? AS INTEGER) AS b, received_at - created_at AS lag"
+    if step == 1:
+        where, args = _insight_where(view, "created_at IS NOT NULL")
+        sql, params = f"SELECT {bucket} {where} ORDER BY lag", [axis.start, axis.width, *args]
+    else:
+        top = db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+        where, args = _insight_where(view, "created_at IS NOT NULL AND id = ids.x")
+        sql = (
+            "WITH RECURSIVE ids(x) AS (SELECT ? UNION ALL SELECT x + ? FROM ids WHERE x + ? <= ?)"
+            f" SELECT {bucket} FROM ids, events WHERE {where.removeprefix('FROM events WHERE ')} ORDER BY lag"
+        )
+        params = [step, step, step, top, axis.start, axis.width, *args]
     per_bucket: list[list[float]] = [[] for _ in range(axis.buckets)]
     everything: list[float] = []
-    for b, lag in db.execute(sql, [axis.start, axis.width, *args]):
+    for b, lag in db.execute(sql, params):
         per_bucket[min(max(b, 0), axis.buckets - 1)].append(lag)
         everything.append(lag)
     return Lag(

@@ -176,16 +176,13 @@ def test_time_to_close_pairs_as_the_journey_does(db: sqlite_utils.Database) -> N
     assert (empty.pairs, empty.unpaired, empty.median, empty.counts) == (0, 0, None, [])
 
 
-def test_time_to_close_agrees_with_the_journey_on_generated_traffic(store_db: sqlite_utils.Database) -> None:
+def test_time_to_close_agrees_with_the_journey_on_generated_traffic(generated: sqlite_utils.Database) -> None:
     """Synthetic journeys (sessionIds, reopened gateways, late deliveries): the SQL pairs as build_journey does."""
-    made = [event_row(e.body, received_at=e.received_at) for e in synth.events(1500, seed=5, readers=60, end=T)]
-    store_db.execute("INSERT INTO sessions (id, started_at, mode) VALUES (1, ?, 'test')", [T])
-    store.write_batch(store_db.conn, made, [])
     expected: list[float] = []
-    for (user,) in store_db.execute("SELECT DISTINCT user_id FROM events WHERE user_id IS NOT NULL").fetchall():
-        steps = build_journey(q.reader_events(store_db, user))
+    for (user,) in generated.execute("SELECT DISTINCT user_id FROM events WHERE user_id IS NOT NULL").fetchall():
+        steps = build_journey(q.reader_events(generated, user))
         expected += [s.time_to_close for s in steps if s.is_close and s.time_to_close is not None]
-    ttc = q.insights_time_to_close(store_db, q.View("all", None))
+    ttc = q.insights_time_to_close(generated, q.View("all", None))
     assert ttc.pairs == len(expected) > 100
     assert ttc.median == q._quantile(sorted(expected), 0.5)
 
@@ -291,3 +288,41 @@ def test_gateway_body_rows_pair(store_db: sqlite_utils.Database) -> None:
     ttc = q.insights_time_to_close(store_db, q.View("gateway", 1))
     assert (ttc.pairs, ttc.median) == (1, 150.0)
     assert q.insights_close_actions(store_db, q.View("gateway", 1)) == [q.CloseAction(CROSS, 1, 1.0)]
+
+
+@pytest.fixture
+def generated(store_db: sqlite_utils.Database) -> sqlite_utils.Database:
+    """1,500 synthetic deliveries (60 readers): journeys with payments after their views."""
+    made = [event_row(e.body, received_at=e.received_at) for e in synth.events(1500, seed=5, readers=60, end=T)]
+    store_db.execute("INSERT INTO sessions (id, started_at, mode) VALUES (1, ?, 'test')", [T])
+    store.write_batch(store_db.conn, made, [])
+    return store_db
+
+
+def test_many_payments_are_split_as_a_slice_of_readers_splits_them(
+    generated: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = q.View("all", None)
+    exact = q.insights_funnel(generated, view, limit=100)
+    assert exact.share == 1.0
+    monkeypatch.setattr(q, "JOURNEY_SAMPLE", 300)
+    sliced = q.insights_funnel(generated, view, limit=100)
+    assert 0.0 < sliced.share < 1.0
+    assert sliced.total == exact.total  # the totals are counted, never estimated
+    for stage in ("paywall", "views", "closes"):  # so are the stages that carry their content
+        assert {r.key: r.stage(stage) for r in sliced.by_content} == {r.key: r.stage(stage) for r in exact.by_content}
+    for stage in ("transactions", "purchases"):
+        split = sum(r.stage(stage) for r in sliced.by_content)
+        assert abs(split - exact.total.stage(stage)) <= len(sliced.by_content)  # rounding, one per content at most
+
+
+def test_many_views_and_closes_are_paired_for_a_slice_of_readers(
+    generated: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    view = q.View("gateway", None)
+    exact = q.insights_time_to_close(generated, view)
+    monkeypatch.setattr(q, "JOURNEY_SAMPLE", 200)
+    sliced = q.insights_time_to_close(generated, view)
+    assert exact.share == 1.0 and 0.0 < sliced.share < 1.0
+    assert 0 < sliced.pairs < exact.pairs and sum(sliced.counts) == sliced.pairs
+    assert sliced.median is not None and exact.median is not None

@@ -173,11 +173,13 @@ class InsightsScreen(ThemedScreen):
 
     def _funnel(self, funnel: Funnel, *, wide: bool) -> None:
         total, gateway_only = funnel.total, self.data.mode == "gateway"
+        estimated = f"≈ paid / bought per content from {_share(funnel.share)} of readers" if funnel.share < 1 else ""
         self._heading(
             "#funnel-heading",
             "Funnel",
             "paywall → gateway → closed / paid / bought",
             "repeats not counted",
+            estimated,
         )
         bars = [
             Bar("Paywall views", total.paywall, _stage_note(total.paywall, None, ""), "primary"),
@@ -197,8 +199,8 @@ class InsightsScreen(ThemedScreen):
             bars = [b for b in bars if b.label in ("Gateway views", "Closes")]
         self.query_one("#funnel-chart", BarChart).show(bars)
         tables = [
-            self._funnel_table("Content id", funnel.by_content, funnel.contents, wide=wide),
-            self._funnel_table("Paywall id", funnel.by_paywall, funnel.paywalls, wide=wide),
+            self._funnel_table("Content id", funnel.by_content, funnel.contents, wide=wide, estimated=funnel.share < 1),
+            self._funnel_table("Paywall id", funnel.by_paywall, funnel.paywalls, wide=wide, estimated=funnel.share < 1),
         ]
         if wide:
             grid = Table.grid(padding=(0, 4))
@@ -210,21 +212,15 @@ class InsightsScreen(ThemedScreen):
                 grid.add_row(table)
             self.query_one("#funnel-table", Static).update(grid)
 
-    def _funnel_table(self, key: str, rows: Sequence[FunnelRow], total: int, *, wide: bool) -> Table:
+    def _funnel_table(
+        self, key: str, rows: Sequence[FunnelRow], total: int, *, wide: bool, estimated: bool = False
+    ) -> Table:
+        """One line per content id (or paywall): the numbers whole, the id cut to what is left."""
         gateway_only, muted = self.data.mode == "gateway", self.tone("muted")
-        table = Table(box=None, padding=(0, 1), show_edge=False, header_style=self.tone("strong"), expand=False)
-        table.add_column(Text(key), max_width=26 if wide else 22, no_wrap=True, overflow="ellipsis")
-        stages: list[tuple[str, str]] = [
-            ("Shown", "paywall"),
-            ("Gateway", "views"),
-            ("Closes", "closes"),
-            ("Paid", "transactions"),
-            ("Bought", "purchases"),
-        ]
-        for title, _ in stages:
-            table.add_column(Text(title), justify="right")
-        table.add_column(Text("Close"), justify="right")
-        table.add_column(Text("Buy"), justify="right")
+        approx = "≈" if estimated else ""
+        stages = [("Shown", "paywall"), ("Gateway", "views"), ("Closes", "closes"),
+                  (approx + "Paid", "transactions"), (approx + "Bought", "purchases")]  # fmt: skip
+        cells: list[list[Text]] = []
         for row in rows:
             label = Text(cell(row.key, 60)) if row.key is not None else Text("(none)", style=muted)
             counts = [
@@ -232,7 +228,19 @@ class InsightsScreen(ThemedScreen):
                 for _, name in stages
             ]
             rates = [_percent(row.close_rate), _percent(row.purchase_rate) if not gateway_only else "–"]
-            table.add_row(label, *counts, *(Text(rate, style=self.tone("muted")) for rate in rates))
+            cells.append([label, *counts, *(Text(rate, style=muted) for rate in rates)])
+        titles = [*(title for title, _ in stages), "Close", approx + "Buy"]
+        widths = [max([len(title), *(row[index].cell_len for row in cells)]) for index, title in enumerate(titles, 1)]
+        room = self._extent()[0] - 4  # the body's padding and scrollbar
+        if wide:
+            room = room // 2 - 2
+        key_width = max(8, min(26, room - sum(width + 2 for width in widths) - 2))
+        table = Table(box=None, padding=(0, 1), show_edge=False, header_style=self.tone("strong"), expand=False)
+        table.add_column(Text(key), width=key_width, no_wrap=True, overflow="ellipsis")
+        for title, width in zip(titles, widths, strict=True):
+            table.add_column(Text(title), justify="right", width=width, no_wrap=True)
+        for row_cells in cells:
+            table.add_row(*row_cells)
         if total > len(rows):
             table.add_row(Text(f"… {count(total - len(rows), 'more')}", style=muted))
         return table
@@ -257,7 +265,10 @@ class InsightsScreen(ThemedScreen):
         median = f"median {format_duration(ttc.median)}" if ttc.median is not None else ""
         p90 = f"p90 {format_duration(ttc.p90)}" if ttc.p90 is not None else ""
         unpaired = f"{count(ttc.unpaired, 'close')} without a view" if ttc.unpaired else ""
-        self._heading("#ttc-heading", "Time to close", count(ttc.pairs, "pair"), median, p90, unpaired)
+        pairs = count(ttc.pairs, "pair")
+        if ttc.share < 1:
+            pairs += f" of {_share(ttc.share)} of readers"
+        self._heading("#ttc-heading", "Time to close", pairs, median, p90, unpaired)
         chart = self.query_one("#time-to-close", ColumnChart)
         if not ttc.counts:
             chart.show(None)
@@ -339,6 +350,11 @@ def series_tones(names: Sequence[str]) -> list[str]:
 
 def _stage_note(n: int, rate: float | None, of: str) -> str:
     return f"{number(n)} · {rate:.0%} {of}" if rate is not None else number(n)
+
+
+def _share(share: float) -> str:
+    """A slice of the readers: ``2.4%``, ``12%``."""
+    return f"{share:.1%}" if share < 0.1 else f"{share:.0%}"
 
 
 def _percent(rate: float | None) -> str:
