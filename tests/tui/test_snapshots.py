@@ -106,6 +106,8 @@ def build_database(path: Path) -> None:
 @pytest.fixture
 def snapshot_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, utc: None) -> MonitorApp:
     monkeypatch.chdir(tmp_path)  # the header shows the database path: keep it short and fixed
+    # A text box's cursor blinks every 0.5 s: under load the picture caught it either way. Keep it shown.
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
     build_database(Path("monitor.db"))
     return MonitorApp(Path("monitor.db"), session_id=None, clock=lambda: NOW)
 
@@ -270,6 +272,22 @@ async def export_failed(pilot: Pilot[Any]) -> None:
     await wait_for(pilot, lambda: "Export failed" in screen_text(pilot.app), what="the error in the dialog")
 
 
+async def export_download(pilot: Pilot[Any]) -> None:
+    """A browser tab's dialog under --web-mask: a file name only, Download, the mask said (is_web is False here)."""
+    await main_screen_ready(pilot)
+    app = pilot.app
+    await app.push_screen(ExportScreen("Gateway events, all sessions", "", None, app.clock, download=True, masked=True))
+    await wait_for(pilot, lambda: isinstance(app.screen, ExportScreen), what="the download dialog")
+
+
+async def export_masked(pilot: Pilot[Any]) -> None:
+    """m, then x: the terminal's dialog says the export will be masked."""
+    await masked(pilot)
+    await pilot.press("x")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ExportScreen), what="the export dialog")
+    await wait_for(pilot, lambda: "will be masked" in screen_text(pilot.app), what="the mask line")
+
+
 STATES: list[tuple[Steps, str]] = [
     (main_screen_ready, "main-gateway"),
     (all_events, "main-all-events"),
@@ -288,6 +306,8 @@ STATES: list[tuple[Steps, str]] = [
     (export_dialog, "export-dialog"),
     (export_csv, "export-csv"),
     (export_failed, "export-failed"),
+    (export_download, "export-download"),
+    (export_masked, "export-masked"),
     (masked, "masked"),
     (light_theme, "light-theme"),
 ]
