@@ -240,6 +240,26 @@ async def test_passed_checks_one_dimmed_line_each_and_not_reachable(size: tuple[
         assert cursor(screen) == "signatures.invalid"
 
 
+@BOTH_SIZES
+async def test_the_cursors_finding_drops_its_muted_tone(size: tuple[int, int]) -> None:
+    """Muted grey on the cursor's background is unreadable in some themes: the cursor's colours replace it."""
+    app = checks_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ChecksScreen)
+        muted = screen.tone("muted").color
+
+        def detail_colours() -> set[Any]:
+            row = screen_strips(app)[row_of(app, "2 accepted, 1 refused")]
+            return {s.style.color if s.style else None for s in row if s.text.strip()}
+
+        assert muted not in detail_colours()  # under the cursor
+        await pilot.press("j")
+        await settle(pilot)
+        assert detail_colours() == {muted}
+
+
 async def test_every_check_passed() -> None:
     app = checks_app(PASSED, checked=12)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rich.console import RenderableType
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -233,6 +234,11 @@ class ChecksScreen(ThemedScreen):
         self.checked = checked
         self.switchable = switchable
         self._wide: bool | None = None
+        #: What the findings' rows were drawn with: the local date and the count and times columns' widths.
+        self._day = ""
+        self._widths = (0, 0)
+        #: The index of the finding drawn as the cursor's (its muted words in the cursor's colour).
+        self._lit: int | None = None
 
     @property
     def all_sessions(self) -> bool:
@@ -292,18 +298,19 @@ class ChecksScreen(ThemedScreen):
         highlighted = listing.highlighted_option
         key = highlighted.id if highlighted is not None else None
         self._wide = self._is_wide()
-        day = today(self.clock())
+        self._day = day = today(self.clock())
         empty = self.checked == 0
         options: list[Option | None] = []
         failed = [f for f in self.findings if f.failed]
         passed = [f for f in self.findings if not f.failed]
         # From WIDE columns the counts and times of every finding line up in columns of one width.
-        widths = (
+        self._widths = (
             max((len(number(f.count)) for f in failed), default=0),
             max((len(line) for f in failed for line in self._seen(f, day)), default=0),
         )
+        self._lit = None
         for finding in failed:
-            options.append(Option(self._problem(finding, day, widths), id=finding.key))
+            options.append(Option(self._problem(finding), id=finding.key))
         if failed and passed:
             options.append(None)  # a rule between what is wrong and what passed
         for finding in passed:
@@ -315,14 +322,17 @@ class ChecksScreen(ThemedScreen):
         self.query_one("#checks-thresholds", Static).update(self._thresholds_text())
         self._hint()
 
-    def _problem(self, finding: Finding, day: str, widths: tuple[int, int]) -> RenderableType:
+    def _problem(self, finding: Finding, *, lit: bool = False) -> RenderableType:
+        """A finding's rows; ``lit``: under the cursor, whose colours replace the tones (muted grey on the
+        cursor's background is unreadable in some themes)."""
         _rank, mark, tone = _level(finding)
-        muted = self.tone("muted")
+        widths = self._widths
+        muted = Style() if lit else self.tone("muted")
         title = Text(cell(finding.title), style=self.tone("strong"))
-        amount = Text(number(finding.count), style=self.tone(tone))
+        amount = Text(number(finding.count), style=self.tone("strong") if lit else self.tone(tone))
         why = Text(cell(finding.why, DETAIL_LIMIT))
         detail = Text(cell(finding.detail, DETAIL_LIMIT), style=muted) if finding.detail else None
-        seen = self._seen(finding, day)
+        seen = self._seen(finding, self._day)
         grid = Table.grid(padding=(0, 1), pad_edge=False, expand=True)
         grid.add_column(width=1, no_wrap=True)
         grid.add_column(ratio=1, overflow="fold")
@@ -331,13 +341,13 @@ class ChecksScreen(ThemedScreen):
             grid.add_column(no_wrap=True, width=widths[1])
             body = Text("\n").join([title, why, *([detail] if detail else [])])
             times = Text("\n").join(Text(line, style=muted) for line in seen) if seen else Text("")
-            grid.add_row(Text(mark, style=self.tone(tone)), body, amount, times)
+            grid.add_row(Text(mark, style=Style() if lit else self.tone(tone)), body, amount, times)
         else:
             head = Text.assemble(title, "  ", amount)
             lines = [head, why, *([detail] if detail else [])]
             if seen:
                 lines.append(Text(" · ".join(" ".join(line.split()) for line in seen), style=muted))
-            grid.add_row(Text(mark, style=self.tone(tone)), Text("\n").join(lines))
+            grid.add_row(Text(mark, style=Style() if lit else self.tone(tone)), Text("\n").join(lines))
         return grid
 
     @staticmethod
@@ -408,7 +418,14 @@ class ChecksScreen(ThemedScreen):
         hint.update(text)
 
     @on(OptionList.OptionHighlighted, "#checks-list")
-    def _highlighted(self) -> None:
+    def _highlighted(self, message: OptionList.OptionHighlighted) -> None:
+        listing = message.option_list
+        for index, lit in ((self._lit, False), (message.option_index, True)):
+            if index is not None and index < listing.option_count:
+                found = self.finding(listing.get_option_at_index(index).id)
+                if found is not None:
+                    listing.replace_option_prompt_at_index(index, self._problem(found, lit=lit))
+        self._lit = message.option_index
         self._hint()
 
     # -- keys ------------------------------------------------------------------------------
