@@ -109,7 +109,9 @@ def test_a_filter_typed_in_the_browser_and_help(browser: Browser, serve: Serve, 
     page = open_table(browser, served.web_url)
     wait_for_screen(page, both_rows, "both rows")
     press(page, "/")
+    wait_for_text(page, "Apply filter")  # the box has the keyboard: type only now
     type_text(page, "event:payment_gateway.close")
+    wait_for_text(page, "event:payment_gateway.close")
     press(page, "Enter")
     screen = wait_for_screen(page, lambda s: VIEW_ROW not in s and CLOSE_ROW in s, "only the close")
     assert "row 1 of 1" in screen, screen
