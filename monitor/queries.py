@@ -1277,6 +1277,31 @@ def insights_lag(
     )
 
 
+@contextlib.contextmanager
+def _filtered(db: sqlite_utils.Database, view: View) -> Iterator[View]:
+    """The view with its filter's matches read once, into a temporary table of ids.
+
+    A filter on columns outside the insights index (a word, a country) costs
+    a read of every row it tests; a dozen figures would pay it a dozen times
+    (a million events, ``content:budget``: 15 s, then 1.5 s this way).
+    """
+    if view.where == "1":
+        yield view
+        return
+    session, args = _session_where(view.session_id), _session_args(view.session_id)
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS insight_ids (id INTEGER PRIMARY KEY)")
+    db.execute("DELETE FROM temp.insight_ids")
+    db.execute(
+        f"INSERT INTO temp.insight_ids SELECT id FROM events WHERE {session}({view.where})", [*args, *view.params]
+    )
+    try:
+        yield replace(
+            view, where="+id IN (SELECT id FROM temp.insight_ids)", params=()
+        )  # "+": walk the indexes, test each id
+    finally:
+        db.execute("DELETE FROM temp.insight_ids")
+
+
 def insights(
     db: sqlite_utils.Database, view: View, now: float, *, live: bool = False, buckets: int = BUCKETS
 ) -> Insights:
@@ -1284,7 +1309,7 @@ def insights(
 
     ``live``: the view shows the session being recorded (its time axis runs to ``now``).
     """
-    with read_snapshot(db):
+    with read_snapshot(db), _filtered(db, view) as view:
         axis = insights_axis(db, view, buckets, now=now, live=live)
         return Insights(
             mode=view.mode,

@@ -73,6 +73,8 @@ class InsightsScreen(ThemedScreen):
         self.data = data
         self.description = description
         self.clock = clock
+        #: The size last drawn for: a resize to the same size draws nothing again.
+        self._drawn_for: tuple[int, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="insights-title", classes="title")
@@ -101,7 +103,7 @@ class InsightsScreen(ThemedScreen):
         self.set_interval(POLL_INTERVAL, self._poll)
 
     def on_resize(self, event: Resize) -> None:
-        if self.is_mounted:
+        if self.is_mounted and self._extent() != self._drawn_for:
             self._fit_layout()
             self.redraw()
 
@@ -133,7 +135,7 @@ class InsightsScreen(ThemedScreen):
         self.query_one("#insights-body").display = not data.empty
         if data.empty:
             return
-        width, height = self._extent()
+        width, height = self._drawn_for = self._extent()
         tall = height >= TALL
         self._funnel(data.funnel, wide=width >= WIDE)
         self._close_actions(data.close_actions)

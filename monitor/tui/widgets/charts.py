@@ -30,7 +30,7 @@ from monitor.wording import number
 #: The colours a chart may use: the theme's, named for the variable they take (styles/insights.tcss).
 TONES = (
     "primary", "secondary", "accent", "success", "warning", "error", "deep-primary", "deep-accent", "foreground",
-    "muted", "axis", "label", "strong",
+    "muted",
 )  # fmt: skip
 #: Eighths of a cell, left to right and bottom to top.
 _HORIZONTAL = " ▏▎▍▌▋▊▉█"
@@ -58,12 +58,30 @@ def nice_ceiling(value: float) -> float:
 
 
 class Chart(Widget):
-    """A widget that draws its chart as plain text lines, coloured by the theme."""
+    """A widget that draws its chart as plain text lines, coloured by the theme.
+
+    The lines are drawn once per width and data (layout asks for the height,
+    then the widget renders: one drawing serves both).
+    """
 
     COMPONENT_CLASSES = {f"chart--{tone}" for tone in TONES}
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._drawn: tuple[int, list[Text]] | None = None
+
     def on_mount(self) -> None:
-        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.refresh(layout=True))
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self.changed())
+
+    def changed(self) -> None:
+        """The data or the theme changed: draw again."""
+        self._drawn = None
+        self.refresh(layout=True)
+
+    def lines(self, width: int) -> list[Text]:
+        if self._drawn is None or self._drawn[0] != width:
+            self._drawn = (width, self.draw(width))
+        return self._drawn[1]
 
     def tone(self, name: str) -> Style:
         """The theme's style for one of :data:`TONES`."""
@@ -80,11 +98,10 @@ class Chart(Widget):
         return max(20, self.content_region.width or self.size.width or self.app.size.width)
 
     def render(self) -> Text:
-        text = Text("\n", no_wrap=True, overflow="crop", end="").join(self.draw(self._width()))
-        return text
+        return Text("\n", no_wrap=True, overflow="crop", end="").join(self.lines(self._width()))
 
     def get_content_height(self, container: object, viewport: object, width: int) -> int:
-        return len(self.draw(max(20, width)))
+        return len(self.lines(max(20, width)))
 
 
 @dataclass(frozen=True)
@@ -105,7 +122,7 @@ class BarChart(Chart):
 
     def show(self, bars: Sequence[Bar]) -> None:
         self.bars = list(bars)
-        self.refresh(layout=True)
+        self.changed()
 
     def draw(self, width: int) -> list[Text]:
         if not self.bars:
@@ -115,7 +132,7 @@ class BarChart(Chart):
         note_width = max(cell_len(b.note) for b in self.bars)
         room = max(4, min(_MAX_BAR, width - label_width - note_width - 4))
         top = max(b.value for b in self.bars) or 1.0
-        axis, label_style = self.tone("axis"), self.tone("label")
+        axis, label_style = self.tone("muted"), self.tone("muted")
         lines = []
         for b, label in zip(self.bars, labels, strict=True):
             line = Text(no_wrap=True, overflow="crop")
@@ -174,7 +191,7 @@ class ColumnChart(Chart):
         self.data = data
         if height is not None:
             self.plot_height = height
-        self.refresh(layout=True)
+        self.changed()
 
     def draw(self, width: int) -> list[Text]:
         data = self.data
@@ -186,7 +203,7 @@ class ColumnChart(Chart):
         columns = len(data.values)
         per = max(1, min(4, (width - gutter - 2) // columns))  # cells per column
         lines = self._plot(data, top, y_labels, gutter, per)
-        axis = self.tone("axis")
+        axis = self.tone("muted")
         lines.append(Text(" " * gutter + "└" + "─" * (columns * per), style=axis, no_wrap=True, overflow="crop"))
         lines.append(self._x_labels(data, gutter, per, columns, width))
         if data.markers:
@@ -195,7 +212,7 @@ class ColumnChart(Chart):
         return lines
 
     def _plot(self, data: Columns, top: float, y_labels: list[str], gutter: int, per: int) -> list[Text]:
-        rows, axis, label_style = self.plot_height, self.tone("axis"), self.tone("label")
+        rows, axis, label_style = self.plot_height, self.tone("muted"), self.tone("muted")
         unit = top / rows
         tones = [self.tone(s.tone) for s in data.series]
         lines = []
@@ -220,7 +237,7 @@ class ColumnChart(Chart):
             for offset, char in enumerate(label):
                 chars[at + offset] = char
             taken = at + len(label)
-        return Text("".join(chars).rstrip(), style=self.tone("label"), no_wrap=True, overflow="crop")
+        return Text("".join(chars).rstrip(), style=self.tone("muted"), no_wrap=True, overflow="crop")
 
     def _markers(self, data: Columns, gutter: int, per: int, columns: int) -> Text:
         line = Text(no_wrap=True, overflow="crop")
@@ -240,7 +257,7 @@ class ColumnChart(Chart):
         lines: list[Text] = []
         line = Text(no_wrap=True, overflow="crop")
         if data.title:
-            line.append(data.title + "  ", style=self.tone("strong"))
+            line.append(data.title + "  ", style=Style(bold=True))
         for s in data.series:
             entry = Text()
             entry.append("█ ", style=self.tone(s.tone))
