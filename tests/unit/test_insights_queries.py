@@ -32,6 +32,7 @@ Plus one rejected delivery in session 1, received at 15.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -326,3 +327,16 @@ def test_many_views_and_closes_are_paired_for_a_slice_of_readers(
     assert exact.share == 1.0 and 0.0 < sliced.share < 1.0
     assert 0 < sliced.pairs < exact.pairs and sum(sliced.counts) == sliced.pairs
     assert sliced.median is not None and exact.median is not None
+
+
+def test_a_filter_is_read_once_on_a_read_only_connection(db: sqlite_utils.Database, db_path: Path) -> None:
+    """The loader's connection is read-only: the filter's matches still go to a temporary table, emptied after."""
+    compiled = compile_filter("user:u2", now=FAR)
+    view = q.View("all", 1, where=compiled.where, params=compiled.params)
+    reader = store.connect(db_path, readonly=True)
+    try:
+        first, again = q.insights(reader, view, FAR), q.insights(reader, view, FAR)
+        assert first == again and first.funnel.total == q.FunnelRow(None, paywall=1, views=2, closes=3)
+        assert reader.execute("SELECT count(*) FROM temp.insight_ids").fetchone()[0] == 0
+    finally:
+        reader.close()
