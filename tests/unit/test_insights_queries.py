@@ -340,3 +340,24 @@ def test_a_filter_is_read_once_on_a_read_only_connection(db: sqlite_utils.Databa
         assert reader.execute("SELECT count(*) FROM temp.insight_ids").fetchone()[0] == 0
     finally:
         reader.close()
+
+
+def test_with_the_insights_index_the_counts_read_no_table_row(db: sqlite_utils.Database) -> None:
+    """Every count of the funnel and the close actions walks INSIGHTS_INDEX alone (a covering index)."""
+    db.table("events").create_index(q.INSIGHTS_INDEX, index_name="idx_insights_test")
+    seen: list[tuple[str, Any]] = []
+    execute = db.execute
+
+    def recording(sql: str, params: Any = ()) -> Any:
+        seen.append((sql, params))
+        return execute(sql, params)
+
+    db.execute = recording  # type: ignore[method-assign,assignment]
+    q.insights_funnel(db, q.View("gateway", None))
+    q.insights_close_actions(db, q.View("all", 1))
+    db.execute = execute  # type: ignore[method-assign]
+    counts = [(sql, params) for sql, params in seen if sql.startswith("SELECT content_id")]
+    assert len(counts) == 3
+    for sql, params in counts:
+        plan = " ".join(row[3] for row in db.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+        assert "COVERING INDEX idx_insights_test" in plan, plan
