@@ -64,6 +64,23 @@ _LISTED = MAX_TERMS
 _DETAIL_TOP = 4
 
 
+#: The indexes that make every check a walk of an index range (all of them: well under a second at a
+#: million events; see bench/checks.py). Proposed for monitor/store.py's schema; the checks give the same
+#: answers without them, only slower. The lag index is on the expression the checks and the lag: filter use.
+CHECK_INDEXES: tuple[str, ...] = (
+    "CREATE INDEX IF NOT EXISTS idx_events_signature ON events (signature, session_id, received_at)",
+    "CREATE INDEX IF NOT EXISTS idx_events_basic_auth ON events (basic_auth, session_id, received_at)",
+    "CREATE INDEX IF NOT EXISTS idx_events_duplicate_of ON events (duplicate_of, session_id, received_at)",
+    "CREATE INDEX IF NOT EXISTS idx_events_notes ON events (notes, session_id, received_at)",
+    "CREATE INDEX IF NOT EXISTS idx_events_lag"
+    " ON events (received_at - created_at, session_id, received_at, created_at)",
+    "CREATE INDEX IF NOT EXISTS idx_events_user_id_event ON events (user_id, event, received_at)",
+    "CREATE INDEX IF NOT EXISTS idx_events_gateway_pairs ON events (gateway_session_id, user_id, created_at,"
+    " received_at, event, session_id, duplicate_of, paywall_id, content_id, client_content_id, click_action)"
+    " WHERE event IN ('payment_gateway.view', 'payment_gateway.close')",
+)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """The limits the checks apply; every one can be set (``check`` options, the Checks screen)."""
@@ -121,9 +138,15 @@ class _Scope:
     #: What checks of one run share (the pairing pass), by name.
     memo: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
-    def where(self, alias: str = "") -> str:
-        """``session_id = ? AND `` (with ``alias.``), or nothing for every session."""
-        return "" if self.session_id is None else f"{alias}session_id = ? AND "
+    def where(self, alias: str = "", *, plus: bool = False) -> str:
+        """``session_id = ? AND `` (with ``alias.``), or nothing for every session.
+
+        ``plus`` writes ``+session_id``: the session is then tested on the rows
+        another index found, instead of walking the session's own index.
+        """
+        if self.session_id is None:
+            return ""
+        return f"{'+' if plus else ''}{alias}session_id = ? AND "
 
     @property
     def args(self) -> list[Any]:
@@ -301,61 +324,160 @@ def basic_auth_failing(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) ->
 
 # -- pairing ------------------------------------------------------------------------------
 #
-# The rules of monitor/journey.py, in SQL: per reader, views and closes in
-# event-time order (created_at, else received_at, then id), repeated
-# deliveries left out. A row's pairing key is its gateway sessionId, else its
-# paywall and content, else its content alone; a close takes the earliest
-# still-open view with the same key before it. (journey.py also lets a close
-# without a sessionId take a view with one when their content agrees; here
-# keys must be equal, which only differs for senders that drop the sessionId
-# from one of the pair.)
+# The rules of monitor/journey.py: per reader, views and closes in event-time
+# order (created_at, else received_at, then id), repeated deliveries left
+# out. A row's pairing key is its gateway sessionId, else its paywall and
+# content, else its content alone; a close takes the earliest still-open view
+# with the same key before it. (journey.py also lets a close without a
+# sessionId take a view with one when their content agrees; here keys must be
+# equal, which only differs for senders that drop the sessionId from one of
+# the pair.) A view is converted when the reader's transaction.complete or
+# purchase.* arrives after it (whatever its content).
 #
-# Taking the earliest open view leaves the open ones a suffix of the views
-# seen so far, so one pass of window functions tells every row's fate: with
-# p the running count of views minus closes, a close is unpaired when p falls
-# below every earlier p and below 0; a partition ends with
-# ``p_last - min(0, min p)`` views open, its latest ones.
+# Nearly every gateway session is one view then one close of one reader. One
+# grouped pass over the gateway rows (index order: no sort) finds the others,
+# and only their rows (and rows without a sessionId) are read and paired here.
 
+#: Gateway rows, written as the partial index that covers them is (SQLite matches the text).
+_GATEWAY_ROWS = f"event IN ('{GATEWAY_VIEW}', '{GATEWAY_CLOSE}')"
 _CONTENT = "coalesce(nullif(content_id, ''), nullif(client_content_id, ''))"
-_PAIR_KEY = (
-    "CASE WHEN nullif(gateway_session_id, '') IS NOT NULL THEN 's' || gateway_session_id"
-    f" WHEN nullif(paywall_id, '') IS NOT NULL AND {_CONTENT} IS NOT NULL"
-    f" THEN 'p' || paywall_id || char(0) || {_CONTENT}"
-    f" ELSE 'c' || coalesce({_CONTENT}, '') END"
+_PAIR_COLUMNS = (
+    f"id, user_id, event = '{GATEWAY_VIEW}', coalesce(created_at, received_at), received_at,"
+    f" nullif(gateway_session_id, ''), nullif(paywall_id, ''), {_CONTENT}"
+)
+_CHUNK = 500
+#: The partial index on gateway rows that the pairing pass walks; used when present (see CHECK_INDEXES).
+PAIRING_INDEX = "idx_events_gateway_pairs"
+
+
+@dataclass(frozen=True, slots=True)
+class _Gateway:
+    id: int
+    user_id: str
+    is_view: bool
+    t: float
+    received_at: float
+    session: str | None
+    paywall: str | None
+    content: str | None
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        if self.session:
+            return ("s", self.session)
+        if self.paywall and self.content:
+            return ("p", self.paywall, self.content)
+        return ("c", self.content or "")
+
+
+#: Per gateway sessionId and reader, in event order: "v"/"c" per row, the ids, the receipt times.
+_PATTERN = f"group_concat(CASE WHEN event = '{GATEWAY_VIEW}' THEN 'v' ELSE 'c' END, '')"
+_PATTERNS = (
+    f"SELECT gateway_session_id, user_id, {_PATTERN}, group_concat(id), group_concat(received_at) FROM {{rows}}"
+    f" GROUP BY gateway_session_id, user_id HAVING {_PATTERN} NOT IN ('vc', 'vcvc', 'vcvcvc')"
+)
+_SESSION_ROWS = (
+    "WHERE {gateway} AND gateway_session_id > '' AND +duplicate_of IS NULL AND +user_id IS NOT NULL AND {session}1"
 )
 
 
-def _pairing_sql(scope: _Scope) -> tuple[str, list[Any]]:
-    """``id, is_view, open_or_orphan, user_id, t, received_at, gateway_session_id, content`` of unpaired rows."""
+def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> list[_Gateway]:
+    """The gateway rows with a sessionId that are not simply paired: every reader's group but "vc", "vcvc", "vcvcvc".
+
+    With :data:`PAIRING_INDEX`, one pass over the gateway rows in its order
+    (sessionId, reader, created_at, received_at), which is the order each
+    group's rows are concatenated in; the groups of a view then its close —
+    nearly all of them — never leave SQLite. Without it, the rows are sorted
+    first (slower).
+    """
+    where = _SESSION_ROWS.format(gateway=_GATEWAY_ROWS, session=scope.where(plus=True))
+    if _has_index(db, PAIRING_INDEX):
+        rows = f"events INDEXED BY {PAIRING_INDEX} {where}"
+    else:
+        rows = (
+            f"(SELECT gateway_session_id, user_id, event, id, received_at FROM events {where}"
+            " ORDER BY gateway_session_id, user_id, created_at, received_at)"
+        )
+    found: list[_Gateway] = []
+    for session, user, pattern, ids, times in db.execute(_PATTERNS.format(rows=rows), scope.args):
+        for rank, (kind, row_id, received) in enumerate(
+            zip(pattern, str(ids).split(","), str(times).split(","), strict=True)
+        ):
+            # The order is SQLite's: the rank keeps it when the rows are paired.
+            found.append(
+                _Gateway(int(row_id), str(user), kind == "v", float(rank), float(received), session, None, None)
+            )
+    return found
+
+
+def _has_index(db: sqlite_utils.Database, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [name]).fetchone() is not None
+
+
+def _indexed_by(db: sqlite_utils.Database, name: str) -> str:
+    """`` INDEXED BY name`` when the database has that index (SQLite's planner would not pick it), else nothing."""
+    return f" INDEXED BY {name}" if _has_index(db, name) else ""
+
+
+def _sessionless_rows(db: sqlite_utils.Database, scope: _Scope) -> list[_Gateway]:
+    """Gateway rows without a sessionId (keyed by paywall and content, or content)."""
     sql = (
-        "WITH g AS ("
-        f" SELECT id, user_id, received_at, gateway_session_id, {_CONTENT} AS content, event = ? AS is_view,"
-        f" {_PAIR_KEY} AS k, coalesce(created_at, received_at) AS t"
-        f" FROM events WHERE {scope.where()}event IN (?, ?) AND duplicate_of IS NULL AND user_id IS NOT NULL),"
-        " s AS (SELECT *, sum(CASE WHEN is_view THEN 1 ELSE -1 END) OVER w AS p,"
-        " sum(is_view) OVER (PARTITION BY user_id, k ORDER BY t DESC, id DESC) AS from_end FROM g"
-        " WINDOW w AS (PARTITION BY user_id, k ORDER BY t, id)),"
-        " m AS (SELECT *, coalesce(min(p) OVER (PARTITION BY user_id, k ORDER BY t, id"
-        " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before,"
-        " sum(CASE WHEN is_view THEN 1 ELSE -1 END) OVER (PARTITION BY user_id, k)"
-        " - min(0, min(p) OVER (PARTITION BY user_id, k)) AS still_open FROM s)"
-        " SELECT id, is_view, user_id, t, received_at, gateway_session_id, content FROM m"
-        " WHERE (is_view AND from_end <= still_open) OR (NOT is_view AND p < min(0, before))"
+        f"SELECT {_PAIR_COLUMNS} FROM events{_indexed_by(db, PAIRING_INDEX)} WHERE {_GATEWAY_ROWS}"
+        " AND +duplicate_of IS NULL"
+        f" AND +user_id IS NOT NULL AND {scope.where(plus=True)}(gateway_session_id IS NULL OR gateway_session_id = '')"
     )
-    return sql, [GATEWAY_VIEW, *scope.args, GATEWAY_VIEW, GATEWAY_CLOSE]
+    return [_Gateway(*row) for row in db.execute(sql, scope.args)]
 
 
-_CONVERTED = (
-    "EXISTS (SELECT 1 FROM events AS c WHERE c.user_id = u.user_id"
-    " AND (c.event = 'transaction.complete' OR c.event GLOB 'purchase.*') AND c.duplicate_of IS NULL"
-    " AND (coalesce(c.created_at, c.received_at), c.id) > (u.t, u.id)"
-    " AND (u.content IS NULL OR coalesce(nullif(c.content_id, ''), nullif(c.client_content_id, '')) IS NULL"
-    " OR coalesce(nullif(c.content_id, ''), nullif(c.client_content_id, '')) = u.content){})"
-)
-_FOREIGN_VIEW = (
-    "EXISTS (SELECT 1 FROM events AS v WHERE v.gateway_session_id = u.gateway_session_id"
-    " AND v.event = ? AND v.user_id != u.user_id AND v.duplicate_of IS NULL{})"
-)
+def _pair(rows: Iterable[_Gateway]) -> tuple[list[_Gateway], list[_Gateway]]:
+    """Views left open and closes that found no view, pairing as described above."""
+    partitions: dict[tuple[str, tuple[str, ...]], list[_Gateway]] = {}
+    for row in rows:
+        partitions.setdefault((row.user_id, row.key), []).append(row)
+    unpaired_views: list[_Gateway] = []
+    unpaired_closes: list[_Gateway] = []
+    for partition in partitions.values():
+        partition.sort(key=lambda row: (row.t, row.id))
+        waiting: list[_Gateway] = []
+        for row in partition:
+            if row.is_view:
+                waiting.append(row)
+            elif waiting:
+                waiting.pop(0)
+            else:
+                unpaired_closes.append(row)
+        unpaired_views += waiting
+    return unpaired_views, unpaired_closes
+
+
+def _conversion_events(db: sqlite_utils.Database) -> list[str]:
+    """transaction.complete and every purchase.* name present, one index probe per name."""
+    names = ["transaction.complete"]
+    last = "purchase."
+    while True:
+        found = db.execute(
+            "SELECT min(event) FROM events WHERE event > ? AND event GLOB 'purchase.*'", [last]
+        ).fetchone()[0]
+        if found is None:
+            return names
+        names.append(str(found))
+        last = found
+
+
+def _last_conversions(db: sqlite_utils.Database, scope: _Scope, users: Sequence[str]) -> dict[str, float]:
+    """Each reader's latest conversion (received_at), for these readers."""
+    names = _conversion_events(db)
+    latest: dict[str, float] = {}
+    name_marks = ", ".join("?" * len(names))
+    for start in range(0, len(users), _CHUNK):
+        chunk = users[start : start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        sql = (
+            f"SELECT user_id, max(received_at) FROM events WHERE user_id IN ({marks}) AND event IN ({name_marks})"
+            f" AND +duplicate_of IS NULL AND {scope.where(plus=True)}1 GROUP BY user_id"
+        )
+        latest.update((str(u), float(t)) for u, t in db.execute(sql, [*chunk, *names, *scope.args]))
+    return latest
 
 
 def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[int, float]]]:
@@ -366,22 +488,23 @@ def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[
     cached: dict[str, list[tuple[int, float]]] | None = scope.memo.get("unpaired")
     if cached is not None:
         return cached
-    pairing, args = _pairing_sql(scope)
-    session = "" if scope.session_id is None else " AND {}.session_id = ?"
-    converted = _CONVERTED.format(session.format("c"))
-    foreign = _FOREIGN_VIEW.format(session.format("v"))
-    sql = (
-        f"WITH u AS ({pairing}) SELECT id, received_at,"
-        f" CASE WHEN is_view THEN 'open' WHEN nullif(gateway_session_id, '') IS NOT NULL AND {foreign}"
-        " THEN 'foreign' ELSE 'orphan' END AS fate FROM u"
-        f" WHERE NOT is_view OR (received_at <= ? AND NOT {converted})"
-    )
-    fargs = [GATEWAY_VIEW, *scope.args]
-    cargs = list(scope.args)
+    rows = _session_rows(db, scope) + _sessionless_rows(db, scope)
+    views, closes = _pair(rows)
     cutoff = scope.now - scope.thresholds.open_view_minutes * 60
-    found: dict[str, list[tuple[int, float]]] = {"open": [], "orphan": [], "foreign": []}
-    for row_id, received_at, fate in db.execute(sql, [*args, *fargs, cutoff, *cargs]):
-        found[fate].append((int(row_id), float(received_at)))
+    aged = [view for view in views if view.received_at <= cutoff]
+    converted = _last_conversions(db, scope, sorted({view.user_id for view in aged}))
+    still_open = [view for view in aged if converted.get(view.user_id, -math.inf) <= view.received_at]
+    viewers: dict[str, set[str]] = {}
+    for row in rows:
+        if row.is_view and row.session:
+            viewers.setdefault(row.session, set()).add(row.user_id)
+    foreign = [close for close in closes if close.session and viewers.get(close.session, set()) - {close.user_id}]
+    orphans = [close for close in closes if close not in foreign]
+    found = {
+        "open": sorted((view.id, view.received_at) for view in still_open),
+        "orphan": sorted((close.id, close.received_at) for close in orphans),
+        "foreign": sorted((close.id, close.received_at) for close in foreign),
+    }
     scope.memo["unpaired"] = found
     return found
 
@@ -451,7 +574,7 @@ def wrong_types(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Findin
     """The parse's notes (``where: expected X, got Y``), grouped by field and event."""
     sql = (
         "SELECT notes, coalesce(event, '(' || kind || ')'), count(*), min(received_at), max(received_at)"
-        f" FROM events WHERE {scope.where()}notes IS NOT NULL GROUP BY 1, 2"
+        f" FROM events WHERE notes IS NOT NULL AND {scope.where(plus=True)}1 GROUP BY 1, 2"
     )
     groups: Counter[tuple[str, str]] = Counter()
     seen = _Seen()
@@ -463,16 +586,8 @@ def wrong_types(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Findin
     return _finding(spec, seen, "note:expected", detail=detail)
 
 
-#: The columns a documented event must carry, per event ("*": every wrapped event).
-REQUIRED_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
-    "*": (("user_id", "user_id"), ("created_at", "created_at")),
-    GATEWAY_VIEW: (("payload.action.pageUrl", "page_url"), ("payload.action.contentId", "content_id")),
-    GATEWAY_CLOSE: (
-        ("payload.action.pageUrl", "page_url"),
-        ("payload.action.contentId", "content_id"),
-        ("payload.action.clickAction", "click_action"),
-    ),
-}
+#: The lag (``received_at - created_at``) as its index is written: SQLite matches the expression.
+_LAG = "received_at - created_at"
 
 
 @_check(
@@ -485,31 +600,36 @@ REQUIRED_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     )
 )
 def missing_fields(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
-    """Wrapped events without a field Conscent documents for them (empty counts as missing), by field and event."""
-    columns = sorted({column for pairs in REQUIRED_FIELDS.values() for _, column in pairs})
-    names = {column: field for pairs in REQUIRED_FIELDS.values() for field, column in pairs}
-
-    def absent(pairs: Iterable[tuple[str, str]]) -> str:
-        return " OR ".join(f"{column} IS NULL OR {column} = ''" for _, column in pairs)
-
-    special = [name for name in REQUIRED_FIELDS if name != "*"]
-    condition = " OR ".join(
-        [absent(REQUIRED_FIELDS["*"]), *(f"(event = ? AND ({absent(REQUIRED_FIELDS[name])}))" for name in special)]
-    )
-    sums = ", ".join(f"sum({column} IS NULL OR {column} = '')" for column in columns)
-    sql = (
-        f"SELECT event, count(*), min(received_at), max(received_at), {sums} FROM events"
-        f" WHERE {scope.where()}kind = 'event' AND ({condition}) GROUP BY event"
-    )
+    """Wrapped events without ``user_id`` or ``created_at``, gateway events without the pageUrl's sessionId,
+    ``contentId`` or (closes) ``clickAction``; empty counts as missing. By field and event."""
+    session = scope.where(plus=True)
+    queries = [
+        ("user_id", f"(user_id IS NULL OR user_id = '') AND kind = 'event' AND {session}1"),
+        ("created_at", f"{_LAG} IS NULL AND kind = 'event' AND {session}1"),
+    ]
+    rows: dict[int, tuple[float, str]] = {}
     groups: Counter[tuple[str, str]] = Counter()
-    seen = _Seen()
-    for event, n, first, last, *missing in db.execute(sql, [*scope.args, *special]):
-        seen = seen + _Seen(int(n), first, last)
-        required = {column for _, column in (*REQUIRED_FIELDS["*"], *REQUIRED_FIELDS.get(event, ()))}
-        for column, m in zip(columns, missing, strict=True):
-            if column in required and m:
-                groups[(names[column], event or "(no event)")] += int(m)
-    detail = _top((f"{field} ({event})", n) for (field, event), n in groups.items())
+    for field_name, where in queries:
+        for row_id, received_at, event in db.execute(
+            f"SELECT id, received_at, coalesce(event, '(no event)') FROM events WHERE {where}", scope.args
+        ):
+            rows[int(row_id)] = (float(received_at), str(event))
+            groups[(field_name, str(event))] += 1
+    gateway = (
+        f"SELECT id, received_at, event, nullif(gateway_session_id, '') IS NULL, {_CONTENT} IS NULL,"
+        f" event = '{GATEWAY_CLOSE}' AND nullif(click_action, '') IS NULL FROM events WHERE {_GATEWAY_ROWS}"
+        f" AND {session}(nullif(gateway_session_id, '') IS NULL OR {_CONTENT} IS NULL"
+        f" OR (event = '{GATEWAY_CLOSE}' AND nullif(click_action, '') IS NULL))"
+    )
+    names = ("payload.action.pageUrl sessionId", "payload.action.contentId", "payload.action.clickAction")
+    for row_id, received_at, event, *lacks in db.execute(gateway, scope.args):
+        rows[int(row_id)] = (float(received_at), str(event))
+        for name, lacking in zip(names, lacks, strict=True):
+            if lacking:
+                groups[(name, str(event))] += 1
+    times = [t for t, _ in rows.values()]
+    seen = _Seen(len(rows), min(times, default=None), max(times, default=None))
+    detail = _top((f"{field_name} ({event})", n) for (field_name, event), n in groups.items())
     return _finding(spec, seen, None, detail=detail)
 
 
@@ -523,18 +643,34 @@ def missing_fields(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Fin
     )
 )
 def unknown_events(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
-    """Wrapped events whose name is not in :data:`DOCUMENTED_EVENTS` (or have none)."""
-    sql = (
-        "SELECT event, count(*), min(received_at), max(received_at) FROM events"
-        f" WHERE {scope.where()}kind = 'event' GROUP BY event"
-    )
-    unknown = [
-        (event, int(n), first, last)
-        for event, n, first, last in db.execute(sql, scope.args)
-        if event not in DOCUMENTED_EVENTS
-    ]
+    """Wrapped events whose name is not in :data:`DOCUMENTED_EVENTS` (or have none).
+
+    The names come one index probe each (a handful), then each unknown name's rows are counted.
+    """
+    unknown: list[tuple[str | None, int, float, float]] = []
+    last = ""
+    while True:
+        found = db.execute(f"SELECT min(event) FROM events WHERE {scope.where()}event > ?", [*scope.args, last])
+        name = found.fetchone()[0]
+        if name is None:
+            break
+        last = name
+        if name in DOCUMENTED_EVENTS:
+            continue
+        n, first, final = db.execute(
+            f"SELECT count(*), min(received_at), max(received_at) FROM events WHERE {scope.where()}event = ?",
+            [*scope.args, name],
+        ).fetchone()
+        unknown.append((str(name), int(n), first, final))
+    n, first, final = db.execute(
+        "SELECT count(*), min(received_at), max(received_at) FROM events"
+        f" WHERE event IS NULL AND kind = 'event' AND {scope.where(plus=True)}1",
+        scope.args,
+    ).fetchone()
+    if n:
+        unknown.append((None, int(n), first, final))
     seen = sum((_Seen(n, first, last) for _, n, first, last in unknown), _Seen())
-    names = [str(event) for event, *_ in unknown if event]
+    names = [event for event, *_ in unknown if event]
     listed = None
     if names and len(names) == len(unknown) and len(names) <= _LISTED:
         listed = " OR ".join(f"event:{_quoted(name)}" for name in sorted(names))
@@ -559,7 +695,7 @@ def created_at_millis(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> 
     """
     sql = (
         "SELECT count(*), min(received_at), max(received_at) FROM events"
-        f" WHERE {scope.where()}created_at IS NOT NULL AND created_at != CAST(created_at AS INTEGER)"
+        f" WHERE {_LAG} IS NOT NULL AND {scope.where(plus=True)}created_at != CAST(created_at AS INTEGER)"
         " AND json_valid(body) AND abs(coalesce(json_extract(body, '$.created_at'),"
         " json_extract(body, '$.createdAt'))) > ?"
     )
@@ -584,10 +720,10 @@ def created_in_future(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> 
     limit = scope.thresholds.future_seconds
     sql = (
         "SELECT count(*), min(received_at), max(received_at) FROM events"
-        f" WHERE {scope.where()}created_at - received_at > ?"
+        f" WHERE {_LAG} < ? AND {scope.where(plus=True)}1"
     )
     return _finding(
-        spec, _seen(db, sql, [*scope.args, limit]), f"lag<-{_seconds(limit)}", detail=f"over {_seconds(limit)} ahead"
+        spec, _seen(db, sql, [-limit, *scope.args]), f"lag<-{_seconds(limit)}", detail=f"over {_seconds(limit)} ahead"
     )
 
 
@@ -609,23 +745,26 @@ def _seconds(value: float) -> str:
     )
 )
 def late_deliveries(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
-    """Lag (``received_at - created_at``) over ``lag_seconds``; the detail gives p50, p95 and max of all lags."""
+    """Lag (``received_at - created_at``) over ``lag_seconds``; the detail gives p50, p95 and max of all lags.
+
+    Percentiles by nearest rank, each read at its place in the lag index (p95 and max from the top end).
+    """
     limit = scope.thresholds.lag_seconds
-    where = f"{scope.where()}created_at IS NOT NULL"
-    late = (
-        f"SELECT count(*), min(received_at), max(received_at) FROM events"
-        f" WHERE {where} AND received_at - created_at > ?"
-    )
-    seen = _seen(db, late, [*scope.args, limit])
+    session = scope.where(plus=True)
+    late = f"SELECT count(*), min(received_at), max(received_at) FROM events WHERE {_LAG} > ? AND {session}1"
+    seen = _seen(db, late, [limit, *scope.args])
     detail = ""
     if seen.count:
-        total = int(db.execute(f"SELECT count(*) FROM events WHERE {where}", scope.args).fetchone()[0])
+        known = f"FROM events WHERE {_LAG} IS NOT NULL AND {session}1"
+        total = int(db.execute(f"SELECT count(*) {known}", scope.args).fetchone()[0])
         figures = []
         for label, fraction in (("p50", 0.5), ("p95", 0.95), ("max", 1.0)):
             rank = max(1, math.ceil(fraction * total))
+            ascending = rank <= total // 2
+            offset = rank - 1 if ascending else total - rank
+            order = "ASC" if ascending else "DESC"
             (lag,) = db.execute(
-                f"SELECT received_at - created_at AS lag FROM events WHERE {where} ORDER BY lag LIMIT 1 OFFSET ?",
-                [*scope.args, rank - 1],
+                f"SELECT {_LAG} {known} ORDER BY {_LAG} {order} LIMIT 1 OFFSET ?", [*scope.args, offset]
             ).fetchone()
             figures.append(f"{label} {_duration(float(lag))}")
         detail = " · ".join(figures)
@@ -659,7 +798,7 @@ def retried_deliveries(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) ->
     """Deliveries that repeat the bytes of an earlier one (``duplicate_of`` set)."""
     sql = (
         "SELECT count(*), min(received_at), max(received_at), count(DISTINCT duplicate_of) FROM events"
-        f" WHERE {scope.where()}duplicate_of IS NOT NULL"
+        f" WHERE duplicate_of IS NOT NULL AND {scope.where(plus=True)}1"
     )
     n, first, last, bodies = db.execute(sql, scope.args).fetchone()
     seen = _Seen(int(n or 0), first, last)
@@ -763,6 +902,7 @@ def session_exists(db: sqlite_utils.Database, session_id: int) -> bool:
 __all__ = [
     "AREAS",
     "CHECKS",
+    "CHECK_INDEXES",
     "DOCUMENTED_EVENTS",
     "LEVELS",
     "THRESHOLD_HELP",

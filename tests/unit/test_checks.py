@@ -18,9 +18,13 @@ from tests.helpers import event_row, rejected_row
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> sqlite_utils.Database:
+@pytest.fixture(params=["store indexes", "check indexes"])
+def db(tmp_path: Path, request: pytest.FixtureRequest) -> sqlite_utils.Database:
+    """Every test runs twice: on the store's schema, and with the indexes the checks propose (other query plans)."""
     db = open_store(tmp_path / "checks.db")
+    if request.param == "check indexes":
+        for statement in checks.CHECK_INDEXES:
+            db.execute(statement)
     for session_id in (1, 2):
         db.execute("INSERT INTO sessions (id, started_at, mode) VALUES (?, ?, 'live')", [session_id, 1000.0])
     return db
@@ -166,8 +170,7 @@ def gateway(
     return event_row(raw, received_at=t if received_at is None else received_at, session_id=session_id)
 
 
-#: A pass bought for story-9 (a purchase without content would convert every earlier view).
-PASS = {"purchase": {"type": "PASS"}, "action": {"contentId": "story-9"}}
+PASS = {"purchase": {"type": "PASS"}}
 
 
 def test_pairing_open_views_orphan_and_foreign_closes(db: sqlite_utils.Database) -> None:
@@ -175,14 +178,14 @@ def test_pairing_open_views_orphan_and_foreign_closes(db: sqlite_utils.Database)
     rows = [
         gateway(VIEW, "u1", t0, session="A"),  # 1: paired with 2
         gateway(CLOSE, "u1", t0 + 150, session="A"),  # 2
-        gateway(VIEW, "u1", t0 + 200, session="B"),  # 3: open
+        gateway(VIEW, "u1", t0 + 320, session="B"),  # 3: open (after the purchase: not converted)
         gateway(VIEW, "u1", t0 + 300, session="C", content="story-9"),  # 4: converted by 5
-        event_row(body("purchase.pass", "u1", t0 + 310, payload=PASS), received_at=t0 + 310),  # 5: story-9 only
+        event_row(body("purchase.pass", "u1", t0 + 310, payload=PASS), received_at=t0 + 310),  # 5
         gateway(CLOSE, "u1", t0 + 400, session="D"),  # 6: the view of D is u2's
         gateway(VIEW, "u2", t0 + 390, session="D"),  # 7: open (u2 never closed it)
         gateway(CLOSE, "u1", t0 + 500, session="E"),  # 8: no view anywhere
         gateway(VIEW, "u1", NOW - 60, session="F"),  # 9: a minute old: not open yet
-        gateway(VIEW, "u1", t0 + 200, session="B"),  # 10: the bytes of 3 again: never paired
+        gateway(VIEW, "u1", t0 + 320, session="B"),  # 10: the bytes of 3 again: never paired
         gateway(VIEW, "u3", t0 + 600, paywall="P", content="X"),  # 11: paired with 12 by paywall + content
         gateway(CLOSE, "u3", t0 + 610, paywall="P", content="X"),  # 12
         gateway(CLOSE, "u3", t0 + 650, content="Y"),  # 13: before any view of Y: no view
@@ -191,7 +194,7 @@ def test_pairing_open_views_orphan_and_foreign_closes(db: sqlite_utils.Database)
     ]
     write(db, rows)
     opened = check(db, "pairing.open_views")
-    assert (opened.count, opened.first_seen, opened.last_seen) == (3, t0 + 200, t0 + 660)
+    assert (opened.count, opened.first_seen, opened.last_seen) == (3, t0 + 320, t0 + 660)
     assert opened.filter == "id:3 OR id:7 OR id:14" and opened.mode == "gateway"
     assert opened.detail == "open over 30 min"
     orphans = check(db, "pairing.orphan_closes")
@@ -210,6 +213,28 @@ def test_pairing_takes_the_earliest_open_view(db: sqlite_utils.Database) -> None
     write(db, [gateway(kind, "u1", t0 + 10 * i, paywall="P", content="X") for i, kind in enumerate(kinds)])
     assert check(db, "pairing.orphan_closes").filter == "id:7"
     assert check(db, "pairing.open_views").filter == "id:8"
+
+
+def test_pairing_within_one_gateway_session(db: sqlite_utils.Database) -> None:
+    """Reopened gateways share a sessionId; a close created before its view pairs with nothing."""
+    t0 = 1_700_000_000.0
+    write(
+        db,
+        [
+            gateway(VIEW, "u1", t0, session="A"),  # 1: paired with 3
+            gateway(VIEW, "u1", t0 + 10, session="A"),  # 2: paired with 4
+            gateway(CLOSE, "u1", t0 + 20, session="A"),  # 3
+            gateway(CLOSE, "u1", t0 + 30, session="A"),  # 4
+            gateway(VIEW, "u1", t0 + 40, session="A"),  # 5: open
+            gateway(CLOSE, "u2", t0 + 100, session="B", received_at=t0 + 200),  # 6: created before its view
+            gateway(VIEW, "u2", t0 + 110, session="B", received_at=t0 + 190),  # 7: open
+            gateway(VIEW, "u2", t0 + 300, session="C"),  # 8: paired with 9 (the most usual: not read back)
+            gateway(CLOSE, "u2", t0 + 310, session="C"),  # 9
+        ],
+    )
+    assert check(db, "pairing.open_views").filter == "id:5 OR id:7"
+    assert check(db, "pairing.orphan_closes").filter == "id:6"
+    assert check(db, "pairing.foreign_closes").count == 0
 
 
 def test_pairing_lists_no_ids_past_the_filter_limit(db: sqlite_utils.Database) -> None:
@@ -246,7 +271,7 @@ def test_missing_documented_fields(db: sqlite_utils.Database) -> None:
             event_row(body(CLOSE, payload={"action": full}), received_at=100.0),  # 1: complete
             event_row(body(CLOSE, payload={"action": no_click}), received_at=110.0),  # 2: clickAction
             event_row(body(VIEW, payload={"action": no_click}), received_at=120.0),  # 3: complete for a view
-            event_row(body(VIEW, payload={"action": {"pageUrl": "u"}}), received_at=130.0),  # 4: contentId
+            event_row(body(VIEW, payload={"action": {"pageUrl": "u"}}), received_at=130.0),  # 4: contentId, sessionId
             event_row(orjson.dumps({"entity": "event", "event": "paywall.click"}), received_at=140.0),  # 5: both
             event_row(orjson.dumps({"userId": "legacy", "amount": 5}), received_at=150.0),  # 6: legacy: not checked
             event_row(body("paywall.click", user=""), received_at=160.0),  # 7: empty user_id
@@ -257,8 +282,8 @@ def test_missing_documented_fields(db: sqlite_utils.Database) -> None:
     assert found.filter is None
     assert found.detail == (
         "user_id (paywall.click) ×2, created_at (paywall.click) ×1, "
-        "payload.action.clickAction (payment_gateway.close) ×1, payload.action.contentId (payment_gateway.view) ×1"
-    )
+        "payload.action.clickAction (payment_gateway.close) ×1, payload.action.contentId (payment_gateway.view) ×1, …"
+    )  # the fifth: payload.action.pageUrl sessionId (payment_gateway.view), once
 
 
 def test_unknown_event_names(db: sqlite_utils.Database) -> None:
