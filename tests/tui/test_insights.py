@@ -225,3 +225,12 @@ async def test_a_column_chart_draws_axes_labels_and_a_legend(db_path: Path) -> N
         await app.screen.mount(bars)
         drawn = [line.plain for line in bars.draw(40)]
         assert drawn[0].startswith("one │█") and drawn[2].strip().startswith("└")
+
+
+async def test_gateway_mode_draws_no_column_of_dashes(db_path: Path) -> None:
+    build(db_path)
+    app = MonitorApp(db_path, session_id=None, clock=lambda: T + 100)
+    async with app.run_test(size=SMALL) as pilot:
+        await open_insights(pilot, app, read(db_path, "gateway"))
+        header = next(line for line in screen_text(app).splitlines() if "Content id" in line)
+        assert header.split() == ["Content", "id", "Gateway", "Closes", "Close"]

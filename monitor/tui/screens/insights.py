@@ -48,13 +48,11 @@ POLL_INTERVAL = 2.0
 WIDE = 150
 #: From this height the charts over time are taller.
 TALL = 40
-#: Stages not in view in gateway mode (the main table's ``a`` shows every event).
-_ALL_MODE_STAGES = ("paywall", "transactions", "purchases")
 #: Steps between the time axis' labels (seconds): the first that leaves about six labels.
 LABEL_STEPS = (1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 #: Tones (styles/insights.tcss) for the event types of the deliveries chart: the main table's where it has one.
 _EVENT_TONES = {GATEWAY_VIEW: "success", GATEWAY_CLOSE: "secondary", "rejected": "error", "other": "muted"}
-_SPARE_TONES = ("accent", "foreground", "primary", "deep-accent", "deep-primary", "warning", "success", "secondary")
+_SPARE_TONES = ("accent", "foreground", "deep-accent", "primary", "deep-primary", "warning", "success", "secondary")
 
 
 @dataclass
@@ -210,8 +208,9 @@ class InsightsScreen(ThemedScreen):
             self.query_one("#funnel-table", Static).update(grid)
         else:
             grid = Table.grid()
-            for table in tables:
-                grid.add_row(table)
+            grid.add_row(tables[0])
+            grid.add_row("")
+            grid.add_row(tables[1])
             self.query_one("#funnel-table", Static).update(grid)
 
     def _funnel_table(
@@ -222,16 +221,17 @@ class InsightsScreen(ThemedScreen):
         approx = "≈" if estimated else ""
         stages = [("Shown", "paywall"), ("Gateway", "views"), ("Closes", "closes"),
                   (approx + "Paid", "transactions"), (approx + "Bought", "purchases")]  # fmt: skip
+        if gateway_only:  # the other stages are not in view: no column of dashes
+            stages = [stage for stage in stages if stage[1] in ("views", "closes")]
         cells: list[list[Text]] = []
         for row in rows:
             label = Text(cell(row.key, 60)) if row.key is not None else Text("(none)", style=muted)
-            counts = [
-                Text("–", style=muted) if gateway_only and name in _ALL_MODE_STAGES else Text(number(row.stage(name)))
-                for _, name in stages
-            ]
-            rates = [_percent(row.close_rate), _percent(row.purchase_rate) if not gateway_only else "–"]
+            counts = [Text(number(row.stage(name))) for _, name in stages]
+            rates = (
+                [_percent(row.close_rate)] if gateway_only else [_percent(row.close_rate), _percent(row.purchase_rate)]
+            )
             cells.append([label, *counts, *(Text(rate, style=muted) for rate in rates)])
-        titles = [*(title for title, _ in stages), "Close", approx + "Buy"]
+        titles = [*(title for title, _ in stages), "Close", *(() if gateway_only else (approx + "Buy",))]
         widths = [max([len(title), *(row[index].cell_len for row in cells)]) for index, title in enumerate(titles, 1)]
         room = self._extent()[0] - 4  # the body's padding and scrollbar
         if wide:
