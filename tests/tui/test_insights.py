@@ -17,8 +17,8 @@ from textual.message import Message
 
 from monitor import queries, store
 from monitor.tui.app import MonitorApp
-from monitor.tui.screens.insights import InsightsScreen, InsightsWanted, series_tones
-from monitor.tui.widgets.charts import Bar, BarChart, ColumnChart, Columns, Series, bar, nice_ceiling
+from monitor.tui.screens.insights import InsightsScreen, InsightsWanted, _width_label, series_tones
+from monitor.tui.widgets.charts import Bar, BarChart, ColumnChart, Columns, Series, _count_label, bar, nice_ceiling
 from tests.helpers import event_row, gateway_body, screen_strips, screen_text, unsafe_segments, wait_for
 
 SMALL, LARGE = (80, 24), (160, 48)
@@ -202,6 +202,8 @@ def test_bars_and_axes() -> None:
     assert bar(0.5, 4) == "██" and bar(1 / 16, 2) == "▏" and bar(0, 5) == ""
     assert [nice_ceiling(v) for v in (0, 0.7, 3, 7, 12, 4100)] == [1.0, 1.0, 5.0, 10.0, 20.0, 5000.0]
     assert nice_ceiling(2.4) == 2.5
+    assert [_count_label(v) for v in (0.5, 7, 950, 1250, 42_000, 3_000_000)] == ["0.5", "7", "950", "1.2k", "42k", "3M"]
+    assert [_width_label(s) for s in (1, 5, 60, 10800, 86400)] == ["second", "5 seconds", "minute", "3 hours", "day"]
     tones = series_tones(["paywall.click", "payment_gateway.view", "payment_gateway.close", "other", "rejected"])
     assert tones == ["accent", "success", "secondary", "muted", "error"]
     assert len(set(series_tones([f"e{i}" for i in range(6)]))) == 6

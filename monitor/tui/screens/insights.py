@@ -368,7 +368,7 @@ def _width_label(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             n = int(seconds // size)
             return unit if n == 1 else count(n, unit)
-    return count(int(seconds), "second")
+    return "second" if seconds == 1 else count(int(seconds), "second")
 
 
 def _time_labels(start: float, width: float, buckets: int) -> list[tuple[int, str]]:

@@ -300,7 +300,9 @@ def _fit(text: str, width: int) -> str:
 
 
 def _count_label(value: float) -> str:
-    """An axis label for a count: 950, 1.2k, 3.4M."""
+    """An axis label for a count: 0.5, 950, 1.2k, 3.4M."""
+    if value < 10 and not float(value).is_integer():
+        return f"{value:g}"
     if value >= 1_000_000:
         return f"{value / 1_000_000:.1f}M".replace(".0M", "M")
     if value >= 10_000:
