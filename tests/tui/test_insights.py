@@ -218,10 +218,10 @@ async def test_a_column_chart_draws_axes_labels_and_a_legend(db_path: Path) -> N
         await app.screen.mount(chart)
         chart.show(Columns([Series("a", "primary", "3"), Series("b", "accent")], [[1, 2], [0, 0], [4, 0]], [(0, "x0")]))
         lines = [line.plain for line in chart.draw(40)]
-        assert lines[0].startswith("5 ┤")  # the top: 4 rounded up
+        assert lines[0].startswith("  5 ┤") and lines[2].startswith("2.5 ┤")  # the top: 4 rounded up; then its half
         assert lines[4].lstrip().startswith("└") and lines[5].strip() == "x0"
         assert lines[-1] == "█ a 3  █ b"
-        column = [line[3] for line in lines[:4]]  # the first column, 3 high, from the top
+        column = [line[5] if len(line) > 5 else " " for line in lines[:4]]  # the first column, 3 high, from the top
         assert column == [" ", "▃", "█", "█"]  # 3 of 5 in four rows of 1.25: the third row 0.4 full
         bars = BarChart([Bar("one", 2, "2"), Bar("two", 1, "1")])
         await app.screen.mount(bars)
