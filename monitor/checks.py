@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import sqlite_utils
 
@@ -74,7 +74,8 @@ CHECK_INDEXES: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS idx_events_notes ON events (notes, session_id, received_at)",
     "CREATE INDEX IF NOT EXISTS idx_events_lag"
     " ON events (received_at - created_at, session_id, received_at, created_at)",
-    "CREATE INDEX IF NOT EXISTS idx_events_user_id_event ON events (user_id, event, received_at)",
+    "CREATE INDEX IF NOT EXISTS idx_events_user_id_event"
+    " ON events (user_id, event, received_at, session_id, duplicate_of)",
     "CREATE INDEX IF NOT EXISTS idx_events_gateway_pairs ON events (gateway_session_id, user_id, created_at,"
     " received_at, event, session_id, duplicate_of, paywall_id, content_id, client_content_id, click_action)"
     " WHERE event IN ('payment_gateway.view', 'payment_gateway.close')",
@@ -348,10 +349,11 @@ _PAIR_COLUMNS = (
 _CHUNK = 500
 #: The partial index on gateway rows that the pairing pass walks; used when present (see CHECK_INDEXES).
 PAIRING_INDEX = "idx_events_gateway_pairs"
+#: The index on the lag expression (see CHECK_INDEXES).
+LAG_INDEX = "idx_events_lag"
 
 
-@dataclass(frozen=True, slots=True)
-class _Gateway:
+class _Gateway(NamedTuple):
     id: int
     user_id: str
     is_view: bool
@@ -381,14 +383,15 @@ _SESSION_ROWS = (
 )
 
 
-def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> list[_Gateway]:
+def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[list[_Gateway], list[_Gateway]]:
     """The gateway rows with a sessionId that are not simply paired: every reader's group but "vc", "vcvc", "vcvcvc".
 
     With :data:`PAIRING_INDEX`, one pass over the gateway rows in its order
     (sessionId, reader, created_at, received_at), which is the order each
     group's rows are concatenated in; the groups of a view then its close —
     nearly all of them — never leave SQLite. Without it, the rows are sorted
-    first (slower).
+    first (slower). Returns the rows of one-row groups (unpaired whatever
+    happens) apart from the others (to pair).
     """
     where = _SESSION_ROWS.format(gateway=_GATEWAY_ROWS, session=scope.where(plus=True))
     if _has_index(db, PAIRING_INDEX):
@@ -398,8 +401,12 @@ def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> list[_Gateway]:
             f"(SELECT gateway_session_id, user_id, event, id, received_at FROM events {where}"
             " ORDER BY gateway_session_id, user_id, created_at, received_at)"
         )
+    alone: list[_Gateway] = []
     found: list[_Gateway] = []
     for session, user, pattern, ids, times in db.execute(_PATTERNS.format(rows=rows), scope.args):
+        if len(pattern) == 1:
+            alone.append(_Gateway(int(ids), str(user), pattern == "v", 0.0, float(times), session, None, None))
+            continue
         for rank, (kind, row_id, received) in enumerate(
             zip(pattern, str(ids).split(","), str(times).split(","), strict=True)
         ):
@@ -407,7 +414,7 @@ def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> list[_Gateway]:
             found.append(
                 _Gateway(int(row_id), str(user), kind == "v", float(rank), float(received), session, None, None)
             )
-    return found
+    return alone, found
 
 
 def _has_index(db: sqlite_utils.Database, name: str) -> bool:
@@ -488,18 +495,22 @@ def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[
     cached: dict[str, list[tuple[int, float]]] | None = scope.memo.get("unpaired")
     if cached is not None:
         return cached
-    rows = _session_rows(db, scope) + _sessionless_rows(db, scope)
+    alone, grouped = _session_rows(db, scope)
+    rows = grouped + _sessionless_rows(db, scope)
     views, closes = _pair(rows)
+    views += [row for row in alone if row.is_view]
+    closes += [row for row in alone if not row.is_view]
     cutoff = scope.now - scope.thresholds.open_view_minutes * 60
     aged = [view for view in views if view.received_at <= cutoff]
     converted = _last_conversions(db, scope, sorted({view.user_id for view in aged}))
     still_open = [view for view in aged if converted.get(view.user_id, -math.inf) <= view.received_at]
     viewers: dict[str, set[str]] = {}
-    for row in rows:
+    for row in (*rows, *alone):
         if row.is_view and row.session:
             viewers.setdefault(row.session, set()).add(row.user_id)
     foreign = [close for close in closes if close.session and viewers.get(close.session, set()) - {close.user_id}]
-    orphans = [close for close in closes if close not in foreign]
+    foreign_ids = {close.id for close in foreign}
+    orphans = [close for close in closes if close.id not in foreign_ids]
     found = {
         "open": sorted((view.id, view.received_at) for view in still_open),
         "orphan": sorted((close.id, close.received_at) for close in orphans),
@@ -617,7 +628,8 @@ def missing_fields(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Fin
             groups[(field_name, str(event))] += 1
     gateway = (
         f"SELECT id, received_at, event, nullif(gateway_session_id, '') IS NULL, {_CONTENT} IS NULL,"
-        f" event = '{GATEWAY_CLOSE}' AND nullif(click_action, '') IS NULL FROM events WHERE {_GATEWAY_ROWS}"
+        f" event = '{GATEWAY_CLOSE}' AND nullif(click_action, '') IS NULL"
+        f" FROM events{_indexed_by(db, PAIRING_INDEX)} WHERE {_GATEWAY_ROWS}"
         f" AND {session}(nullif(gateway_session_id, '') IS NULL OR {_CONTENT} IS NULL"
         f" OR (event = '{GATEWAY_CLOSE}' AND nullif(click_action, '') IS NULL))"
     )
@@ -694,7 +706,7 @@ def created_at_millis(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> 
     that a whole number of seconds never has; only those rows' bodies are read.
     """
     sql = (
-        "SELECT count(*), min(received_at), max(received_at) FROM events"
+        f"SELECT count(*), min(received_at), max(received_at) FROM events{_indexed_by(db, LAG_INDEX)}"
         f" WHERE {_LAG} IS NOT NULL AND {scope.where(plus=True)}created_at != CAST(created_at AS INTEGER)"
         " AND json_valid(body) AND abs(coalesce(json_extract(body, '$.created_at'),"
         " json_extract(body, '$.createdAt'))) > ?"
