@@ -4,7 +4,9 @@ For each database: every check timed on its own, then ``run_checks`` (all of
 them, sharing the pairing pass), each on a fresh read-only connection, for one
 session and for every session. "cold" is the first run after the file's pages
 were dropped from the OS cache (``posix_fadvise(DONTNEED)``: no root needed;
-pages another process holds may stay), "warm" the median of three runs after it.
+pages another process holds may stay), "warm" the median of three runs after it
+(wall clock, and the process's CPU time: on a busy machine the wall clock also
+counts the time other processes had the CPU).
 
     python -m bench.checks                       # 10k and 1M generated databases (cached, see bench/scale.py)
     python -m bench.checks --db /tmp/D/1m.db     # any database
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,18 +42,19 @@ def _drop_cache(path: Path) -> None:
             os.close(fd)
 
 
-def _timed(path: Path, run: Callable[..., object], session_id: int | None) -> float:
+def _timed(path: Path, run: Callable[..., object], session_id: int | None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one run (CPU: what it costs on a machine busy with other work)."""
     db = store.connect(path, readonly=True)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         run(db, session_id)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu
     finally:
         db.close()
 
 
-def measure(path: Path, session_id: int | None) -> list[tuple[str, float, float]]:
-    """``(name, cold seconds, warm seconds)`` for each check and for all of them."""
+def measure(path: Path, session_id: int | None) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+    """``(name, cold (wall, cpu), warm (wall, cpu))`` for each check and for all of them; warm is the median."""
     now = time.time()
     runs: list[tuple[str, Callable[..., object]]] = [
         (key, lambda db, sid, key=key: checks.run_check(db, key, sid, now=now)) for key in checks.CHECKS
@@ -62,7 +64,7 @@ def measure(path: Path, session_id: int | None) -> list[tuple[str, float, float]
     for name, run in runs:
         _drop_cache(path)
         cold = _timed(path, run, session_id)
-        warm = statistics.median(_timed(path, run, session_id) for _ in range(3))
+        warm = sorted(_timed(path, run, session_id) for _ in range(3))[1]
         results.append((name, cold, warm))
     return results
 
@@ -78,9 +80,9 @@ def report(path: Path, label: str) -> None:
     print(f"\n{label}: {path} ({events:,} events; CHECK_INDEXES {'present' if indexed else 'absent'})")
     for scope, session_id in (("latest session", latest), ("every session", None)):
         print(f"  {scope}:")
-        print(f"    {'check':<28} {'cold ms':>9} {'warm ms':>9}")
+        print(f"    {'check':<28} {'cold ms':>9} {'warm ms':>9} {'warm cpu ms':>12}")
         for name, cold, warm in measure(path, session_id):
-            print(f"    {name:<28} {cold * 1000:>9.1f} {warm * 1000:>9.1f}")
+            print(f"    {name:<28} {cold[0] * 1000:>9.1f} {warm[0] * 1000:>9.1f} {warm[1] * 1000:>12.1f}")
 
 
 def main() -> None:

@@ -425,3 +425,12 @@ def test_a_failing_database_fails_the_right_checks(db: sqlite_utils.Database) ->
     write(db, [event_row(body(n=1), received_at=1000.0, signature="invalid")])
     failed = {f.key for f in run_checks(db, 1, now=NOW) if f.failed}
     assert failed == {"signatures.invalid"}
+
+
+def test_the_benchmark_times_every_check(db: sqlite_utils.Database, tmp_path: Path) -> None:
+    from bench.checks import measure
+
+    write(db, [event_row(body(n=1), received_at=1000.0, signature="invalid")])
+    rows = measure(tmp_path / "checks.db", 1)
+    assert [name for name, _, _ in rows] == [*checks.CHECKS, "all (run_checks)"]
+    assert all(cold[0] >= 0 and warm[1] >= 0 for _, cold, warm in rows)
