@@ -34,12 +34,11 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.common import BODY, CACHE, ROOT, WRK_SCRIPT, count_rows, describe_machine, free_port, have_wrk, median
-from bench.ingest import _drain, load, start_server, stop_all
+from bench.ingest import Run, _drain, load, start_server, stop_all
 from bench.startup import time_to_screen
 from tests.browser.page import TERMINAL_HOOK, launch, screen_text
 
@@ -139,21 +138,6 @@ def page_load(browser: Any, db: Path, runs: int, *, tmux: bool) -> tuple[list[fl
 # -- ingest with pages attached -------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    setup: str
-    connections: int
-    round: int
-    requests_per_s: float
-    p99_ms: float
-    acked: int
-    stored: int
-
-    @property
-    def missing(self) -> int:
-        return max(0, self.acked - self.stored)
-
-
 def ingest_one(
     browser: Any, setup: str, connections: int, seconds: float, script: Path, folder: Path, client: str, round_no: int
 ) -> Run:
@@ -176,7 +160,7 @@ def ingest_one(
     stored = count_rows(db)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    return Run(setup, connections, round_no, got.requests_per_s, got.p99_ms, got.ok, stored)
+    return Run(setup, connections, round_no, got.requests_per_s, got.p50_ms, got.p99_ms, got.ok, stored)
 
 
 def wait_rows_or_empty(page: Any, timeout: float = 30.0) -> None:
