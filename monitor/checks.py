@@ -251,6 +251,28 @@ def _refused(db: sqlite_utils.Database, scope: _Scope, reasons: Sequence[str]) -
     return _seen(db, sql, [*scope.args, *reasons])
 
 
+def _credential_finding(
+    db: sqlite_utils.Database,
+    scope: _Scope,
+    spec: _Spec,
+    column: str,
+    values: Sequence[str],
+    reasons: Sequence[str],
+    field_name: str,
+) -> Finding:
+    """Accepted deliveries with one of ``values`` in ``column``, and refusals with one of ``reasons``.
+
+    The filter: ``field_name:value`` for each value, or the refusals' reason (the first, or what all share).
+    """
+    accepted = _credentials(db, scope, column, values)
+    refused = _refused(db, scope, reasons)
+    words = reasons[0].split()
+    while len(words) > 1 and not all(reason.startswith(" ".join(words)) for reason in reasons):
+        words.pop()
+    terms = [f"{field_name}:{value}" for value in values] + [f"reason:{_quoted(' '.join(words))}"]
+    return _finding(spec, accepted + refused, " OR ".join(terms), detail=_accepted_refused(accepted, refused))
+
+
 def _accepted_refused(accepted: _Seen, refused: _Seen) -> str:
     parts = []
     if accepted.count:
@@ -271,14 +293,7 @@ def _accepted_refused(accepted: _Seen, refused: _Seen) -> str:
 )
 def invalid_signatures(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
     """Deliveries whose signature does not match (accepted, or refused with --require-auth)."""
-    accepted = _credentials(db, scope, "signature", [INVALID])
-    refused = _refused(db, scope, [SIGNATURE_REFUSED.format(INVALID)])
-    return _finding(
-        spec,
-        accepted + refused,
-        f"sig:invalid OR reason:{_quoted(SIGNATURE_REFUSED.format(INVALID))}",
-        detail=_accepted_refused(accepted, refused),
-    )
+    return _credential_finding(db, scope, spec, "signature", [INVALID], [SIGNATURE_REFUSED.format(INVALID)], "sig")
 
 
 @_check(
@@ -292,14 +307,7 @@ def invalid_signatures(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) ->
 )
 def missing_signatures(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
     """Deliveries without a signature while a secret was set (the listener says "missing" only then)."""
-    accepted = _credentials(db, scope, "signature", [MISSING])
-    refused = _refused(db, scope, [SIGNATURE_REFUSED.format(MISSING)])
-    return _finding(
-        spec,
-        accepted + refused,
-        f"sig:missing OR reason:{_quoted(SIGNATURE_REFUSED.format(MISSING))}",
-        detail=_accepted_refused(accepted, refused),
-    )
+    return _credential_finding(db, scope, spec, "signature", [MISSING], [SIGNATURE_REFUSED.format(MISSING)], "sig")
 
 
 @_check(
@@ -313,14 +321,8 @@ def missing_signatures(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) ->
 )
 def basic_auth_failing(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
     """Deliveries whose Basic auth was missing or wrong while --basic-auth was set."""
-    accepted = _credentials(db, scope, "basic_auth", [INVALID, MISSING])
-    refused = _refused(db, scope, [BASIC_AUTH_REFUSED.format(INVALID), BASIC_AUTH_REFUSED.format(MISSING)])
-    return _finding(
-        spec,
-        accepted + refused,
-        f"auth:invalid OR auth:missing OR reason:{_quoted('basic auth is')}",
-        detail=_accepted_refused(accepted, refused),
-    )
+    reasons = [BASIC_AUTH_REFUSED.format(INVALID), BASIC_AUTH_REFUSED.format(MISSING)]
+    return _credential_finding(db, scope, spec, "basic_auth", [INVALID, MISSING], reasons, "auth")
 
 
 # -- pairing ------------------------------------------------------------------------------

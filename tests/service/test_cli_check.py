@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 
 from monitor import checks, store
 from monitor.service import Service
-from tests.helpers import CLOSE, VIEW, event_row, one_error, rejected_row, run_command
+from tests.helpers import CLOSE, VIEW, event_row, one_error, rejected_row, run_cli, run_command
 
 StartService = Callable[..., Awaitable[Service]]
 
@@ -126,16 +125,6 @@ def test_refused_deliveries_fail_the_check(tmp_path: Path) -> None:
     assert "  400 body is not JSON ×1" in result.output
 
 
-async def _check(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", "check", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_a_database_a_live_monitor_is_writing(services: StartService) -> None:
     service = await services(secret="s3cret")
     db = str(service.options.db_path)
@@ -144,8 +133,9 @@ async def test_a_database_a_live_monitor_is_writing(services: StartService) -> N
             headers = {"Content-Type": "application/json"} | ({"X-Conscent-Signature": signature} if signature else {})
             async with http.post(service.url, data=body, headers=headers) as response:
                 assert response.status == 200
-    code, out, err = await _check("--db", db, "--format", "json")
-    assert code == 1, err
+    done = await asyncio.to_thread(run_cli, "check", "--db", db, "--format", "json")
+    code, out = done.returncode, done.stdout
+    assert code == 1, done.stderr
     found = findings(out)
     assert (found["signatures.invalid"]["count"], found["signatures.missing"]["count"]) == (1, 1)
     assert orjson.loads(out)["session"] == service.session_id
