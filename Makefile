@@ -27,6 +27,7 @@ bench:          ## the benchmarks behind BENCHMARKS.md (minutes; run on a quiet 
 	$(PY) -m bench.ui_load
 	$(PY) -m bench.scale
 	$(PY) -m bench.import_export
+	$(PY) -m bench.web
 
 clean:
 	rm -rf .venv build dist .mypy_cache .ruff_cache .pytest_cache
