@@ -140,3 +140,16 @@ async def test_a_database_a_live_monitor_is_writing(services: StartService) -> N
     assert (found["signatures.invalid"]["count"], found["signatures.missing"]["count"]) == (1, 1)
     assert orjson.loads(out)["session"] == service.session_id
     assert Path(db + "-wal").exists()  # the monitor still has it open: nothing was checkpointed away
+
+
+def test_webhook_text_in_the_report_is_inert(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.db"
+    db = store.open_store(path)
+    session_id = store.start_session(db, listen=None, mode="test")
+    body = orjson.dumps({"entity": "event", "event": "evil\x1b[2J.name", "user_id": "u1", "created_at": 1000})
+    store.write_batch(db.conn, [event_row(body, session_id=session_id, received_at=1000.0)], [])
+    db.close()
+    result = run_command("check", "--db", str(path))
+    assert result.exit_code == 0, result.output
+    assert "i Unknown event names: 1  [note]" in result.output
+    assert "\x1b" not in result.output
