@@ -219,3 +219,45 @@ def test_open_web_shows_a_saved_session_read_only(
     drill_down_and_back(page)
     page.context.close()
     assert served.terminate() == 0
+
+
+_CELL_BG_JS = """([x, y]) => {
+  const line = window.__term.buffer.active.getLine(window.__term.buffer.active.viewportY + y);
+  const cell = line.getCell(x);
+  return [cell.isBgRGB(), cell.getBgColor()];
+}"""
+
+
+def click_cell(page: Page, column: int, row: int) -> None:
+    """A mouse click in the middle of a cell, as a user clicks the page."""
+    box = page.locator(".xterm-screen").bounding_box()
+    assert box is not None
+    cols, rows = cells(page)
+    page.mouse.click(box["x"] + (column + 0.5) * box["width"] / cols, box["y"] + (row + 0.5) * box["height"] / rows)
+
+
+def test_the_mouse_and_the_themes_work_in_the_browser(browser: Browser, serve: Serve, spec: dict[str, bytes]) -> None:
+    """A click moves the cursor to the row clicked; the palette's theme picker changes the page's colours."""
+    served = serve()
+    post_spec(served, spec)
+    page = open_table(browser, served.web_url)
+    screen = wait_for_screen(page, both_rows, "both rows")
+    view_line = next(y for y, line in enumerate(screen.splitlines()) if VIEW_ROW in line)
+    wait_for_text(page, "row 1 of 2")
+    click_cell(page, 2, view_line)
+    wait_for_text(page, "row 2 of 2")  # the view (the older row) is under the cursor now
+
+    before = page.evaluate(_CELL_BG_JS, [1, view_line + 3])
+    press(page, "Control+p")
+    wait_for_text(page, "Search for commands")
+    type_text(page, "theme")
+    wait_for_text(page, "Change the current theme")
+    press(page, "Enter")
+    type_text(page, "textual-light")
+    press(page, "Enter")
+    wait_for_screen(page, lambda s: "Search for" not in s and both_rows(s), "the main screen in the new theme")
+    deadline = time.monotonic() + 10
+    while page.evaluate(_CELL_BG_JS, [1, view_line + 3]) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert page.evaluate(_CELL_BG_JS, [1, view_line + 3]) != before, "the background did not change"
+    assert served.terminate() == 0
