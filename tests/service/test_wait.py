@@ -95,9 +95,9 @@ def test_a_bad_filter_since_or_database_exits_2_with_one_line(tmp_path: Path) ->
     result = run_cli("wait", "--db", missing, "--filter", "evnt:view")
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["Error: bad filter at column 1: unknown field 'evnt' (known: event, user, "
-                                          "content, country, device, sig, action, paywall, session, anon, phone, "
-                                          "name, city, path, method, dup, kind, id, status, reason, since, until, "
-                                          "lag)"]  # fmt: skip
+                                          "content, country, device, sig, auth, action, paywall, session, anon, "
+                                          "phone, name, city, path, method, note, forward, dup, kind, id, status, "
+                                          "reason, since, until, lag)"]  # fmt: skip
 
 
 async def test_a_bad_since_exits_2(services: StartService) -> None:
