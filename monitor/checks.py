@@ -391,18 +391,16 @@ def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[list[_Gatew
     With :data:`PAIRING_INDEX`, one pass over the gateway rows in its order
     (sessionId, reader, created_at, received_at), which is the order each
     group's rows are concatenated in; the groups of a view then its close —
-    nearly all of them — never leave SQLite. Without it, the rows are sorted
-    first (slower). Returns the rows of one-row groups (unpaired whatever
-    happens) apart from the others (to pair).
+    nearly all of them — never leave SQLite. Returns the rows of one-row
+    groups (unpaired whatever happens) apart from the others (to pair).
+    Without the index, every gateway row with a sessionId is read and paired
+    here (the same answer, slower: nothing else orders a group's rows).
     """
     where = _SESSION_ROWS.format(gateway=_GATEWAY_ROWS, session=scope.where(plus=True))
-    if _has_index(db, PAIRING_INDEX):
-        rows = f"events INDEXED BY {PAIRING_INDEX} {where}"
-    else:
-        rows = (
-            f"(SELECT gateway_session_id, user_id, event, id, received_at FROM events {where}"
-            " ORDER BY gateway_session_id, user_id, created_at, received_at)"
-        )
+    if not _has_index(db, PAIRING_INDEX):
+        every = db.execute(f"SELECT {_PAIR_COLUMNS} FROM events {where}", scope.args)
+        return [], [_Gateway(*row) for row in every]
+    rows = f"events INDEXED BY {PAIRING_INDEX} {where}"
     alone: list[_Gateway] = []
     found: list[_Gateway] = []
     for session, user, pattern, ids, times in db.execute(_PATTERNS.format(rows=rows), scope.args):
