@@ -520,9 +520,16 @@ def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[
     return found
 
 
-def _rows_finding(spec: _Spec, rows: list[tuple[int, float]], *, detail: str = "") -> Finding:
-    times = [t for _, t in rows]
-    seen = _Seen(len(rows), min(times, default=None), max(times, default=None))
+def _rows_finding(
+    db: sqlite_utils.Database, spec: _Spec, rows: list[tuple[int, float]], *, detail: str = ""
+) -> Finding:
+    """A finding over these rows; first and last seen read back exactly (the pairing pass had them as text)."""
+    seen = _Seen()
+    if rows:
+        first = min(rows, key=lambda row: row[1])[0]
+        last = max(rows, key=lambda row: row[1])[0]
+        sql = "SELECT (SELECT received_at FROM events WHERE id = ?), (SELECT received_at FROM events WHERE id = ?)"
+        seen = _Seen(len(rows), *db.execute(sql, [first, last]).fetchone())
     return _finding(spec, seen, _ids_filter([i for i, _ in rows]), mode="gateway", detail=detail)
 
 
@@ -538,7 +545,7 @@ def _rows_finding(spec: _Spec, rows: list[tuple[int, float]], *, detail: str = "
 def open_views(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
     """Views still open ``open_view_minutes`` after they were received, with no conversion after them."""
     minutes = scope.thresholds.open_view_minutes
-    return _rows_finding(spec, _unpaired(db, scope)["open"], detail=f"open over {number(minutes)} min")
+    return _rows_finding(db, spec, _unpaired(db, scope)["open"], detail=f"open over {number(minutes)} min")
 
 
 @_check(
@@ -552,7 +559,7 @@ def open_views(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding
 )
 def orphan_closes(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
     """Closes with no open view of their reader and key before them (and none of another reader either)."""
-    return _rows_finding(spec, _unpaired(db, scope)["orphan"])
+    return _rows_finding(db, spec, _unpaired(db, scope)["orphan"])
 
 
 @_check(
@@ -566,7 +573,7 @@ def orphan_closes(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Find
 )
 def foreign_closes(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
     """Unpaired closes whose gateway sessionId is on a view of a different reader."""
-    return _rows_finding(spec, _unpaired(db, scope)["foreign"])
+    return _rows_finding(db, spec, _unpaired(db, scope)["foreign"])
 
 
 # -- fields -------------------------------------------------------------------------------
