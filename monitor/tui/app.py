@@ -25,7 +25,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from monitor import exporting, queries
+from monitor import checks, exporting, queries
 from monitor.reading import ReadAccess
 from monitor.resources import styles_dir
 from monitor.service import Service
@@ -37,6 +37,13 @@ from monitor.tui.feed import Feed
 from monitor.tui.link import Link, RemoteLink, ServiceLink
 from monitor.tui.live import LiveRows
 from monitor.tui.replaying import Replayer
+from monitor.tui.screens.checks import (
+    ChecksFilterChosen,
+    ChecksScopeWanted,
+    ChecksScreen,
+    ChecksThresholdsChanged,
+    session_scope,
+)
 from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.export import ExportScreen
 from monitor.tui.screens.help import HelpScreen
@@ -55,7 +62,7 @@ class MonitorApp(LiveRows, App[None]):
     the feed of commit notices, and the workers that read for the screens.
     """
 
-    CSS_PATH = [str(styles_dir() / "app.tcss"), str(styles_dir() / "screens.tcss")]
+    CSS_PATH = [str(styles_dir() / name) for name in ("app.tcss", "screens.tcss", "checks.tcss")]
     TITLE = "conscent-monitor"
     BINDINGS = [
         Binding("q", "quit", "Quit"),
@@ -95,6 +102,9 @@ class MonitorApp(LiveRows, App[None]):
         self.main_screen = MainScreen(self.reads, self.feed, clock)
         self.main_screen.session_id = self.session_id
         self.failures = FailureReporter(self, self.db_path, live=self.link is not None)
+        #: The Checks screen's thresholds, and whether it checks every session rather than the one reviewed.
+        self.check_thresholds = checks.Thresholds()
+        self.checks_all_sessions = False
 
     @property
     def fatal_error(self) -> BaseException | None:
@@ -253,6 +263,78 @@ class MonitorApp(LiveRows, App[None]):
             lambda db: loaders.readers(db, session_id, filter_text, limit, now=now, refresh=refresh),
         )
 
+    # -- checks ------------------------------------------------------------------------
+
+    _checks_worker: Worker[None] | None = None
+    #: Rows were committed while the checks ran: run them again when they are done.
+    _checks_stale = False
+
+    def _load_checks(self, *, refresh: bool) -> None:
+        session_id = None if self.checks_all_sessions else self.session_id
+        thresholds, now, switchable = self.check_thresholds, self.clock(), self.session_id is not None
+        scope = session_scope(session_id, self.live_session_id)
+        self._checks_stale = False
+        self._checks_worker = self._read(
+            "the checks",
+            "checks" if refresh else "drill",
+            lambda db: loaders.run_checks(
+                db, session_id, thresholds, scope, now=now, switchable=switchable, refresh=refresh
+            ),
+        )
+
+    def _refresh_checks(self) -> None:
+        """Rows were committed: run the checks again if their screen is open (one run at a time)."""
+        if not any(isinstance(screen, ChecksScreen) for screen in self.screen_stack):
+            return
+        if self._checks_worker is not None and self._checks_worker.is_running:
+            self._checks_stale = True
+            return
+        self._load_checks(refresh=True)
+
+    def action_open_checks(self) -> None:
+        self._load_checks(refresh=isinstance(self.screen, ChecksScreen))
+
+    @on(msg.ChecksLoaded)
+    def _checks_loaded(self, message: msg.ChecksLoaded) -> None:
+        shown = next((s for s in reversed(self.screen_stack) if isinstance(s, ChecksScreen)), None)
+        if shown is not None:
+            shown.show(
+                message.findings,
+                message.thresholds,
+                message.scope,
+                checked=message.checked,
+                switchable=message.switchable,
+            )
+        elif not message.refresh:
+            self.push_screen(
+                ChecksScreen(
+                    message.findings,
+                    message.thresholds,
+                    message.scope,
+                    self.clock,
+                    checked=message.checked,
+                    switchable=message.switchable,
+                )
+            )
+        if self._checks_stale:  # rows came in during that run (its worker may not have ended yet)
+            self._load_checks(refresh=True)
+
+    @on(ChecksFilterChosen)
+    def _checks_filter(self, message: ChecksFilterChosen) -> None:
+        if self.checks_all_sessions and self.session_id is not None:
+            self.switch_session(None)  # the rows may be in any session
+        self.main_screen.show_filter(message.filter_text, message.mode)
+
+    @on(ChecksScopeWanted)
+    def _checks_scope(self, message: ChecksScopeWanted) -> None:
+        self.checks_all_sessions = message.all_sessions
+        self._load_checks(refresh=True)
+
+    @on(ChecksThresholdsChanged)
+    def _checks_thresholds(self, message: ChecksThresholdsChanged) -> None:
+        self.check_thresholds = message.thresholds
+        self._load_checks(refresh=True)
+
     # -- replay and export ------------------------------------------------------------
 
     @property
@@ -384,5 +466,10 @@ class MonitorApp(LiveRows, App[None]):
             "Mask personal data", "Hide phones, names and places for screen sharing", self.action_toggle_mask
         )
         yield SystemCommand("Sessions", "Every recorded run: review one, or all", self.action_open_sessions)
+        yield SystemCommand(
+            "Checks",
+            "What is wrong with this integration: signatures, pairing, fields, delivery (!)",
+            self.action_open_checks,
+        )
         yield SystemCommand("Export", "Write what the table shows to JSONL, CSV, HAR or curl", main.action_export)
         yield SystemCommand("Keys and filter help", "Every key binding and the filter language (?)", self.action_help)

@@ -84,6 +84,9 @@ class LiveRows(_AppBase):
     def _load_forwards(self, event_id: int) -> Worker[None]:
         raise NotImplementedError  # MonitorApp's
 
+    def _refresh_checks(self) -> None:
+        raise NotImplementedError  # MonitorApp's
+
     def start_live_rows(self) -> None:
         """Once the main screen is up: counters, the feed's wake-ups, and the timers."""
         self._start_stats()
@@ -166,6 +169,7 @@ class LiveRows(_AppBase):
             if self.feed.stats is None:
                 self._load_stats()
             self._tick()
+            self._refresh_checks()
 
     def _poll_other_writers(self) -> None:
         if not self.is_running:  # shutting down: the screens' widgets may be gone, the connection closed
@@ -188,6 +192,7 @@ class LiveRows(_AppBase):
         else:
             self.main_screen.refresh_rows()  # e.g. forwards recorded by the other process
         self._load_stats()
+        self._refresh_checks()
 
     def _timed_tick(self) -> None:
         if self.is_running:  # not while shutting down

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlite_utils import Database
 from textual.message import Message
 
-from monitor import exporting, queries
+from monitor import checks, exporting, queries
 from monitor.filters import FilterError, compile_filter
 from monitor.journey import build_journey, pair_summary
 from monitor.textsafe import cell, inert
@@ -42,6 +42,22 @@ def readers(
     page = queries.readers_page(db, session_id, compiled.where, compiled.params, limit)
     seconds = time.perf_counter() - started
     return msg.ReadersLoaded(page, filter_text, limit, refresh=refresh, seconds=seconds)
+
+
+def run_checks(
+    db: Database,
+    session_id: int | None,
+    thresholds: checks.Thresholds,
+    scope: str,
+    *,
+    now: float,
+    switchable: bool,
+    refresh: bool,
+) -> Message:
+    """Every check on the session (None: every session), and how many deliveries they read."""
+    findings = checks.run_checks(db, session_id, thresholds, now=now)
+    checked = queries.count_rows(db, queries.View(mode="all", session_id=session_id))
+    return msg.ChecksLoaded(findings, thresholds, scope, checked, switchable, refresh=refresh)
 
 
 def delivery(db: Database, source: str, delivery_id: int, purpose: str = "show") -> Message | None:

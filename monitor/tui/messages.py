@@ -17,7 +17,7 @@ from typing import Any
 
 from textual.message import Message
 
-from monitor import exporting, queries
+from monitor import checks, exporting, queries
 from monitor.journey import JourneyStep, PairSummary
 
 
@@ -91,6 +91,21 @@ class ReadersWanted(Message):
     filter_text: str
     limit: int
     if_changed: bool = False
+
+
+@dataclass
+class ChecksLoaded(Message):
+    """The checks ran on ``scope`` (the Checks screen's words for it) over ``checked`` deliveries.
+
+    ``refresh``: redraw the Checks screen shown (scope, thresholds or rows changed), never open one.
+    """
+
+    findings: list[checks.Finding]
+    thresholds: checks.Thresholds
+    scope: str
+    checked: int
+    switchable: bool
+    refresh: bool = False
 
 
 @dataclass

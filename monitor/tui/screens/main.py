@@ -103,6 +103,7 @@ class MainScreen(ThemedScreen):
         Binding("a", "toggle_mode", "Gateway/all"),
         Binding("u", "app.open_readers", "Readers"),
         Binding("s", "app.open_sessions", "Sessions"),
+        Binding("exclamation_mark", "app.open_checks", "Checks", show=False),
         Binding("x", "export", "Export"),
         # Hidden where it cannot work (check_action); the second "r" then says why.
         Binding("r", "replay", "Replay"),
@@ -540,6 +541,23 @@ class MainScreen(ThemedScreen):
         message.input.display = False
         self.set_focus(self.table, scroll_visible=False)
         self.refresh_bindings()
+
+    def show_filter(self, filter_text: str, mode: Mode) -> bool:
+        """Show the rows ``filter_text`` selects in ``mode`` (the Checks screen's Enter).
+
+        When they cannot be read the status line says why and the previous view stays; returns whether it loaded.
+        """
+        previous = (self.filter_text, self.mode)
+        self.filter_text, self.mode = filter_text, mode
+        if not self.reload(patient=True):
+            self.filter_text, self.mode = previous
+            return False
+        box = self.query_one("#filter", Input)
+        box.value = filter_text
+        box.display = False
+        self.set_focus(self.table, scroll_visible=False)
+        self.refresh_bindings()
+        return True
 
     def action_toggle_mode(self) -> None:
         previous = self.mode
