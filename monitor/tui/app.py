@@ -47,6 +47,7 @@ from monitor.tui.screens.checks import (
 from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.export import ExportScreen
 from monitor.tui.screens.help import HelpScreen
+from monitor.tui.screens.insights import InsightsScreen, InsightsWanted
 from monitor.tui.screens.main import MainScreen
 from monitor.tui.screens.reader import ReaderScreen
 from monitor.tui.screens.readers import PAGE as READERS_PAGE
@@ -335,6 +336,59 @@ class MonitorApp(LiveRows, App[None]):
         self.check_thresholds = message.thresholds
         self._load_checks(refresh=True)
 
+    # The Insights screen reads again when the database changed, never while a read runs, and
+    # leaves at least twice the last read's time between two (at 1M events a read is ~0.7 s).
+    _insights_version: int | None = None
+    _insights_worker: Worker[None] | None = None
+    _insights_next = 0.0
+    _insights_view: queries.View | None = None
+    _insights_description = ""
+
+    def action_open_insights(self) -> None:
+        main = self.main_screen
+        what = "views and closes" if main.mode == "gateway" else "every delivery"
+        where = "all sessions" if main.session_id is None else f"session #{main.session_id}"
+        self._insights_view = main.view
+        self._insights_description = f"{what} of {where}" + (
+            f" · filter: {main.filter_text}" if main.filter_text else ""
+        )
+        self._load_insights(refresh=False)
+
+    def _load_insights(self, *, refresh: bool) -> None:
+        view, description, now = self._insights_view, self._insights_description, self.clock()
+        if view is None:
+            return
+        live = self.live_session_id is not None and view.session_id in (None, self.live_session_id)
+        with contextlib.suppress(sqlite3.Error):
+            self._insights_version = self.reads.data_version()
+        self._insights_worker = self._read(
+            "the insights",
+            "insights" if refresh else "drill",
+            lambda db: loaders.insights(db, view, description, now=now, live=live, refresh=refresh),
+        )
+
+    @on(msg.InsightsLoaded)
+    def _insights_loaded(self, message: msg.InsightsLoaded) -> None:
+        self._insights_next = time.monotonic() + 2 * message.seconds
+        shown = next((s for s in reversed(self.screen_stack) if isinstance(s, InsightsScreen)), None)
+        if message.refresh:
+            if shown is not None:
+                shown.refresh_data(message.data)
+        elif not isinstance(self.screen, InsightsScreen):
+            self.push_screen(InsightsScreen(message.data, message.description, self.clock))
+
+    @on(InsightsWanted)
+    def _insights_wanted(self, message: InsightsWanted) -> None:
+        busy = self._insights_worker is not None and self._insights_worker.is_running
+        if busy or time.monotonic() < self._insights_next:
+            return
+        try:
+            if message.if_changed and self.reads.data_version() == self._insights_version:
+                return
+        except sqlite3.Error:
+            return  # the read itself will say what is wrong
+        self._load_insights(refresh=True)
+
     # -- replay and export ------------------------------------------------------------
 
     @property
@@ -458,6 +512,9 @@ class MonitorApp(LiveRows, App[None]):
             "Toggle gateway / all events", "Views and closes only, or every delivery", main.action_toggle_mode
         )
         yield SystemCommand("Readers", "Every reader, leading to the drill-down", self.action_open_readers)
+        yield SystemCommand(
+            "Insights", "Funnel, close actions, time to close, deliveries and lag over time", self.action_open_insights
+        )
         if self.link is not None:
             yield SystemCommand(
                 "Copy webhook URL", "The URL to paste into Conscent's webhook settings (c)", main.action_copy_url

@@ -115,3 +115,10 @@ def _cannot_write(target: Path, exc: OSError) -> str:
     if not folder.is_dir():
         return f"no folder {inert(str(folder), 120)} to write {inert(target.name, 80)} in"
     return f"cannot write {inert(str(target), 160)} ({cell(exc.strerror or exc, 120)})"
+
+
+def insights(db: Database, view: queries.View, description: str, *, now: float, live: bool, refresh: bool) -> Message:
+    """The Insights screen's figures for the main table's view (its session, mode and filter)."""
+    started = time.perf_counter()
+    data = queries.insights(db, view, now, live=live)
+    return msg.InsightsLoaded(data, description, refresh=refresh, seconds=time.perf_counter() - started)

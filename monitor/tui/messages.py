@@ -233,3 +233,13 @@ class ExportChosen(Message):
     request: ExportRequest
     filter_text: str
     session_id: int | None
+
+
+@dataclass
+class InsightsLoaded(Message):
+    """The Insights screen's figures for the main table's view; ``refresh``: for the screen already shown."""
+
+    data: queries.Insights
+    description: str
+    refresh: bool = False
+    seconds: float = 0.0  # how long the read took (the next refresh waits at least that long)

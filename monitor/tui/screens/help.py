@@ -24,7 +24,7 @@ from textual.widgets import Static
 from monitor.filters import help_text
 
 KEYS = """\
-Every table (main, drill-down, readers, sessions)
+Every table (main, drill-down, readers, sessions, checks)
   ↑ ↓ j k           move a row
   PgUp PgDn         move a page
   Home g            the first row (the main table: the newest, and new rows keep coming in view)
@@ -39,6 +39,8 @@ Main screen
   a                 toggle gateway views & closes / all events and rejections
   u                 every reader, live and filterable, leading to the drill-down
   s                 sessions: review one recorded run, or all of them
+  !                 checks: what is wrong with this integration (signatures, pairing, fields, delivery, forwarding)
+  i                 insights: the table's view as charts (funnel, close actions, time to close, deliveries, lag)
   x                 export what the table shows (JSONL, CSV, HAR, curl)
   r                 replay the delivery to --forward-to (or a URL you type); live monitor, accepted rows
   y                 on an empty live table: copy the curl command that sends a first delivery
@@ -54,13 +56,18 @@ Drill-down
 Readers
   /                 filter the readers (the filter language below); Enter applies, Esc clears
 
+Checks
+  Enter             the finding's rows on the main table (sets its filter and mode), where a filter can select them
+  t                 change the thresholds (open view after, late after, future after); Enter applies, Esc cancels
+  a                 check every session / only the one reviewed
+
 Details
   r                 replay this delivery
   e                 edit the body, then replay it (ctrl+s sends; re-signed with --secret)
   y                 copy a curl command that reproduces the delivery byte for byte
   c                 copy the raw body
 
-Drill-down, details, readers, sessions
+Drill-down, details, readers, sessions, checks, insights
   Esc               back
 """
 

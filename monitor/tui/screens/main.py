@@ -103,7 +103,8 @@ class MainScreen(ThemedScreen):
         Binding("a", "toggle_mode", "Gateway/all"),
         Binding("u", "app.open_readers", "Readers"),
         Binding("s", "app.open_sessions", "Sessions"),
-        Binding("exclamation_mark", "app.open_checks", "Checks", show=False),
+        Binding("exclamation_mark", "app.open_checks", "Checks"),
+        Binding("i", "app.open_insights", "Insights"),
         Binding("x", "export", "Export"),
         # Hidden where it cannot work (check_action); the second "r" then says why.
         Binding("r", "replay", "Replay"),
