@@ -21,9 +21,11 @@ from textual.widgets import DataTable, Input, Select
 
 from monitor import store
 from monitor.tui.app import MonitorApp
+from monitor.tui.screens.checks import ChecksScreen, ThresholdsScreen
 from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.export import ExportScreen
 from monitor.tui.screens.help import HelpScreen
+from monitor.tui.screens.insights import InsightsScreen
 from monitor.tui.screens.reader import ReaderScreen
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.screens.sessions import SessionsScreen
@@ -288,6 +290,40 @@ async def export_masked(pilot: Pilot[Any]) -> None:
     await wait_for(pilot, lambda: "will be masked" in screen_text(pilot.app), what="the mask line")
 
 
+async def checks_screen(pilot: Pilot[Any]) -> None:
+    """!: every check on the snapshot session (a bad signature, a duplicate, a refusal, open views)."""
+    await main_screen_ready(pilot)
+    await pilot.press("exclamation_mark")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ChecksScreen), what="the checks")
+    await pilot.pause()
+
+
+async def checks_thresholds(pilot: Pilot[Any]) -> None:
+    """t on the Checks screen, a word typed where a number belongs: said in the dialog."""
+    await checks_screen(pilot)
+    await pilot.press("t")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ThresholdsScreen), what="the thresholds dialog")
+    field = pilot.app.screen.query(Input).first()
+    field.value = "abc"
+    await wait_for(pilot, lambda: "Type a number" in screen_text(pilot.app), what="the inline error")
+
+
+async def insights_screen(pilot: Pilot[Any]) -> None:
+    """i: the gateway view's charts."""
+    await main_screen_ready(pilot)
+    await pilot.press("i")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, InsightsScreen), what="the insights")
+    await pilot.pause()
+
+
+async def insights_all_events(pilot: Pilot[Any]) -> None:
+    """a, then i: every delivery's funnel, close actions, time to close, deliveries and lag."""
+    await all_events(pilot)
+    await pilot.press("i")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, InsightsScreen), what="the insights")
+    await pilot.pause()
+
+
 STATES: list[tuple[Steps, str]] = [
     (main_screen_ready, "main-gateway"),
     (all_events, "main-all-events"),
@@ -309,6 +345,10 @@ STATES: list[tuple[Steps, str]] = [
     (export_download, "export-download"),
     (export_masked, "export-masked"),
     (masked, "masked"),
+    (checks_screen, "checks"),
+    (checks_thresholds, "checks-thresholds"),
+    (insights_screen, "insights"),
+    (insights_all_events, "insights-all-events"),
     (light_theme, "light-theme"),
 ]
 SIZES = [(SIZE, "160x48"), (SMALL, "80x24")]
