@@ -293,7 +293,20 @@ class MonitorApp(LiveRows, App[None]):
         self._load_checks(refresh=True)
 
     def action_open_checks(self) -> None:
-        self._load_checks(refresh=isinstance(self.screen, ChecksScreen))
+        refresh = isinstance(self.screen, ChecksScreen)
+        self._load_checks(refresh=refresh)
+        if not refresh:
+            self._say_if_slow(lambda: self._checks_worker, "Running the checks…")
+
+    def _say_if_slow(self, worker: Callable[[], Worker[None] | None], text: str) -> None:
+        """A read that takes a while on a large database says it is running (nothing shows until it ends)."""
+
+        def still_running() -> None:
+            running = worker()
+            if running is not None and running.is_running:
+                self.notify(text, timeout=3)
+
+        self.set_timer(0.5, still_running)
 
     @on(msg.ChecksLoaded)
     def _checks_loaded(self, message: msg.ChecksLoaded) -> None:
@@ -322,6 +335,8 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(ChecksFilterChosen)
     def _checks_filter(self, message: ChecksFilterChosen) -> None:
+        while len(self.screen_stack) > 2 and self.screen is not self.main_screen:  # opened over a drill-down
+            self.pop_screen()
         if self.checks_all_sessions and self.session_id is not None:
             self.switch_session(None)  # the rows may be in any session
         self.main_screen.show_filter(message.filter_text, message.mode)
@@ -353,6 +368,7 @@ class MonitorApp(LiveRows, App[None]):
             f" · filter: {main.filter_text}" if main.filter_text else ""
         )
         self._load_insights(refresh=False)
+        self._say_if_slow(lambda: self._insights_worker, "Reading the insights…")
 
     def _load_insights(self, *, refresh: bool) -> None:
         view, description, now = self._insights_view, self._insights_description, self.clock()

@@ -622,3 +622,24 @@ async def test_checks_follow_a_live_session(live: Live) -> None:
         refused = screen.finding("delivery.refused")
         assert refused is not None and refused.count == 1
         assert screen.query_one(FindingsList).highlighted_option is not None
+
+
+async def test_checks_opened_over_a_drill_down_lead_to_the_main_table(tmp_path: Path) -> None:
+    """From the palette over a reader's drill-down, Enter on a finding ends on the filtered main table."""
+    from monitor.tui.screens.reader import ReaderScreen
+
+    path = tmp_path / "m.db"
+    fill_two_sessions(path)
+    app = MonitorApp(path, session_id=2, clock=lambda: LATER)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.main_screen.query_one(EventTable)
+        await wait_for(pilot, lambda: table.total == 2, WAIT, "rows")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReaderScreen), WAIT, "the drill-down")
+        app.action_open_checks()
+        await wait_for(pilot, lambda: isinstance(app.screen, ChecksScreen), WAIT, "the checks")
+        invalid = app.screen.finding("signatures.invalid")  # type: ignore[attr-defined]
+        assert invalid is not None
+        await pilot.press("home", "enter")
+        await wait_for(pilot, lambda: app.screen is app.main_screen, WAIT, "the main screen")
+        await wait_for(pilot, lambda: app.main_screen.filter_text == invalid.filter, WAIT, "the filter")
