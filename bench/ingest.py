@@ -22,6 +22,13 @@ is counted in the database.
     python -m bench.ingest --quick               # 1 round, 2 s, 16 connections (smoke test)
     python -m bench.ingest --client aiohttp      # the fallback client even when wrk is there
     python -m bench.ingest --breakdown           # where the time per delivery goes
+    python -m bench.ingest --setups bare headless --index-set checks=checks.sql --index-set mine=mine.sql
+
+``--index-set NAME=FILE`` adds the set-up ``headless+NAME``: the headless
+monitor on a database made by ``store.open_store`` and then given the
+``CREATE INDEX`` statements of FILE (``;``-separated), so every delivery also
+writes those indexes. Set-ups alternate within each round, so the ratios of
+one run compare index sets fairly on a shared machine.
 """
 
 from __future__ import annotations
@@ -82,9 +89,35 @@ def load(url: str, connections: int, seconds: float, script: Path, client: str) 
     return asyncio.run(aiohttp_load(url, connections, seconds, BODY.read_bytes()))
 
 
-def start_server(setup: str, port: int, db: Path, folder: Path) -> list[subprocess.Popen[str]]:
+def read_index_set(text: str) -> tuple[str, list[str]]:
+    """``NAME=FILE`` -> (NAME, the file's statements)."""
+    name, _, path = text.partition("=")
+    if not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE, got {text!r}")
+    statements = [s.strip() for s in Path(path).read_text().split(";") if s.strip()]
+    return name, statements
+
+
+def prepare_indexes(db: Path, statements: list[str]) -> None:
+    """Create the monitor's schema in ``db`` and then these extra indexes."""
+    from monitor import store
+
+    conn = store.open_store(db)
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    finally:
+        conn.close()
+
+
+def start_server(
+    setup: str, port: int, db: Path, folder: Path, extra: dict[str, list[str]] | None = None
+) -> list[subprocess.Popen[str]]:
     """The processes of one set-up, the one on ``port`` last; returns once it listens."""
     procs: list[subprocess.Popen[str]] = []
+    if setup.startswith("headless+"):
+        prepare_indexes(db, (extra or {})[setup.removeprefix("headless+")])
+        setup = "headless"
     if setup == "bare":
         cmd = [sys.executable, "-m", "bench.bare_server", str(port)]
         procs.append(subprocess.Popen(pinned(cmd, 0), stdout=subprocess.PIPE, text=True, cwd=ROOT))
@@ -133,11 +166,18 @@ def stop_all(procs: list[subprocess.Popen[str]]) -> None:
 
 
 def bench_one(
-    setup: str, connections: int, seconds: float, script: Path, folder: Path, client: str, round_no: int
+    setup: str,
+    connections: int,
+    seconds: float,
+    script: Path,
+    folder: Path,
+    client: str,
+    round_no: int,
+    extra: dict[str, list[str]] | None = None,
 ) -> Run:
     port = free_port()
     db = folder / f"ingest-{setup}-{connections}-{round_no}.db"
-    procs = start_server(setup, port, db, folder)
+    procs = start_server(setup, port, db, folder, extra)
     try:
         time.sleep(0.3)
         got = load(f"http://127.0.0.1:{port}/", connections, seconds, script, client)
@@ -163,11 +203,21 @@ def main(argv: list[str] | None = None) -> list[Run]:
     parser.add_argument("--client", choices=("auto", "wrk", "aiohttp"), default="auto")
     parser.add_argument("--quick", action="store_true", help="1 round of 2 s, 16 connections")
     parser.add_argument("--json", type=Path, help="also write every run here")
+    parser.add_argument(
+        "--index-set",
+        type=read_index_set,
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="add set-up headless+NAME: the monitor with FILE's CREATE INDEX statements too",
+    )
     args = parser.parse_args(argv)
+    extra: dict[str, list[str]] = dict(args.index_set)
     if args.quick:
         args.seconds, args.rounds, args.connections = 2, 1, [16]
     if args.breakdown:
         args.setups = list(BREAKDOWN)
+    args.setups += [f"headless+{name}" for name in extra]
     client = args.client if args.client != "auto" else ("wrk" if have_wrk() else "aiohttp")
     if client == "wrk" and not have_wrk():
         parser.error("wrk is not installed")
@@ -181,10 +231,10 @@ def main(argv: list[str] | None = None) -> list[Run]:
         for round_no in range(args.rounds):
             for connections in args.connections:
                 for setup in args.setups:
-                    run = bench_one(setup, connections, args.seconds, script, folder, client, round_no)
+                    run = bench_one(setup, connections, args.seconds, script, folder, client, round_no, extra)
                     runs.append(run)
                     print(
-                        f"  round {round_no + 1} {setup:<9} c{connections:<3} {run.requests_per_s:8.0f}/s "
+                        f"  round {round_no + 1} {setup:<16} c{connections:<3} {run.requests_per_s:8.0f}/s "
                         f"p50 {run.p50_ms:6.1f} p99 {run.p99_ms:7.1f} ms  acked {run.acked} stored {run.stored}"
                         + (f" forwards {run.forwards}" if run.forwards is not None else ""),
                         flush=True,
@@ -204,7 +254,7 @@ def main(argv: list[str] | None = None) -> list[Run]:
 def report(runs: list[Run], levels: list[int], setups: list[str]) -> None:
     print()
     print(
-        f"{'setup':<9} {'conns':>5} {'best/s':>8} {'spread/s':>13} {'ratio':>6} {'ratio range':>12} "
+        f"{'setup':<16} {'conns':>5} {'best/s':>8} {'spread/s':>13} {'ratio':>6} {'ratio range':>12} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'acked':>8} {'missing':>7}"
     )
     for connections in levels:
@@ -227,7 +277,7 @@ def report(runs: list[Run], levels: list[int], setups: list[str]) -> None:
             ratio_range = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
             rates = [r.requests_per_s for r in mine]
             print(
-                f"{setup:<9} {connections:>5} {best.requests_per_s:>8.0f} {spread(rates):>13} {ratio:>6.2f} "
+                f"{setup:<16} {connections:>5} {best.requests_per_s:>8.0f} {spread(rates):>13} {ratio:>6.2f} "
                 f"{ratio_range:>12} {best.p50_ms:>7.1f} {best.p99_ms:>7.1f} {sum(r.acked for r in mine):>8} "
                 f"{'' if best.stored is None else sum(r.missing for r in mine):>7}"
             )
