@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 from textual import on
@@ -54,6 +55,8 @@ from monitor.tui.screens.readers import PAGE as READERS_PAGE
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.screens.sessions import SessionsScreen
 from monitor.wording import number
+
+S = TypeVar("S", bound=Screen[Any])
 
 
 class MonitorApp(LiveRows, App[None]):
@@ -132,6 +135,10 @@ class MonitorApp(LiveRows, App[None]):
         if self._downloads is None:
             self._downloads = tempfile.TemporaryDirectory(prefix="conscent-monitor-downloads-")
         return Path(self._downloads.name)
+
+    def _shown(self, kind: type[S]) -> S | None:
+        """The topmost screen of ``kind`` on the stack (a refresh goes to it, even under a dialog)."""
+        return next((screen for screen in reversed(self.screen_stack) if isinstance(screen, kind)), None)
 
     def switch_session(self, session_id: int | None) -> None:
         """Review another session (or all of them: None); the same one when it cannot be read."""
@@ -234,7 +241,7 @@ class MonitorApp(LiveRows, App[None]):
     @on(msg.ReadersLoaded)
     def _readers_loaded(self, message: msg.ReadersLoaded) -> None:
         self._readers_next = time.monotonic() + message.seconds
-        shown = next((s for s in reversed(self.screen_stack) if isinstance(s, ReadersScreen)), None)
+        shown = self._shown(ReadersScreen)
         if message.refresh:
             if shown is not None:
                 shown.show(message.page, message.filter_text, message.limit, message.error)
@@ -310,7 +317,7 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.ChecksLoaded)
     def _checks_loaded(self, message: msg.ChecksLoaded) -> None:
-        shown = next((s for s in reversed(self.screen_stack) if isinstance(s, ChecksScreen)), None)
+        shown = self._shown(ChecksScreen)
         if shown is not None:
             shown.show(
                 message.findings,
@@ -386,7 +393,7 @@ class MonitorApp(LiveRows, App[None]):
     @on(msg.InsightsLoaded)
     def _insights_loaded(self, message: msg.InsightsLoaded) -> None:
         self._insights_next = time.monotonic() + 2 * message.seconds
-        shown = next((s for s in reversed(self.screen_stack) if isinstance(s, InsightsScreen)), None)
+        shown = self._shown(InsightsScreen)
         if message.refresh:
             if shown is not None:
                 shown.refresh_data(message.data)
