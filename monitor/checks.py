@@ -22,6 +22,7 @@ from typing import Any, Literal, NamedTuple
 
 import sqlite_utils
 
+from monitor import store
 from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
 from monitor.filters import MAX_TERMS
 from monitor.signing import INVALID, MISSING
@@ -64,21 +65,11 @@ _LISTED = MAX_TERMS
 _DETAIL_TOP = 4
 
 
-#: The indexes that make every check a walk of an index range (all of them: well under a second at a
-#: million events; see bench/checks.py). Proposed for monitor/store.py's schema; the checks give the same
-#: answers without them, only slower. The lag index is on the expression the checks and the lag: filter use.
-CHECK_INDEXES: tuple[str, ...] = (
-    "CREATE INDEX IF NOT EXISTS idx_events_signature ON events (signature, session_id, received_at)",
-    "CREATE INDEX IF NOT EXISTS idx_events_basic_auth ON events (basic_auth, session_id, received_at)",
-    "CREATE INDEX IF NOT EXISTS idx_events_duplicate_of ON events (duplicate_of, session_id, received_at)",
-    "CREATE INDEX IF NOT EXISTS idx_events_notes ON events (notes, session_id, received_at)",
-    "CREATE INDEX IF NOT EXISTS idx_events_lag"
-    " ON events (received_at - created_at, session_id, received_at, created_at)",
-    "CREATE INDEX IF NOT EXISTS idx_events_user_id_event"
-    " ON events (user_id, event, received_at, session_id, duplicate_of)",
-    "CREATE INDEX IF NOT EXISTS idx_events_gateway_pairs ON events (gateway_session_id, user_id, created_at,"
-    " received_at, event, session_id, duplicate_of, paywall_id, content_id, client_content_id, click_action)"
-    " WHERE event IN ('payment_gateway.view', 'payment_gateway.close')",
+#: The indexes the checks walk (monitor/store.py's schema: see SPECIAL_INDEXES there). The checks give
+#: the same answers without them (a database of an older version opened read-only), only slower.
+CHECK_INDEXES: tuple[str, ...] = tuple(
+    store.SPECIAL_INDEXES[name]
+    for name in (store.INSIGHTS_INDEX_NAME, store.LAG_INDEX, store.PAIRING_INDEX, store.PROBLEM_INDEX)
 )
 
 
@@ -240,7 +231,10 @@ def _ids_filter(ids: Sequence[int]) -> str | None:
 def _credentials(db: sqlite_utils.Database, scope: _Scope, column: str, values: Sequence[str]) -> _Seen:
     """Accepted deliveries whose ``column`` (signature, basic_auth) is one of ``values``."""
     marks = ", ".join("?" * len(values))
-    sql = f"SELECT count(*), min(received_at), max(received_at) FROM events WHERE {scope.where()}{column} IN ({marks})"
+    sql = (
+        f"SELECT count(*), min(received_at), max(received_at) FROM events{_indexed_by(db, PROBLEM_INDEX)}"
+        f" WHERE {store.PROBLEM_ARMS[column]} AND {scope.where()}{column} IN ({marks})"
+    )
     return _seen(db, sql, [*scope.args, *values])
 
 
@@ -342,17 +336,19 @@ def basic_auth_failing(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) ->
 # and only their rows (and rows without a sessionId) are read and paired here.
 
 #: Gateway rows, written as the partial index that covers them is (SQLite matches the text).
-_GATEWAY_ROWS = f"event IN ('{GATEWAY_VIEW}', '{GATEWAY_CLOSE}')"
-_CONTENT = "coalesce(nullif(content_id, ''), nullif(client_content_id, ''))"
+_GATEWAY_ROWS = store.GATEWAY_ROWS
+_CONTENT = store.GATEWAY_CONTENT
 _PAIR_COLUMNS = (
     f"id, user_id, event = '{GATEWAY_VIEW}', coalesce(created_at, received_at), received_at,"
     f" nullif(gateway_session_id, ''), nullif(paywall_id, ''), {_CONTENT}"
 )
 _CHUNK = 500
 #: The partial index on gateway rows that the pairing pass walks; used when present (see CHECK_INDEXES).
-PAIRING_INDEX = "idx_events_gateway_pairs"
+PAIRING_INDEX = store.PAIRING_INDEX
 #: The index on the lag expression (see CHECK_INDEXES).
-LAG_INDEX = "idx_events_lag"
+LAG_INDEX = store.LAG_INDEX
+#: The partial index on rows with a problem; a query uses it when it has one of store.PROBLEM_ARMS as a term.
+PROBLEM_INDEX = store.PROBLEM_INDEX
 
 
 class _Gateway(NamedTuple):
@@ -472,10 +468,24 @@ def _conversion_events(db: sqlite_utils.Database) -> list[str]:
 
 
 def _last_conversions(db: sqlite_utils.Database, scope: _Scope, users: Sequence[str]) -> dict[str, float]:
-    """Each reader's latest conversion (received_at), for these readers."""
+    """Each reader's latest conversion (received_at), for these readers.
+
+    A few readers: a probe each (their events by reader). Many: one grouped walk of every payment in the
+    Insights index (event, ..., user_id, received_at, duplicate_of: no table row), which at a million events
+    (130k payments) is cheaper than probing 100k readers.
+    """
     names = _conversion_events(db)
     latest: dict[str, float] = {}
     name_marks = ", ".join("?" * len(names))
+    if len(users) > _CHUNK and _has_index(db, store.INSIGHTS_INDEX_NAME):
+        wanted = set(users)
+        sql = (
+            f"SELECT user_id, max(received_at) FROM events INDEXED BY {store.INSIGHTS_INDEX_NAME}"
+            f" WHERE event IN ({name_marks}) AND duplicate_of IS NULL AND {scope.where()}user_id IS NOT NULL"
+            " GROUP BY user_id"
+        )
+        latest.update((str(u), float(t)) for u, t in db.execute(sql, [*names, *scope.args]) if u in wanted)
+        return latest
     for start in range(0, len(users), _CHUNK):
         chunk = users[start : start + _CHUNK]
         marks = ", ".join("?" * len(chunk))
@@ -592,7 +602,8 @@ def wrong_types(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Findin
     """The parse's notes (``where: expected X, got Y``), grouped by field and event."""
     sql = (
         "SELECT notes, coalesce(event, '(' || kind || ')'), count(*), min(received_at), max(received_at)"
-        f" FROM events WHERE notes IS NOT NULL AND {scope.where(plus=True)}1 GROUP BY 1, 2"
+        f" FROM events{_indexed_by(db, PROBLEM_INDEX)} WHERE {store.PROBLEM_ARMS['notes']}"
+        f" AND {scope.where()}1 GROUP BY 1, 2"
     )
     groups: Counter[tuple[str, str]] = Counter()
     seen = _Seen()
@@ -605,7 +616,7 @@ def wrong_types(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Findin
 
 
 #: The lag (``received_at - created_at``) as its index is written: SQLite matches the expression.
-_LAG = "received_at - created_at"
+_LAG = store.LAG
 
 
 @_check(
@@ -636,9 +647,8 @@ def missing_fields(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Fin
     gateway = (
         f"SELECT id, received_at, event, nullif(gateway_session_id, '') IS NULL, {_CONTENT} IS NULL,"
         f" event = '{GATEWAY_CLOSE}' AND nullif(click_action, '') IS NULL"
-        f" FROM events{_indexed_by(db, PAIRING_INDEX)} WHERE {_GATEWAY_ROWS}"
-        f" AND {session}(nullif(gateway_session_id, '') IS NULL OR {_CONTENT} IS NULL"
-        f" OR (event = '{GATEWAY_CLOSE}' AND nullif(click_action, '') IS NULL))"
+        f" FROM events{_indexed_by(db, PROBLEM_INDEX)} WHERE {store.PROBLEM_ARMS['gateway_lacking']}"
+        f" AND {scope.where()}1"
     )
     names = ("payload.action.pageUrl sessionId", "payload.action.contentId", "payload.action.clickAction")
     for row_id, received_at, event, *lacks in db.execute(gateway, scope.args):
@@ -713,8 +723,8 @@ def created_at_millis(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> 
     that a whole number of seconds never has; only those rows' bodies are read.
     """
     sql = (
-        f"SELECT count(*), min(received_at), max(received_at) FROM events{_indexed_by(db, LAG_INDEX)}"
-        f" WHERE {_LAG} IS NOT NULL AND {scope.where(plus=True)}created_at != CAST(created_at AS INTEGER)"
+        f"SELECT count(*), min(received_at), max(received_at) FROM events{_indexed_by(db, PROBLEM_INDEX)}"
+        f" WHERE {store.PROBLEM_ARMS['fraction']} AND {scope.where()}{_LAG} IS NOT NULL"
         " AND json_valid(body) AND abs(coalesce(json_extract(body, '$.created_at'),"
         " json_extract(body, '$.createdAt'))) > ?"
     )
@@ -816,8 +826,8 @@ def _duration(seconds: float) -> str:
 def retried_deliveries(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Finding:
     """Deliveries that repeat the bytes of an earlier one (``duplicate_of`` set)."""
     sql = (
-        "SELECT count(*), min(received_at), max(received_at), count(DISTINCT duplicate_of) FROM events"
-        f" WHERE duplicate_of IS NOT NULL AND {scope.where(plus=True)}1"
+        "SELECT count(*), min(received_at), max(received_at), count(DISTINCT duplicate_of)"
+        f" FROM events{_indexed_by(db, PROBLEM_INDEX)} WHERE {store.PROBLEM_ARMS['duplicate']} AND {scope.where()}1"
     )
     n, first, last, bodies = db.execute(sql, scope.args).fetchone()
     seen = _Seen(int(n or 0), first, last)

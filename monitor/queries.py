@@ -23,6 +23,7 @@ from typing import Any, Literal
 import orjson
 import sqlite_utils
 
+from monitor import store
 from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
 from monitor.filters import compile_filter
 
@@ -738,19 +739,16 @@ def newest_ids(db: sqlite_utils.Database) -> tuple[int, int]:
 # - repeated deliveries (``duplicate_of`` set) count in the deliveries over
 #   time and the lag, never in the funnel, the close actions or the pairing.
 #
-# Cost at a million events. Counts walk the ``INSIGHTS_INDEX`` (``store.INDEXES``
-# should hold it: without it every figure reads table rows, ~3 µs each), one
+# Cost at a million events. Counts walk the ``INSIGHTS_INDEX`` (in the schema:
+# ``store.SPECIAL_INDEXES``; without it every figure reads table rows, ~3 µs each), one
 # index range per event, grouped in index order. What needs each reader's
 # events in time order (a payment's content, the view a close pairs with) is
 # read for a slice of the readers when the view holds more than
 # ``JOURNEY_SAMPLE`` such events, and says so (``share``). The lag reads one
 # delivery in ``step``.
 
-#: The covering index the figures walk (add it to ``store.INDEXES["events"]``).
-INSIGHTS_INDEX = (
-    "event", "content_id", "paywall_id", "click_action", "session_id", "user_id", "created_at", "received_at",
-    "gateway_session_id", "duplicate_of",
-)  # fmt: skip
+#: The covering index the figures walk (the schema's ``idx_events_insights``).
+INSIGHTS_INDEX = store.INSIGHTS_INDEX
 #: The funnel's stages, in order.
 STAGES = ("paywall", "views", "closes", "transactions", "purchases")
 TRANSACTION_COMPLETE = "transaction.complete"

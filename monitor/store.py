@@ -24,7 +24,7 @@ import sqlite_utils
 
 from monitor.events import COLUMNS as EVENT_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the indexes of the checks and the Insights screen (issue 15)
 DEFAULT_DB = "conscent-monitor.db"
 REJECTED_BODY_LIMIT = 64 * 1024
 BUSY_TIMEOUT_MS = 2000
@@ -114,8 +114,15 @@ TABLES: dict[str, dict[str, type]] = {
     "forwards": FORWARD_COLUMNS,
 }
 
+#: The Insights screen's figures (``queries.insights``) and the checks' payment
+#: lookups walk this covering index: one index range per event type, no table row.
+INSIGHTS_INDEX: tuple[str, ...] = (
+    "event", "content_id", "paywall_id", "click_action", "session_id", "user_id", "created_at", "received_at",
+    "gateway_session_id", "duplicate_of",
+)  # fmt: skip
+
 #: The queries the UI runs: newest first per session, by event, reader,
-#: content, pairing key and exact bytes (duplicates).
+#: content, pairing key and exact bytes (duplicates). More below (SPECIAL_INDEXES).
 INDEXES: dict[str, list[tuple[str, ...]]] = {
     "events": [
         ("received_at",),
@@ -129,6 +136,58 @@ INDEXES: dict[str, list[tuple[str, ...]]] = {
     ],
     "rejected": [("received_at",), ("session_id", "received_at")],
     "forwards": [("event_id", "id")],
+}
+
+
+# The Insights screen and the integration checks (monitor/checks.py) walk four more indexes,
+# named, or that ``INDEXES`` cannot express (an expression, two partial indexes). A partial
+# index only grows with the rows its WHERE admits, and SQLite uses it for a
+# query only when one of the query's AND terms is, word for word, its WHERE or
+# one arm of it: the checks build their WHERE from the same strings.
+
+#: A delivery's lag, as the lag index and the ``lag:`` filter write it.
+LAG = "received_at - created_at"
+#: Gateway views and closes (the pairing index's WHERE).
+GATEWAY_ROWS = "event IN ('payment_gateway.view', 'payment_gateway.close')"
+#: A gateway row's content id, as the checks compare it.
+GATEWAY_CONTENT = "coalesce(nullif(content_id, ''), nullif(client_content_id, ''))"
+#: The arms of the problem index's WHERE: rows some check reports, few in a healthy integration.
+PROBLEM_ARMS: dict[str, str] = {
+    "signature": "signature IN ('invalid', 'missing')",
+    "basic_auth": "basic_auth IN ('invalid', 'missing')",
+    "duplicate": "duplicate_of IS NOT NULL",
+    "notes": "notes IS NOT NULL",
+    # The parse turns a created_at in milliseconds into seconds with a fraction.
+    "fraction": "created_at <> CAST(created_at AS INTEGER)",
+    # One term, not "gateway AND lacking": SQLite splits a query's WHERE on AND before matching.
+    "gateway_lacking": (
+        f"CASE WHEN {GATEWAY_ROWS} THEN nullif(gateway_session_id, '') IS NULL OR {GATEWAY_CONTENT} IS NULL"
+        " OR (event = 'payment_gateway.close' AND nullif(click_action, '') IS NULL) ELSE 0 END"
+    ),
+}
+INSIGHTS_INDEX_NAME = "idx_events_insights"
+LAG_INDEX = "idx_events_lag"
+PAIRING_INDEX = "idx_events_gateway_pairs"
+PROBLEM_INDEX = "idx_events_problems"
+#: Indexes named here (``INDEXED BY``) or that ``INDEXES`` cannot express: ``migrate`` creates the missing ones.
+#: - the Insights screen's covering index (above);
+#: - the lag (late and future deliveries, p50/p95/max by position, ``lag:``);
+#: - gateway rows in pairing order (sessionId, reader, time): the pairing pass,
+#:   no sort; only grows with gateway rows;
+#: - rows with a problem (bad credentials, repeats, notes, a created_at with a
+#:   fraction, gateway rows lacking a field): only grows with those rows.
+SPECIAL_INDEXES: dict[str, str] = {
+    INSIGHTS_INDEX_NAME: (f"CREATE INDEX IF NOT EXISTS {INSIGHTS_INDEX_NAME} ON events ({', '.join(INSIGHTS_INDEX)})"),
+    LAG_INDEX: f"CREATE INDEX IF NOT EXISTS {LAG_INDEX} ON events ({LAG}, session_id, received_at, created_at)",
+    PAIRING_INDEX: (
+        f"CREATE INDEX IF NOT EXISTS {PAIRING_INDEX} ON events (gateway_session_id, user_id, created_at, received_at,"
+        " event, session_id, duplicate_of, paywall_id, content_id, client_content_id, click_action)"
+        f" WHERE {GATEWAY_ROWS}"
+    ),
+    PROBLEM_INDEX: (
+        f"CREATE INDEX IF NOT EXISTS {PROBLEM_INDEX} ON events (session_id, received_at, signature, basic_auth,"
+        " duplicate_of) WHERE " + " OR ".join(f"({arm})" for arm in PROBLEM_ARMS.values())
+    ),
 }
 
 
@@ -242,6 +301,8 @@ def migrate(db: sqlite_utils.Database) -> None:
         for name, indexes in INDEXES.items():
             for cols in indexes:
                 db.table(name).create_index(cols, if_not_exists=True)
+        for statement in SPECIAL_INDEXES.values():
+            db.execute(statement)
         _create_search(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
