@@ -245,6 +245,7 @@ async def test_offline_header_at_80_columns_shortens_a_long_path(tmp_path: Path)
 _SHOWN = {
     "slash": "/",
     "question_mark": "?",
+    "exclamation_mark": "!",
     "escape": "Esc",
     "enter": "Enter",
     "home": "Home",
@@ -263,8 +264,10 @@ def test_the_help_names_every_key_of_every_screen() -> None:
     from textual.binding import Binding
 
     from monitor.tui.app import MonitorApp
+    from monitor.tui.screens.checks import ChecksScreen
     from monitor.tui.screens.detail import DetailScreen
     from monitor.tui.screens.help import KEYS
+    from monitor.tui.screens.insights import InsightsScreen
     from monitor.tui.screens.main import MainScreen
     from monitor.tui.screens.reader import ReaderScreen
     from monitor.tui.screens.readers import ReadersScreen
@@ -283,6 +286,8 @@ def test_the_help_names_every_key_of_every_screen() -> None:
         ReadersScreen,
         SessionsScreen,
         DetailScreen,
+        ChecksScreen,
+        InsightsScreen,
     ):
         for binding in owner.BINDINGS:
             assert isinstance(binding, Binding)
