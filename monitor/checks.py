@@ -15,6 +15,7 @@ million events (``bench/checks.py``).
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -370,14 +371,19 @@ class _Gateway(NamedTuple):
         return ("c", self.content or "")
 
 
-#: Per gateway sessionId and reader, in event order: "v"/"c" per row, the ids, the receipt times.
+#: Per gateway sessionId and reader, in event order: "v"/"c" per row; the id and receipt time of one-row groups.
 _PATTERN = f"group_concat(CASE WHEN event = '{GATEWAY_VIEW}' THEN 'v' ELSE 'c' END, '')"
 _PATTERNS = (
-    f"SELECT gateway_session_id, user_id, {_PATTERN}, group_concat(id), group_concat(received_at) FROM {{rows}}"
-    f" GROUP BY gateway_session_id, user_id HAVING {_PATTERN} NOT IN ('vc', 'vcvc', 'vcvcvc')"
+    f"SELECT gateway_session_id, user_id, {_PATTERN}, min(id), min(received_at) FROM {{rows}}"
+    f" GROUP BY gateway_session_id, user_id HAVING {_PATTERN} NOT IN ('vc', 'vcvc', 'vcvcvc')"  # _SIMPLE
 )
 _SESSION_ROWS = (
     "WHERE {gateway} AND gateway_session_id > '' AND +duplicate_of IS NULL AND +user_id IS NOT NULL AND {session}1"
+)
+#: One group's rows in the pairing index's order (the order its pattern was concatenated in).
+_GROUP_ROWS = (
+    f"SELECT id, event = '{GATEWAY_VIEW}', received_at FROM {{rows}} AND gateway_session_id = ? AND user_id = ?"
+    " ORDER BY created_at, received_at, id"
 )
 
 
@@ -387,8 +393,9 @@ def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[list[_Gatew
     With :data:`PAIRING_INDEX`, one pass over the gateway rows in its order
     (sessionId, reader, created_at, received_at), which is the order each
     group's rows are concatenated in; the groups of a view then its close —
-    nearly all of them — never leave SQLite. Returns the rows of one-row
-    groups (unpaired whatever happens) apart from the others (to pair).
+    nearly all of them — never leave SQLite, and a one-row group (unpaired
+    whatever happens) comes with its id and time. Returns those rows apart from
+    the rows of the other groups (to pair), read again group by group: few.
     Without the index, every gateway row with a sessionId is read and paired
     here (the same answer, slower: nothing else orders a group's rows).
     """
@@ -398,19 +405,149 @@ def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[list[_Gatew
         return [], [_Gateway(*row) for row in every]
     rows = f"events INDEXED BY {PAIRING_INDEX} {where}"
     alone: list[_Gateway] = []
-    found: list[_Gateway] = []
-    for session, user, pattern, ids, times in db.execute(_PATTERNS.format(rows=rows), scope.args):
+    groups: list[tuple[str, str]] = []
+    for session, user, pattern, row_id, received in db.execute(_PATTERNS.format(rows=rows), scope.args):
         if len(pattern) == 1:
-            alone.append(_Gateway(int(ids), str(user), pattern == "v", 0.0, float(times), session, None, None))
-            continue
-        for rank, (kind, row_id, received) in enumerate(
-            zip(pattern, str(ids).split(","), str(times).split(","), strict=True)
-        ):
-            # The order is SQLite's: the rank keeps it when the rows are paired.
+            alone.append(_Gateway(int(row_id), str(user), pattern == "v", 0.0, float(received), session, None, None))
+        else:
+            groups.append((session, user))
+    found: list[_Gateway] = []
+    for session, user in groups:
+        group = db.execute(_GROUP_ROWS.format(rows=rows), [*scope.args, session, user])
+        # The rank keeps the index's order when the rows are paired.
+        for rank, (row_id, is_view, received) in enumerate(group):
             found.append(
-                _Gateway(int(row_id), str(user), kind == "v", float(rank), float(received), session, None, None)
+                _Gateway(int(row_id), str(user), bool(is_view), float(rank), float(received), session, None, None)
             )
     return alone, found
+
+
+_SIMPLE = ("vc", "vcvc", "vcvcvc")
+
+
+@dataclass
+class _PairingState:
+    """What the pairing pass found in the rows up to ``upto`` (one database file and scope), kept between runs.
+
+    Rows are only ever added, so a re-run (the Checks screen re-runs on every
+    commit) reads the rows after ``upto`` and re-reads just the groups they
+    join; the thresholds and the clock apply afterwards, on every run.
+    """
+
+    upto: int
+    upto_received: float | None  # that row's received_at: another file at the same path starts over
+    alone: dict[tuple[str, str], _Gateway]  # one-row groups, by (sessionId, reader)
+    groups: dict[tuple[str, str], list[_Gateway]]  # the other groups that are not simply paired
+    sessionless: list[_Gateway]
+    conversions: dict[str, float]  # each reader's latest conversion (received_at)
+
+
+#: Pairing states by (database file, session); a few at most.
+_PAIRING_STATES: dict[tuple[str, int | None], _PairingState] = {}
+_PAIRING_STATES_KEPT = 4
+_PAIRING_LOCK = threading.Lock()
+
+
+def _database_file(db: sqlite_utils.Database) -> str:
+    """The main database's file ("" for an in-memory or temporary one)."""
+    for _, name, path in db.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return str(path or "")
+    return ""
+
+
+def _group(db: sqlite_utils.Database, scope: _Scope, session: str, user: str) -> list[_Gateway]:
+    """One (sessionId, reader) group's rows in the pairing index's order, ranked."""
+    where = _SESSION_ROWS.format(gateway=_GATEWAY_ROWS, session=scope.where(plus=True))
+    rows = f"events INDEXED BY {PAIRING_INDEX} {where}"
+    found = db.execute(_GROUP_ROWS.format(rows=rows), [*scope.args, session, user])
+    return [
+        _Gateway(int(row_id), user, bool(is_view), float(rank), float(received), session, None, None)
+        for rank, (row_id, is_view, received) in enumerate(found)
+    ]
+
+
+def _all_conversions(db: sqlite_utils.Database, scope: _Scope, after: int, upto: int) -> dict[str, float]:
+    """Each reader's latest conversion among the rows ``after < id <= upto``."""
+    names = _conversion_events(db)
+    marks = ", ".join("?" * len(names))
+    if after == 0:  # every row: one walk of the payments in the Insights index
+        source = f"events{_indexed_by(db, store.INSIGHTS_INDEX_NAME)} WHERE event IN ({marks}) AND id <= ?"
+        args = [*names, upto]
+    else:  # the new rows only, by id
+        source = f"events WHERE id > ? AND id <= ? AND +event IN ({marks})"
+        args = [after, upto, *names]
+    sql = (
+        f"SELECT user_id, max(received_at) FROM {source} AND +duplicate_of IS NULL AND {scope.where(plus=True)}"
+        "user_id IS NOT NULL GROUP BY user_id"
+    )
+    return {str(user): float(t) for user, t in db.execute(sql, [*args, *scope.args])}
+
+
+def _pairing_state(db: sqlite_utils.Database, scope: _Scope) -> _PairingState | None:
+    """The pairing pass's rows for this scope, brought up to date; None without the pairing index."""
+    if not _has_index(db, PAIRING_INDEX):
+        return None
+    key = (_database_file(db), scope.session_id)
+    upto, upto_received = db.execute(
+        "SELECT id, received_at FROM events WHERE id = (SELECT max(id) FROM events)"
+    ).fetchone() or (0, None)
+    with _PAIRING_LOCK:
+        state = _PAIRING_STATES.get(key) if key[0] else None
+    if state is not None:
+        known = db.execute("SELECT received_at FROM events WHERE id = ?", [state.upto]).fetchone()
+        if state.upto > upto or known is None or known[0] != state.upto_received:
+            state = None
+    if state is None:
+        alone, grouped = _session_rows(db, scope)
+        groups: dict[tuple[str, str], list[_Gateway]] = {}
+        for row in grouped:
+            groups.setdefault((str(row.session), row.user_id), []).append(row)
+        state = _PairingState(
+            int(upto),
+            upto_received,
+            {(str(row.session), row.user_id): row for row in alone},
+            groups,
+            _sessionless_rows(db, scope, upto=int(upto)),
+            _all_conversions(db, scope, 0, int(upto)),
+        )
+    elif state.upto < upto:
+        state = _advance(db, scope, state, int(upto), upto_received)
+    if key[0]:
+        with _PAIRING_LOCK:
+            _PAIRING_STATES.pop(key, None)
+            _PAIRING_STATES[key] = state
+            while len(_PAIRING_STATES) > _PAIRING_STATES_KEPT:
+                _PAIRING_STATES.pop(next(iter(_PAIRING_STATES)))
+    return state
+
+
+def _advance(
+    db: sqlite_utils.Database, scope: _Scope, state: _PairingState, upto: int, upto_received: float | None
+) -> _PairingState:
+    """``state`` with the rows ``state.upto < id <= upto`` taken in (a new state: a running check keeps its own)."""
+    alone, groups = dict(state.alone), dict(state.groups)
+    joined = db.execute(
+        f"SELECT DISTINCT gateway_session_id, user_id FROM events WHERE id > ? AND id <= ? AND +{_GATEWAY_ROWS}"
+        f" AND +gateway_session_id > '' AND +duplicate_of IS NULL AND +user_id IS NOT NULL"
+        f" AND {scope.where(plus=True)}1",
+        [state.upto, upto, *scope.args],
+    ).fetchall()
+    for session, user in joined:
+        key = (str(session), str(user))
+        rows = _group(db, scope, key[0], key[1])
+        alone.pop(key, None)
+        groups.pop(key, None)
+        pattern = "".join("v" if row.is_view else "c" for row in rows)
+        if len(rows) == 1:
+            alone[key] = rows[0]._replace(t=0.0)
+        elif rows and pattern not in _SIMPLE:
+            groups[key] = rows
+    conversions = dict(state.conversions)
+    for user, t in _all_conversions(db, scope, state.upto, upto).items():
+        conversions[user] = max(t, conversions.get(user, -math.inf))
+    sessionless = state.sessionless + _sessionless_rows(db, scope, after=state.upto, upto=upto)
+    return _PairingState(upto, upto_received, alone, groups, sessionless, conversions)
 
 
 def _has_index(db: sqlite_utils.Database, name: str) -> bool:
@@ -422,14 +559,25 @@ def _indexed_by(db: sqlite_utils.Database, name: str) -> str:
     return f" INDEXED BY {name}" if _has_index(db, name) else ""
 
 
-def _sessionless_rows(db: sqlite_utils.Database, scope: _Scope) -> list[_Gateway]:
-    """Gateway rows without a sessionId (keyed by paywall and content, or content)."""
+def _sessionless_rows(
+    db: sqlite_utils.Database, scope: _Scope, *, after: int = 0, upto: int | None = None
+) -> list[_Gateway]:
+    """Gateway rows without a sessionId (keyed by paywall and content, or content); ``after < id <= upto``."""
+    sessionless = "(gateway_session_id IS NULL OR gateway_session_id = '')"
+    if after:  # the new rows only, by id
+        source = f"events WHERE id > ? AND id <= ? AND +{_GATEWAY_ROWS}"
+        args: list[Any] = [after, upto]
+    else:
+        source = f"events{_indexed_by(db, PAIRING_INDEX)} WHERE {_GATEWAY_ROWS}"
+        args = []
+        if upto is not None:
+            source += " AND id <= ?"
+            args.append(upto)
     sql = (
-        f"SELECT {_PAIR_COLUMNS} FROM events{_indexed_by(db, PAIRING_INDEX)} WHERE {_GATEWAY_ROWS}"
-        " AND +duplicate_of IS NULL"
-        f" AND +user_id IS NOT NULL AND {scope.where(plus=True)}(gateway_session_id IS NULL OR gateway_session_id = '')"
+        f"SELECT {_PAIR_COLUMNS} FROM {source} AND +duplicate_of IS NULL"
+        f" AND +user_id IS NOT NULL AND {scope.where(plus=True)}{sessionless}"
     )
-    return [_Gateway(*row) for row in db.execute(sql, scope.args)]
+    return [_Gateway(*row) for row in db.execute(sql, [*args, *scope.args])]
 
 
 def _pair(rows: Iterable[_Gateway]) -> tuple[list[_Gateway], list[_Gateway]]:
@@ -468,24 +616,10 @@ def _conversion_events(db: sqlite_utils.Database) -> list[str]:
 
 
 def _last_conversions(db: sqlite_utils.Database, scope: _Scope, users: Sequence[str]) -> dict[str, float]:
-    """Each reader's latest conversion (received_at), for these readers.
-
-    A few readers: a probe each (their events by reader). Many: one grouped walk of every payment in the
-    Insights index (event, ..., user_id, received_at, duplicate_of: no table row), which at a million events
-    (130k payments) is cheaper than probing 100k readers.
-    """
+    """Each reader's latest conversion (received_at), for these readers (without the pairing index)."""
     names = _conversion_events(db)
     latest: dict[str, float] = {}
     name_marks = ", ".join("?" * len(names))
-    if len(users) > _CHUNK and _has_index(db, store.INSIGHTS_INDEX_NAME):
-        wanted = set(users)
-        sql = (
-            f"SELECT user_id, max(received_at) FROM events INDEXED BY {store.INSIGHTS_INDEX_NAME}"
-            f" WHERE event IN ({name_marks}) AND duplicate_of IS NULL AND {scope.where()}user_id IS NOT NULL"
-            " GROUP BY user_id"
-        )
-        latest.update((str(u), float(t)) for u, t in db.execute(sql, [*names, *scope.args]) if u in wanted)
-        return latest
     for start in range(0, len(users), _CHUNK):
         chunk = users[start : start + _CHUNK]
         marks = ", ".join("?" * len(chunk))
@@ -505,14 +639,22 @@ def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[
     cached: dict[str, list[tuple[int, float]]] | None = scope.memo.get("unpaired")
     if cached is not None:
         return cached
-    alone, grouped = _session_rows(db, scope)
-    rows = grouped + _sessionless_rows(db, scope)
+    state = _pairing_state(db, scope)
+    if state is None:
+        alone, grouped = _session_rows(db, scope)
+        rows = grouped + _sessionless_rows(db, scope)
+    else:
+        alone = list(state.alone.values())
+        rows = [row for group in state.groups.values() for row in group] + state.sessionless
     views, closes = _pair(rows)
     views += [row for row in alone if row.is_view]
     closes += [row for row in alone if not row.is_view]
     cutoff = scope.now - scope.thresholds.open_view_minutes * 60
     aged = [view for view in views if view.received_at <= cutoff]
-    converted = _last_conversions(db, scope, sorted({view.user_id for view in aged}))
+    if state is None:
+        converted = _last_conversions(db, scope, sorted({view.user_id for view in aged}))
+    else:
+        converted = state.conversions
     still_open = [view for view in aged if converted.get(view.user_id, -math.inf) <= view.received_at]
     viewers: dict[str, set[str]] = {}
     for row in (*rows, *alone):

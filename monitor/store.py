@@ -186,7 +186,7 @@ SPECIAL_INDEXES: dict[str, str] = {
     ),
     PROBLEM_INDEX: (
         f"CREATE INDEX IF NOT EXISTS {PROBLEM_INDEX} ON events (session_id, received_at, signature, basic_auth,"
-        " duplicate_of) WHERE " + " OR ".join(f"({arm})" for arm in PROBLEM_ARMS.values())
+        " duplicate_of, notes, created_at) WHERE " + " OR ".join(f"({arm})" for arm in PROBLEM_ARMS.values())
     ),
 }
 

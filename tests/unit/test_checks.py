@@ -207,25 +207,42 @@ def test_pairing_open_views_orphan_and_foreign_closes(db: sqlite_utils.Database)
     assert check(db, "pairing.open_views", open_view_minutes=1).count == 4
 
 
-def test_many_readers_conversions_in_one_grouped_pass(
-    db: sqlite_utils.Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Past a chunk of readers, their conversions come from one walk of the payments: the same answer."""
-    monkeypatch.setattr(checks, "_CHUNK", 1)
+def pairing(db: sqlite_utils.Database, session_id: int | None = 1) -> tuple[str | None, ...]:
+    return tuple(check(db, key, session_id).filter for key in ("pairing.open_views", "pairing.orphan_closes"))
+
+
+def test_a_rerun_reads_only_the_new_rows_and_agrees_with_a_fresh_pass(db: sqlite_utils.Database) -> None:
+    """The pairing kept between runs: new rows join old groups, convert old views, pair sessionless rows."""
     t0 = 1_700_000_000.0
-    rows = [
-        gateway(VIEW, "u1", t0, session="A"),  # 1: converted by 3
-        gateway(VIEW, "u2", t0 + 10, session="B"),  # 2: open (u2's purchase came before it)
-        event_row(body("purchase.pass", "u1", t0 + 20, payload=PASS, n=1), received_at=t0 + 20),  # 3
-        event_row(body("purchase.pass", "u2", t0 + 5, payload=PASS, n=2), received_at=t0 + 5),  # 4
-        event_row(body("transaction.complete", "u3", t0 + 30, n=3), received_at=t0 + 30),  # 5: no view
-        gateway(VIEW, "u4", t0 + 40, session="C", session_id=2),  # 6: another session
-        event_row(body("purchase.pass", "u4", t0 + 50, payload=PASS, n=4), received_at=t0 + 50, session_id=2),
-    ]
-    write(db, rows)
-    opened = check(db, "pairing.open_views")
-    assert (opened.count, opened.filter) == (1, "id:2")
-    assert check(db, "pairing.open_views", None).filter == "id:2"
+    write(
+        db,
+        [
+            gateway(VIEW, "u1", t0, session="A"),  # 1: open, until 7 closes it
+            gateway(VIEW, "u2", t0 + 10, session="B"),  # 2: open, until u2's purchase 8
+            gateway(VIEW, "u3", t0 + 20, session="C"),  # 3: paired with 4 ...
+            gateway(CLOSE, "u3", t0 + 30, session="C"),  # 4: ... until 9 reopens C: "vcv", 9 open
+            gateway(VIEW, "u4", t0 + 40, content="X"),  # 5: no sessionId: open, until 10
+            gateway(CLOSE, "u5", t0 + 50, session="D"),  # 6: no view, until 11 (an earlier view)
+        ],
+    )
+    before = pairing(db)
+    assert before == ("id:1 OR id:2 OR id:5", "id:6")
+    write(
+        db,
+        [
+            gateway(CLOSE, "u1", t0 + 60, session="A"),  # 7
+            event_row(body("purchase.pass", "u2", t0 + 70, payload=PASS, n=1), received_at=t0 + 70),  # 8
+            gateway(VIEW, "u3", t0 + 80, session="C"),  # 9
+            gateway(CLOSE, "u4", t0 + 90, content="X"),  # 10
+            gateway(VIEW, "u5", t0 + 45, session="D", received_at=t0 + 95),  # 11: created before 6
+            gateway(VIEW, "u6", t0 + 99, session="E", session_id=2),  # 12: another session
+        ],
+    )
+    after = pairing(db)
+    assert after == ("id:9", None)
+    assert pairing(db, None) == ("id:9 OR id:12", None)
+    checks._PAIRING_STATES.clear()
+    assert pairing(db) == after and pairing(db, None) == ("id:9 OR id:12", None)
 
 
 def test_pairing_takes_the_earliest_open_view(db: sqlite_utils.Database) -> None:
