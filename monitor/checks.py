@@ -14,6 +14,7 @@ million events (``bench/checks.py``).
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import Counter
@@ -441,6 +442,12 @@ class _PairingState:
     sessionless: list[_Gateway]
     conversions: dict[str, float]  # each reader's latest conversion (received_at)
 
+    @functools.cached_property
+    def unpaired(self) -> tuple[list[_Gateway], list[_Gateway], dict[str, set[str]]]:
+        """:func:`_unpaired_rows` of these rows (the same for every threshold and clock: computed once)."""
+        rows = [row for group in self.groups.values() for row in group] + self.sessionless
+        return _unpaired_rows(rows, self.alone.values())
+
 
 #: Pairing states by (database file, session); a few at most.
 _PAIRING_STATES: dict[tuple[str, int | None], _PairingState] = {}
@@ -631,6 +638,22 @@ def _last_conversions(db: sqlite_utils.Database, scope: _Scope, users: Sequence[
     return latest
 
 
+def _unpaired_rows(
+    rows: list[_Gateway], alone: Iterable[_Gateway]
+) -> tuple[list[_Gateway], list[_Gateway], dict[str, set[str]]]:
+    """The views and the closes left unpaired, and each gateway sessionId's viewers (whatever the thresholds)."""
+    views, closes = _pair(rows)
+    viewers: dict[str, set[str]] = {}
+    for row in rows:
+        if row.is_view and row.session:
+            viewers.setdefault(row.session, set()).add(row.user_id)
+    for row in alone:
+        (views if row.is_view else closes).append(row)
+        if row.is_view and row.session:
+            viewers.setdefault(row.session, set()).add(row.user_id)
+    return views, closes, viewers
+
+
 def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[int, float]]]:
     """Open views (past the threshold, not converted), closes with no view, closes with another reader's view.
 
@@ -642,13 +665,9 @@ def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[
     state = _pairing_state(db, scope)
     if state is None:
         alone, grouped = _session_rows(db, scope)
-        rows = grouped + _sessionless_rows(db, scope)
+        views, closes, viewers = _unpaired_rows(grouped + _sessionless_rows(db, scope), alone)
     else:
-        alone = list(state.alone.values())
-        rows = [row for group in state.groups.values() for row in group] + state.sessionless
-    views, closes = _pair(rows)
-    views += [row for row in alone if row.is_view]
-    closes += [row for row in alone if not row.is_view]
+        views, closes, viewers = state.unpaired
     cutoff = scope.now - scope.thresholds.open_view_minutes * 60
     aged = [view for view in views if view.received_at <= cutoff]
     if state is None:
@@ -656,10 +675,6 @@ def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[
     else:
         converted = state.conversions
     still_open = [view for view in aged if converted.get(view.user_id, -math.inf) <= view.received_at]
-    viewers: dict[str, set[str]] = {}
-    for row in (*rows, *alone):
-        if row.is_view and row.session:
-            viewers.setdefault(row.session, set()).add(row.user_id)
     foreign = [close for close in closes if close.session and viewers.get(close.session, set()) - {close.user_id}]
     foreign_ids = {close.id for close in foreign}
     orphans = [close for close in closes if close.id not in foreign_ids]
