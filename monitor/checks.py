@@ -580,11 +580,16 @@ def _sessionless_rows(
         if upto is not None:
             source += " AND id <= ?"
             args.append(upto)
-    sql = (
-        f"SELECT {_PAIR_COLUMNS} FROM {source} AND +duplicate_of IS NULL"
-        f" AND +user_id IS NOT NULL AND {scope.where(plus=True)}{sessionless}"
-    )
-    return [_Gateway(*row) for row in db.execute(sql, [*args, *scope.args])]
+    select = f"SELECT {_PAIR_COLUMNS} FROM {source} AND +duplicate_of IS NULL AND +user_id IS NOT NULL"
+    if after:
+        sql = f"{select} AND {scope.where(plus=True)}{sessionless}"
+        return [_Gateway(*row) for row in db.execute(sql, [*args, *scope.args])]
+    # Two ranges of the pairing index (an OR of the two would walk all of it).
+    found: list[_Gateway] = []
+    for no_session in ("gateway_session_id IS NULL", "gateway_session_id = ''"):
+        sql = f"{select} AND {scope.where(plus=True)}{no_session}"
+        found += [_Gateway(*row) for row in db.execute(sql, [*args, *scope.args])]
+    return found
 
 
 def _pair(rows: Iterable[_Gateway]) -> tuple[list[_Gateway], list[_Gateway]]:
