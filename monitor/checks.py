@@ -408,8 +408,9 @@ def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[list[_Gatew
     alone: list[_Gateway] = []
     groups: list[tuple[str, str]] = []
     for session, user, pattern, row_id, received in db.execute(_PATTERNS.format(rows=rows), scope.args):
+        # ids are integers, times reals, sessionIds and readers text (the columns' types): as read.
         if len(pattern) == 1:
-            alone.append(_Gateway(int(row_id), str(user), pattern == "v", 0.0, float(received), session, None, None))
+            alone.append(_Gateway(row_id, user, pattern == "v", 0.0, received, session, None, None))
         else:
             groups.append((session, user))
     found: list[_Gateway] = []
@@ -648,14 +649,14 @@ def _unpaired_rows(
 ) -> tuple[list[_Gateway], list[_Gateway], dict[str, set[str]]]:
     """The views and the closes left unpaired, and each gateway sessionId's viewers (whatever the thresholds)."""
     views, closes = _pair(rows)
-    viewers: dict[str, set[str]] = {}
-    for row in rows:
-        if row.is_view and row.session:
-            viewers.setdefault(row.session, set()).add(row.user_id)
     for row in alone:
         (views if row.is_view else closes).append(row)
-        if row.is_view and row.session:
-            viewers.setdefault(row.session, set()).add(row.user_id)
+    # Only the sessionIds of unpaired closes matter (a close of another reader's view).
+    wanted = {close.session for close in closes if close.session}
+    viewers: dict[str, set[str]] = {}
+    for row in (*rows, *alone):
+        if row.is_view and row.session in wanted:
+            viewers.setdefault(str(row.session), set()).add(row.user_id)
     return views, closes, viewers
 
 
