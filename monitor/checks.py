@@ -20,6 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import sqlite_utils
@@ -437,7 +438,8 @@ class _PairingState:
     """
 
     upto: int
-    upto_received: float | None  # that row's received_at: another file at the same path starts over
+    upto_mark: tuple[Any, ...] | None  # that row's received_at and body hash: another file starts over
+    file_id: tuple[int, int]  # the file's (device, inode): so does a file replaced by another
     alone: dict[tuple[str, str], _Gateway]  # one-row groups, by (sessionId, reader)
     groups: dict[tuple[str, str], list[_Gateway]]  # the other groups that are not simply paired
     sessionless: list[_Gateway]
@@ -497,14 +499,20 @@ def _pairing_state(db: sqlite_utils.Database, scope: _Scope) -> _PairingState | 
     if not _has_index(db, PAIRING_INDEX):
         return None
     key = (_database_file(db), scope.session_id)
-    upto, upto_received = db.execute(
-        "SELECT id, received_at FROM events WHERE id = (SELECT max(id) FROM events)"
-    ).fetchone() or (0, None)
+    try:
+        info = Path(key[0]).stat() if key[0] else None
+    except OSError:
+        info = None
+    file_id = (info.st_dev, info.st_ino) if info else (0, 0)
+    upto, *mark = db.execute(
+        "SELECT id, received_at, body_sha256 FROM events WHERE id = (SELECT max(id) FROM events)"
+    ).fetchone() or (0, None, None)
+    upto_mark = tuple(mark)
     with _PAIRING_LOCK:
         state = _PAIRING_STATES.get(key) if key[0] else None
     if state is not None:
-        known = db.execute("SELECT received_at FROM events WHERE id = ?", [state.upto]).fetchone()
-        if state.upto > upto or known is None or known[0] != state.upto_received:
+        known = db.execute("SELECT received_at, body_sha256 FROM events WHERE id = ?", [state.upto]).fetchone()
+        if state.file_id != file_id or state.upto > upto or known is None or tuple(known) != state.upto_mark:
             state = None
     if state is None:
         alone, grouped = _session_rows(db, scope)
@@ -513,14 +521,15 @@ def _pairing_state(db: sqlite_utils.Database, scope: _Scope) -> _PairingState | 
             groups.setdefault((str(row.session), row.user_id), []).append(row)
         state = _PairingState(
             int(upto),
-            upto_received,
+            upto_mark,
+            file_id,
             {(str(row.session), row.user_id): row for row in alone},
             groups,
             _sessionless_rows(db, scope, upto=int(upto)),
             _all_conversions(db, scope, 0, int(upto)),
         )
     elif state.upto < upto:
-        state = _advance(db, scope, state, int(upto), upto_received)
+        state = _advance(db, scope, state, int(upto), upto_mark)
     if key[0]:
         with _PAIRING_LOCK:
             _PAIRING_STATES.pop(key, None)
@@ -531,7 +540,7 @@ def _pairing_state(db: sqlite_utils.Database, scope: _Scope) -> _PairingState | 
 
 
 def _advance(
-    db: sqlite_utils.Database, scope: _Scope, state: _PairingState, upto: int, upto_received: float | None
+    db: sqlite_utils.Database, scope: _Scope, state: _PairingState, upto: int, upto_mark: tuple[Any, ...] | None
 ) -> _PairingState:
     """``state`` with the rows ``state.upto < id <= upto`` taken in (a new state: a running check keeps its own)."""
     alone, groups = dict(state.alone), dict(state.groups)
@@ -555,7 +564,7 @@ def _advance(
     for user, t in _all_conversions(db, scope, state.upto, upto).items():
         conversions[user] = max(t, conversions.get(user, -math.inf))
     sessionless = state.sessionless + _sessionless_rows(db, scope, after=state.upto, upto=upto)
-    return _PairingState(upto, upto_received, alone, groups, sessionless, conversions)
+    return _PairingState(upto, upto_mark, state.file_id, alone, groups, sessionless, conversions)
 
 
 def _has_index(db: sqlite_utils.Database, name: str) -> bool:

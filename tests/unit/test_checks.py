@@ -473,3 +473,17 @@ def test_the_benchmark_times_every_check(db: sqlite_utils.Database, tmp_path: Pa
     rows = measure(tmp_path / "checks.db", 1)
     assert [name for name, *_ in rows] == [*checks.CHECKS, "all (run_checks)"]
     assert all(cold[0] >= 0 and warm[1] >= 0 and rerun[1] >= 0 for _, cold, warm, rerun in rows)
+
+
+def test_a_file_replaced_at_the_same_path_is_paired_afresh(tmp_path: Path) -> None:
+    """The kept pairing belongs to one file: another database at the same path (same last row) starts over."""
+    path = tmp_path / "replaced.db"
+    t0 = 1_700_000_000.0
+    for views in ([gateway(VIEW, "u1", t0, session="A")], [gateway(CLOSE, "u1", t0, session="A")]):
+        path.unlink(missing_ok=True)
+        db = open_store(path)
+        db.execute("INSERT INTO sessions (id, started_at, mode) VALUES (1, 1000.0, 'live')")
+        write(db, views)
+        found = pairing(db)
+        db.close()
+        assert found == (("id:1", None) if views[0]["event"] == VIEW else (None, "id:1"))
