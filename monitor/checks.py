@@ -454,7 +454,7 @@ class _PairingState:
 
 #: Pairing states by (database file, session); a few at most.
 _PAIRING_STATES: dict[tuple[str, int | None], _PairingState] = {}
-_PAIRING_STATES_KEPT = 4
+_PAIRING_STATES_KEPT = 2  # ~45 MB each at a million events (97k one-row groups)
 _PAIRING_LOCK = threading.Lock()
 
 
