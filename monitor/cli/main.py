@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
-from monitor import __version__
+from monitor import __version__, store
 from monitor.cli import check, exporter, importer, review, send, wait, watch, web
 from monitor.cli.common import database_failure, filter_epilog
+from monitor.textsafe import inert
 
 
 class _DefaultToWatch(click.Group):
@@ -52,6 +53,10 @@ def help_cmd(ctx: click.Context, topic: str | None) -> None:
         click.echo(command.get_help(sub))
 
 
+#: The commands that open ./conscent-monitor.db when no database is named.
+_DEFAULT_DB_COMMANDS = {"watch", "serve", "open", "import", "export", "wait", "check"}
+
+
 def _guarded(command: click.Command) -> click.Command:
     """``command`` with any ``sqlite3.DatabaseError`` it lets out turned into one line naming its database."""
     callback = command.callback
@@ -60,6 +65,12 @@ def _guarded(command: click.Command) -> click.Command:
 
     @functools.wraps(callback)
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        path = kwargs.get("db_path")
+        if path is None and command.name in _DEFAULT_DB_COMMANDS:
+            path = store.DEFAULT_DB
+        notice = store.upgrade_notice(path) if path is not None else None
+        if notice is not None:  # before a pause of seconds: say why
+            click.echo(f"conscent-monitor: {inert(notice)}", err=True)
         try:
             return callback(*args, **kwargs)
         except sqlite3.DatabaseError as exc:
