@@ -951,13 +951,19 @@ def late_deliveries(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Fi
     Percentiles by nearest rank, each read at its place in the lag index (p95 and max from the top end).
     """
     limit = scope.thresholds.lag_seconds
-    session = scope.where(plus=True)
+    session, args = scope.where(plus=True), scope.args
+    if scope.session_id is not None and _only_session(db, scope.session_id):
+        session, args = "", []  # the same rows: no session to test on each index entry
     late = f"SELECT count(*), min(received_at), max(received_at) FROM events WHERE {_LAG} > ? AND {session}1"
-    seen = _seen(db, late, [limit, *scope.args])
+    seen = _seen(db, late, [limit, *args])
     detail = ""
     if seen.count:
         known = f"FROM events WHERE {_LAG} IS NOT NULL AND {session}1"
-        total = int(db.execute(f"SELECT count(*) {known}", scope.args).fetchone()[0])
+        if session:
+            total = int(db.execute(f"SELECT count(*) {known}", args).fetchone()[0])
+        else:  # every row but the few without a lag: SQLite counts a whole table by its pages, not entry by entry
+            sql = f"SELECT (SELECT count(*) FROM events) - (SELECT count(*) FROM events WHERE {_LAG} IS NULL)"
+            total = int(db.execute(sql).fetchone()[0])
         figures = []
         for label, fraction in (("p50", 0.5), ("p95", 0.95), ("max", 1.0)):
             rank = max(1, math.ceil(fraction * total))
@@ -965,11 +971,20 @@ def late_deliveries(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) -> Fi
             offset = rank - 1 if ascending else total - rank
             order = "ASC" if ascending else "DESC"
             (lag,) = db.execute(
-                f"SELECT {_LAG} {known} ORDER BY {_LAG} {order} LIMIT 1 OFFSET ?", [*scope.args, offset]
+                f"SELECT {_LAG} {known} ORDER BY {_LAG} {order} LIMIT 1 OFFSET ?", [*args, offset]
             ).fetchone()
             figures.append(f"{label} {_duration(float(lag))}")
         detail = " · ".join(figures)
     return _finding(spec, seen, f"lag>{_seconds(limit)}", detail=detail)
+
+
+def _only_session(db: sqlite_utils.Database, session_id: int) -> bool:
+    """Whether every row of the file belongs to ``session_id`` (three probes of the session index)."""
+    sql = (
+        "SELECT EXISTS(SELECT 1 FROM events WHERE session_id < ?) OR EXISTS(SELECT 1 FROM events WHERE session_id > ?)"
+        " OR EXISTS(SELECT 1 FROM events WHERE session_id IS NULL)"
+    )
+    return not db.execute(sql, [session_id, session_id]).fetchone()[0]
 
 
 def _duration(seconds: float) -> str:

@@ -396,6 +396,27 @@ def test_late_deliveries_with_percentiles(db: sqlite_utils.Database) -> None:
     assert check(db, "delivery.late", lag_seconds=5).count == 4
 
 
+def test_late_percentiles_of_one_session_among_several(db: sqlite_utils.Database) -> None:
+    """One session of the file (each index entry's session tested), and every session (counted from the table)."""
+    write(
+        db,
+        [event_row(body(created_at=1000, n=i), received_at=1000.0 + lag) for i, lag in enumerate([0, 10, 30, 70])]
+        + [event_row(body(created_at=1000, n=10 + i), received_at=1000.0 + lag, session_id=2) for i, lag in
+           enumerate([400, 500, 600, 700])]
+        + [event_row(body(created_at=None, n=9), received_at=5000.0, session_id=2)],
+    )  # fmt: skip
+    one = check(db, "delivery.late")
+    # Session 1, nearest rank over four lags: p50 the 2nd (10 s), p95 the 4th (70 s).
+    assert (one.count, one.first_seen, one.last_seen) == (1, 1070.0, 1070.0)
+    assert one.detail == "p50 10 s · p95 70 s · max 70 s"
+    every = check(db, "delivery.late", session_id=None)
+    # Every session, eight lags (the row without created_at has none): p50 the 4th (70 s), p95 the 8th (700 s).
+    assert (every.count, every.first_seen, every.last_seen) == (5, 1070.0, 1700.0)
+    assert every.detail == "p50 70 s · p95 11.7 min · max 11.7 min"
+    other = check(db, "delivery.late", session_id=2)
+    assert (other.count, other.detail) == (4, "p50 8.3 min · p95 11.7 min · max 11.7 min")
+
+
 def test_retried_deliveries(db: sqlite_utils.Database) -> None:
     a, b, c = body(n=1), body(n=2), body(n=3)
     write(db, [event_row(raw, received_at=100.0 + i) for i, raw in enumerate([a, a, b, a, b, c])])
