@@ -389,7 +389,7 @@ _GROUP_ROWS = (
 )
 
 
-def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[list[_Gateway], list[_Gateway]]:
+def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[dict[tuple[str, str], _Gateway], list[_Gateway]]:
     """The gateway rows with a sessionId that are not simply paired: every reader's group but "vc", "vcvc", "vcvcvc".
 
     With :data:`PAIRING_INDEX`, one pass over the gateway rows in its order
@@ -398,20 +398,22 @@ def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[list[_Gatew
     nearly all of them — never leave SQLite, and a one-row group (unpaired
     whatever happens) comes with its id and time. Returns those rows apart from
     the rows of the other groups (to pair), read again group by group: few.
+    The one-row groups come by (sessionId, reader), built as they are read.
     Without the index, every gateway row with a sessionId is read and paired
     here (the same answer, slower: nothing else orders a group's rows).
     """
     where = _SESSION_ROWS.format(gateway=_GATEWAY_ROWS, session=scope.where(plus=True))
     if not _has_index(db, PAIRING_INDEX):
         every = db.execute(f"SELECT {_PAIR_COLUMNS} FROM events {where}", scope.args)
-        return [], [_Gateway(*row) for row in every]
+        return {}, [_Gateway(*row) for row in every]
     rows = f"events INDEXED BY {PAIRING_INDEX} {where}"
-    alone: list[_Gateway] = []
+    alone: dict[tuple[str, str], _Gateway] = {}
     groups: list[tuple[str, str]] = []
+    new = tuple.__new__  # a _Gateway without the call of its __new__: ~100k of them at a million events
     for session, user, pattern, row_id, received in db.execute(_PATTERNS.format(rows=rows), scope.args):
         # ids are integers, times reals, sessionIds and readers text (the columns' types): as read.
         if len(pattern) == 1:
-            alone.append(_Gateway(row_id, user, pattern == "v", 0.0, received, session, None, None))
+            alone[session, user] = new(_Gateway, (row_id, user, pattern == "v", 0.0, received, session, None, None))
         else:
             groups.append((session, user))
     found: list[_Gateway] = []
@@ -523,7 +525,7 @@ def _pairing_state(db: sqlite_utils.Database, scope: _Scope) -> _PairingState | 
             int(upto),
             upto_mark,
             file_id,
-            {(str(row.session), row.user_id): row for row in alone},
+            alone,
             groups,
             _sessionless_rows(db, scope, upto=int(upto)),
             _all_conversions(db, scope, 0, int(upto)),
@@ -680,7 +682,7 @@ def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[
     state = _pairing_state(db, scope)
     if state is None:
         alone, grouped = _session_rows(db, scope)
-        views, closes, viewers = _unpaired_rows(grouped + _sessionless_rows(db, scope), alone)
+        views, closes, viewers = _unpaired_rows(grouped + _sessionless_rows(db, scope), alone.values())
     else:
         views, closes, viewers = state.unpaired
     cutoff = scope.now - scope.thresholds.open_view_minutes * 60
@@ -689,7 +691,8 @@ def _unpaired(db: sqlite_utils.Database, scope: _Scope) -> dict[str, list[tuple[
         converted = _last_conversions(db, scope, sorted({view.user_id for view in aged}))
     else:
         converted = state.conversions
-    still_open = [view for view in aged if converted.get(view.user_id, -math.inf) <= view.received_at]
+    latest, never = converted.get, -math.inf
+    still_open = [view for view in aged if latest(view.user_id, never) <= view.received_at]
     foreign = [close for close in closes if close.session and viewers.get(close.session, set()) - {close.user_id}]
     foreign_ids = {close.id for close in foreign}
     orphans = [close for close in closes if close.id not in foreign_ids]
