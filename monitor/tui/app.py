@@ -9,8 +9,6 @@ what they read, and the app pushes the screen. Commit notices wait in the
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -38,6 +36,7 @@ from monitor.tui.feed import Feed
 from monitor.tui.link import Link, RemoteLink, ServiceLink
 from monitor.tui.live import LiveRows
 from monitor.tui.replaying import Replayer
+from monitor.tui.rereading import Reread, Running
 from monitor.tui.screens.checks import (
     ChecksFilterChosen,
     ChecksScopeWanted,
@@ -109,6 +108,11 @@ class MonitorApp(LiveRows, App[None]):
         #: The Checks screen's thresholds, and whether it checks every session rather than the one reviewed.
         self.check_thresholds = checks.Thresholds()
         self.checks_all_sessions = False
+        # The readers list and the Insights screen read again when the database changed (this monitor's
+        # writer or another process), never while a read runs; the Insights' reads (~0.7 s at 1M events)
+        # leave twice their time between two.
+        self._readers_reread = Reread()
+        self._insights_reread = Reread(pace=2.0)
 
     @property
     def fatal_error(self) -> BaseException | None:
@@ -232,15 +236,9 @@ class MonitorApp(LiveRows, App[None]):
         )
         self.push_screen(screen)
 
-    # The readers list reads again when the database changed (``data_version``: this monitor's writer
-    # or another process), never while a read runs, and leaves at least the last read's time between two.
-    _readers_version: int | None = None
-    _readers_worker: Worker[None] | None = None
-    _readers_next = 0.0
-
     @on(msg.ReadersLoaded)
     def _readers_loaded(self, message: msg.ReadersLoaded) -> None:
-        self._readers_next = time.monotonic() + message.seconds
+        self._readers_reread.finished(message.seconds)
         shown = self._shown(ReadersScreen)
         if message.refresh:
             if shown is not None:
@@ -250,25 +248,19 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.ReadersWanted)
     def _readers_wanted(self, message: msg.ReadersWanted) -> None:
-        if message.if_changed:
-            busy = self._readers_worker is not None and self._readers_worker.is_running
-            if busy or time.monotonic() < self._readers_next:
-                return
-            try:
-                if self.reads.data_version() == self._readers_version:
-                    return
-            except sqlite3.Error:
-                return  # the read itself will say what is wrong
+        if message.if_changed and not self._readers_reread.due(self.reads.data_version):
+            return
         self._load_readers(message.filter_text, message.limit, refresh=True)
 
     def _load_readers(self, filter_text: str, limit: int, *, refresh: bool) -> None:
         session_id, now = self.session_id, self.clock()
-        with contextlib.suppress(sqlite3.Error):  # before the read: a commit during it is read next time
-            self._readers_version = self.reads.data_version()
-        self._readers_worker = self._read(
-            "the readers",
-            "readers" if refresh else "drill",
-            lambda db: loaders.readers(db, session_id, filter_text, limit, now=now, refresh=refresh),
+        self._readers_reread.started(
+            self.reads.data_version,
+            lambda: self._read(
+                "the readers",
+                "readers" if refresh else "drill",
+                lambda db: loaders.readers(db, session_id, filter_text, limit, now=now, refresh=refresh),
+            ),
         )
 
     # -- checks ------------------------------------------------------------------------
@@ -305,7 +297,7 @@ class MonitorApp(LiveRows, App[None]):
         if not refresh:
             self._say_if_slow(lambda: self._checks_worker, "Running the checks…")
 
-    def _say_if_slow(self, worker: Callable[[], Worker[None] | None], text: str) -> None:
+    def _say_if_slow(self, worker: Callable[[], Running | None], text: str) -> None:
         """A read that takes a while on a large database says it is running (nothing shows until it ends)."""
 
         def still_running() -> None:
@@ -358,11 +350,6 @@ class MonitorApp(LiveRows, App[None]):
         self.check_thresholds = message.thresholds
         self._load_checks(refresh=True)
 
-    # The Insights screen reads again when the database changed, never while a read runs, and
-    # leaves at least twice the last read's time between two (at 1M events a read is ~0.7 s).
-    _insights_version: int | None = None
-    _insights_worker: Worker[None] | None = None
-    _insights_next = 0.0
     _insights_view: queries.View | None = None
     _insights_description = ""
 
@@ -375,24 +362,25 @@ class MonitorApp(LiveRows, App[None]):
             f" · filter: {main.filter_text}" if main.filter_text else ""
         )
         self._load_insights(refresh=False)
-        self._say_if_slow(lambda: self._insights_worker, "Reading the insights…")
+        self._say_if_slow(lambda: self._insights_reread.worker, "Reading the insights…")
 
     def _load_insights(self, *, refresh: bool) -> None:
         view, description, now = self._insights_view, self._insights_description, self.clock()
         if view is None:
             return
         live = self.live_session_id is not None and view.session_id in (None, self.live_session_id)
-        with contextlib.suppress(sqlite3.Error):
-            self._insights_version = self.reads.data_version()
-        self._insights_worker = self._read(
-            "the insights",
-            "insights" if refresh else "drill",
-            lambda db: loaders.insights(db, view, description, now=now, live=live, refresh=refresh),
+        self._insights_reread.started(
+            self.reads.data_version,
+            lambda: self._read(
+                "the insights",
+                "insights" if refresh else "drill",
+                lambda db: loaders.insights(db, view, description, now=now, live=live, refresh=refresh),
+            ),
         )
 
     @on(msg.InsightsLoaded)
     def _insights_loaded(self, message: msg.InsightsLoaded) -> None:
-        self._insights_next = time.monotonic() + 2 * message.seconds
+        self._insights_reread.finished(message.seconds)
         shown = self._shown(InsightsScreen)
         if message.refresh:
             if shown is not None:
@@ -402,14 +390,8 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(InsightsWanted)
     def _insights_wanted(self, message: InsightsWanted) -> None:
-        busy = self._insights_worker is not None and self._insights_worker.is_running
-        if busy or time.monotonic() < self._insights_next:
+        if message.if_changed and not self._insights_reread.due(self.reads.data_version):
             return
-        try:
-            if message.if_changed and self.reads.data_version() == self._insights_version:
-                return
-        except sqlite3.Error:
-            return  # the read itself will say what is wrong
         self._load_insights(refresh=True)
 
     # -- replay and export ------------------------------------------------------------
