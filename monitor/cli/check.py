@@ -13,6 +13,7 @@ import orjson
 
 from monitor import store
 from monitor.cli.common import DB_HELP, database_failure
+from monitor.tui.format import format_datetime
 from monitor.wording import count, number
 
 #: The mark in front of each finding, by level (a passing check gets PASSED).
@@ -26,12 +27,12 @@ def _session(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     if value is None or value.lower() == "all":
         return None if value is None else "all"
     try:
-        number = int(value)
+        session = int(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a session number or 'all'.") from None
-    if number < 1:
+    if session < 1:
         raise click.BadParameter("session numbers start at 1.")
-    return number
+    return session
 
 
 def _threshold_options(command: Any) -> Any:
@@ -186,6 +187,4 @@ def _report(path: Path, scope: str, thresholds: Any, findings: list[Any]) -> str
 
 
 def _when(moment: float | None) -> str:
-    if moment is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
+    return format_datetime(moment) or "-"

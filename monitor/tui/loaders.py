@@ -55,8 +55,9 @@ def run_checks(
     refresh: bool,
 ) -> Message:
     """Every check on the session (None: every session), and how many deliveries they read."""
-    findings = checks.run_checks(db, session_id, thresholds, now=now)
-    checked = queries.count_rows(db, queries.View(mode="all", session_id=session_id))
+    with queries.read_snapshot(db):  # the findings and the count from the same commits, as `check` reads them
+        findings = checks.run_checks(db, session_id, thresholds, now=now)
+        checked = queries.count_rows(db, queries.View(mode="all", session_id=session_id))
     return msg.ChecksLoaded(findings, thresholds, scope, checked, switchable, refresh=refresh)
 
 
