@@ -158,6 +158,8 @@ class WebServer:
         self._url: str | None = None
         self._control_url: str | None = None
         self._stopping = False
+        #: Wrong passwords are answered one at a time, a second each: parallel guesses queue, not multiply.
+        self._guess_lock = asyncio.Lock()
         # No password on loopback: only loopback names may be asked for (DNS rebinding).
         self._loopback_only = not options.needs_login and is_loopback(options.host)
 
@@ -188,11 +190,12 @@ class WebServer:
             await self._runner.cleanup()
             self._runner = None
             raise
-        port = self._runner.addresses[0][1]
-        local = f"http://{tunnel_target(self.options.host)}:{port}/"  # where this machine reaches it
-        self._control_url = local
+        bound, port = self._runner.addresses[0][:2]  # the socket itself: --web-host localhost may be ::1
         host = self.options.host
         wildcard = host in ("", "0.0.0.0", "::")  # noqa: S104 - recognising it, not binding it
+        reach = tunnel_target(host) if wildcard else (f"[{bound}]" if ":" in bound else bound)
+        local = f"http://{reach}:{port}/"  # where this machine (and its tabs' control channel) reaches it
+        self._control_url = local
         self._url = local if wildcard else f"http://{f'[{host}]' if ':' in host else host}:{port}/"
         return self._url
 
@@ -263,8 +266,13 @@ class WebServer:
         credentials = _basic_credentials(header)
         if credentials is not None and self._accepts(*credentials):
             return True
-        await asyncio.sleep(WRONG_PASSWORD_DELAY)
+        await self._slow_down()
         return False
+
+    async def _slow_down(self) -> None:
+        """After a wrong password: a second, one guess at a time over every connection."""
+        async with self._guess_lock:
+            await asyncio.sleep(WRONG_PASSWORD_DELAY)
 
     def _login_page(self, *, status: int = 200, message: str = "") -> web.Response:
         user_field = ""
@@ -298,7 +306,7 @@ class WebServer:
                 SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/", secure=_https(request)
             )
             return response
-        await asyncio.sleep(WRONG_PASSWORD_DELAY)
+        await self._slow_down()
         return self._login_page(status=401, message="Wrong password.")
 
     # -- the page and the tabs ----------------------------------------------------------------------
@@ -332,6 +340,8 @@ class WebServer:
         self._tabs.add(tab)  # counted from now: the limit holds while tabs start
         try:
             await ws.prepare(request)
+            if self._stopping:  # stop() ran while the page connected: start no app
+                return ws
             self._sockets.add(ws)
             width = min(max(_number(request.query.get("width"), 80), 1), 1000)
             height = min(max(_number(request.query.get("height"), 24), 1), 1000)
@@ -462,7 +472,10 @@ class _Tab(AppService):
 
     async def end(self) -> None:
         """Ask the app to quit; SIGTERM after ``STOP_GRACE`` seconds, SIGKILL after as many again. Idempotent."""
-        if self._ending is None:
+        # Again when an earlier end found no process yet and the app started after it (stop() during a start).
+        if self._ending is None or (
+            self._ending.done() and self._process is not None and self._process.returncode is None
+        ):
             self._ending = asyncio.create_task(self._end(STOP_GRACE))
         await asyncio.shield(self._ending)
 

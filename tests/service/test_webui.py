@@ -404,3 +404,31 @@ async def test_stop_kills_an_app_that_ignores_quit_and_sigterm(
             await server.stop()
     assert gone(pid)
     assert any("did not quit: terminating it" in r.getMessage() for r in caplog.records)
+
+
+async def test_wrong_passwords_are_answered_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parallel guesses queue behind each other's second: they do not multiply the guessing rate."""
+    from monitor import webui
+
+    active, most = 0, 0
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        await real_sleep(0.01)
+        active -= 1
+
+    monkeypatch.setattr(webui.asyncio, "sleep", sleep)
+    server = WebServer(WebOptions(port=0, password="pw"), ["true"])
+    await asyncio.gather(*(server._slow_down() for _ in range(5)))
+    assert most == 1
+
+
+async def test_the_control_channel_is_the_address_the_server_is_bound_to(serve: Serve) -> None:
+    """--web-host 127.0.0.2: the tabs reach that address, not 127.0.0.1 (where nothing listens)."""
+    server = await serve(host="127.0.0.2")
+    assert server.control_address is not None
+    assert server.control_address.startswith("http://127.0.0.2:")
+    assert server.url is not None and server.url.startswith("http://127.0.0.2:")
