@@ -52,7 +52,7 @@ def banner(url: str, options: WebOptions, what: str) -> str:
     notes = [what]
     if not is_loopback(options.host):  # the URL shown is this machine's; others use its address on the network
         notes.append(f"open to the network on {options.host or '*'}:{url.rsplit(':', 1)[-1].rstrip('/')}")
-    if options.password or options.basic_auth:
+    if options.needs_login:
         notes.append("password required")
     if options.mask:
         notes.append("personal data masked")

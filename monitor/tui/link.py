@@ -12,7 +12,6 @@ has no link at all. Nothing here touches a widget.
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -104,14 +103,10 @@ class RemoteLink:
 
     def __init__(self, client: ControlClient) -> None:
         self.client = client
-        self._lock = threading.Lock()
+        # Replaced whole by refresh() (a worker thread), read by the UI thread: no lock needed.
         self._status: Status | None = None
         self._error: str | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-
-    @property
-    def status(self) -> Status | None:
-        return self._status
 
     @property
     def url(self) -> str | None:
@@ -143,11 +138,9 @@ class RemoteLink:
         try:
             status = self.client.status()
         except ControlError as exc:
-            with self._lock:
-                self._error = str(exc)
+            self._error = str(exc)
             return
-        with self._lock:
-            self._status, self._error = status, None
+        self._status, self._error = status, None
 
     def replay(
         self, event_id: int, body: bytes, headers: Mapping[str, str], *, target: str | None, edited: bool
