@@ -13,7 +13,6 @@ import orjson
 
 from monitor import store
 from monitor.cli.common import DB_HELP, database_failure
-from monitor.tui.format import format_datetime
 from monitor.wording import count, number
 
 #: The mark in front of each finding, by level (a passing check gets PASSED).
@@ -187,4 +186,6 @@ def _report(path: Path, scope: str, thresholds: Any, findings: list[Any]) -> str
 
 
 def _when(moment: float | None) -> str:
+    from monitor.tui.format import format_datetime  # the TUI's one time format (no Textual in that module)
+
     return format_datetime(moment) or "-"
