@@ -35,7 +35,12 @@ import time
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+#: A browser tab's app learns its serve process's pid here, to end with it (:func:`follow_parent`).
+PARENT_ENV = "CONSCENT_MONITOR_PARENT"
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    """SIGTERM to this process when the thread that started it ends (Linux's PR_SET_PDEATHSIG; elsewhere nothing)."""
     try:
         import ctypes
 
@@ -43,6 +48,19 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         pass
+
+
+def follow_parent(environ: dict[str, str] | os._Environ[str]) -> bool:
+    """End with the process named in :data:`PARENT_ENV` (its event loop's thread started this one).
+
+    Returns False when that process is already gone (it died before the death signal was set): the
+    caller exits. True when no parent is named.
+    """
+    named = environ.get(PARENT_ENV, "")
+    if not named.isdigit():
+        return True
+    die_with_parent()
+    return os.getppid() == int(named)
 
 
 def end(child: subprocess.Popen[bytes], grace: float) -> None:
@@ -68,7 +86,7 @@ def main(argv: list[str]) -> int:
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the monitor's terminal is the monitor's to handle
-    preexec = _die_with_parent if sys.platform.startswith("linux") else None
+    preexec = die_with_parent if sys.platform.startswith("linux") else None
     try:
         child = subprocess.Popen(
             argv[3:], stdin=subprocess.DEVNULL, preexec_fn=preexec

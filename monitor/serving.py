@@ -14,17 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
 
-from monitor import __version__
+from monitor import __version__, lifeline
 from monitor.control import ServiceControl
 from monitor.service import Service, is_loopback
 from monitor.webui import WebOptions, WebServer
 
-#: What a tab's process must not inherit: it needs no password nor secret (the serve process signs replays).
-TAB_ENV: dict[str, str | None] = {"CONSCENT_MONITOR_WEB_PASSWORD": None, "CONSCENT_WEBHOOK_SECRET": None}
+
+def tab_env() -> dict[str, str | None]:
+    """A tab's environment: this process's pid, so the tab ends with it even on SIGKILL (lifeline.follow_parent);
+    not the password nor the secret, which it does not need (the serve process signs replays)."""
+    return {
+        lifeline.PARENT_ENV: str(os.getpid()),
+        "CONSCENT_MONITOR_WEB_PASSWORD": None,
+        "CONSCENT_WEBHOOK_SECRET": None,
+    }
 
 
 class WebListenError(OSError):
@@ -76,7 +84,7 @@ class WebFront:
 
     async def start(self, service: Service) -> None:
         command = tab_command(self.db_path, live=True, mask=self.options.mask)
-        self.server = WebServer(self.options, command, control=ServiceControl(service), tab_env=TAB_ENV)
+        self.server = WebServer(self.options, command, control=ServiceControl(service), tab_env=tab_env())
         url = await _start(self.server, self.options)
         print(banner(url, self.options, "each tab is a live view of this session"), flush=True)
 
@@ -92,7 +100,7 @@ async def serve_saved(db_path: Path, options: WebOptions, session_id: int | None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     command = tab_command(db_path, live=False, session_id=session_id, mask=options.mask)
-    server = WebServer(options, command, tab_env=TAB_ENV)
+    server = WebServer(options, command, tab_env=tab_env())
     url = await _start(server, options)
     print(f"conscent-monitor {__version__}: reviewing {db_path} (read-only); Ctrl-C stops", flush=True)
     print(banner(url, options, "read-only review"), flush=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from monitor import lifeline
 from monitor.service import Options, Service, tune_gc
 from monitor.tui.app import MonitorApp
 from monitor.writer import CommitNotice
@@ -59,6 +61,8 @@ def _start_demo(url: str, secret: str | None) -> Callable[[], None]:
 
 def run_tab(db_path: Path, *, live: bool, session_id: int | None, mask: bool) -> int:
     """A browser tab's app: the database read-only; live, its serve process's session (see monitor.serving)."""
+    if not lifeline.follow_parent(os.environ):  # the serve process is gone already: nobody to show
+        return 0
     link = None
     if live:
         from monitor.control import ControlClient

@@ -129,3 +129,48 @@ def test_the_banner_says_when_the_web_ui_is_open_to_the_network() -> None:
     shared = banner("http://127.0.0.1:8788/", WebOptions(host="0.0.0.0", password="pw", mask=True), "x")
     assert "open to the network on 0.0.0.0:8788" in shared
     assert "password required" in shared and "personal data masked" in shared
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc (Linux)")
+def test_a_tab_ends_with_its_serve_process_even_on_sigkill(tmp_path: Path) -> None:
+    """SIGKILL leaves serve no chance to stop its tabs: each tab ends itself (death signal) instead of lingering."""
+    import asyncio
+    import os
+    import time
+
+    import aiohttp
+
+    served = Monitor("serve", "--port", "0", "--web-port", "0", "--db", str(tmp_path / "s.db"), cwd=tmp_path)
+    try:
+        served.url()
+        web_url = served.line().split()[4]
+
+        async def open_tab_then_kill() -> set[int]:
+            async with aiohttp.ClientSession() as http, http.ws_connect(web_url + "ws?width=80&height=24") as ws:
+                await ws.receive(timeout=30)  # the tab's app draws: it runs
+                tabs = _children(served.proc.pid)
+                assert tabs, "no tab process under serve"
+                os.kill(served.proc.pid, signal.SIGKILL)
+                return tabs
+
+        tabs = asyncio.run(open_tab_then_kill())
+        served.proc.wait(10)
+        deadline = time.monotonic() + 15
+        while any(Path(f"/proc/{pid}").exists() for pid in tabs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in tabs if Path(f"/proc/{pid}").exists()], "a tab outlived its serve process"
+    finally:
+        served.stop()
