@@ -236,3 +236,13 @@ async def test_gateway_mode_draws_no_column_of_dashes(db_path: Path) -> None:
         await open_insights(pilot, app, read(db_path, "gateway"))
         header = next(line for line in screen_text(app).splitlines() if "Content id" in line)
         assert header.split() == ["Content", "id", "Gateway", "Closes", "Close"]
+
+
+def test_a_wide_label_is_cut_to_its_cells_and_the_bars_stay_in_line() -> None:
+    """A content id in CJK (two cells a character) is cut by cells, not characters."""
+    from rich.cells import cell_len
+
+    from monitor.tui.widgets.charts import fit
+
+    label = fit("予算解説予算解説予算解説", 9)
+    assert cell_len(label) == 9 and label.rstrip().endswith("…")

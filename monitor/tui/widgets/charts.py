@@ -25,6 +25,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from monitor.textsafe import cell
+from monitor.tui.widgets.columns import fit
 from monitor.wording import number
 
 #: The colours a chart may use: the theme's, named for the variable they take (styles/insights.tcss).
@@ -136,7 +137,7 @@ class BarChart(Chart):
         lines = []
         for b, label in zip(self.bars, labels, strict=True):
             line = Text(no_wrap=True, overflow="crop")
-            line.append(_fit(label, label_width), style=label_style)
+            line.append(fit(label, label_width), style=label_style)
             line.append(" │", style=axis)
             drawn = bar(b.value / top, room)
             line.append(drawn, style=self.tone(b.tone))
@@ -290,13 +291,6 @@ def _cell(column: Sequence[float], bottom: float, unit: float) -> tuple[str, int
             index = i
             break
     return _VERTICAL[eighths], index
-
-
-def _fit(text: str, width: int) -> str:
-    """``text`` cut or padded to ``width`` cells."""
-    if cell_len(text) > width:
-        text = text[: max(0, width - 1)] + "…"
-    return text + " " * max(0, width - cell_len(text))
 
 
 def _count_label(value: float) -> str:
