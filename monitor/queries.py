@@ -1036,40 +1036,47 @@ def insights_close_actions(db: sqlite_utils.Database, view: View) -> list[CloseA
 
 
 def insights_time_to_close(db: sqlite_utils.Database, view: View, bins: int = CLOSE_BINS) -> TimeToClose:
-    """Pair each close with its reader's latest view before it that no close took yet, by the strongest key.
+    """Pair views and closes as the reader drill-down does (:mod:`monitor.journey`), reader by reader.
 
-    :mod:`monitor.journey` in one pass of window functions: the key is the
-    gateway ``sessionId``, else (paywall, content), else the content alone;
-    times are ``created_at`` (else receipt). For many views and closes, a
-    slice of the readers (``TimeToClose.share``).
+    The views and closes in view are read for a slice of the readers when
+    there are many (``TimeToClose.share``), grouped by reader and paired by
+    the journey's rules (:func:`_journey_times`); times are ``created_at``
+    (else receipt).
     """
     where, args = _insight_where(view, "event IN (?, ?) AND duplicate_of IS NULL", [GATEWAY_VIEW, GATEWAY_CLOSE])
     rows = db.execute(f"SELECT count(*) {where}", args).fetchone()[0]
     readers, reader_args, share = _reader_slice(db, rows, JOURNEY_SAMPLE)
-    key = "coalesce('s' || gateway_session_id, 'p' || paywall_id || '|' || content_id, 'c' || content_id, '')"
     where, args = _insight_where(
         view, f"event IN (?, ?) AND duplicate_of IS NULL AND {readers}", [GATEWAY_VIEW, GATEWAY_CLOSE, *reader_args]
     )
-    sql = (
-        "WITH r AS ("
-        f" SELECT id, event = ? AS is_view, user_id, {key} AS k, coalesce(created_at, received_at) AS t {where}"
-        "), w AS ("
-        " SELECT is_view, t,"
-        " max(CASE WHEN is_view THEN t END) OVER (PARTITION BY user_id, k ORDER BY t, id"
-        "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS opened,"
-        " max(CASE WHEN NOT is_view THEN t END) OVER (PARTITION BY user_id, k ORDER BY t, id"
-        "  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS closed"
-        " FROM r WHERE user_id IS NOT NULL"
-        ")"
-        " SELECT is_view, CASE WHEN opened IS NOT NULL AND (closed IS NULL OR opened >= closed) THEN t - opened END"
-        " FROM w"
-    )
-    found = db.execute(sql, [GATEWAY_VIEW, *args]).fetchall()
-    closes = [seconds for is_view, seconds in found if not is_view]
-    times = sorted(float(seconds) for seconds in closes if seconds is not None)
-    unpaired = len(closes) - len(times)
+    # The insights index covers every column but client_content_id: read that by id, only where content_id is empty.
+    columns = _JOURNEY_COLUMNS
+    by_reader: dict[str, list[dict[str, Any]]] = {}
+    no_content: dict[int, dict[str, Any]] = {}
+    read = 0
+    for found in db.execute(f"SELECT user_id, {', '.join(columns)} {where}", args):
+        read += 1
+        if found[0] is None:
+            continue
+        row = dict(zip(columns, found[1:], strict=True))
+        by_reader.setdefault(found[0], []).append(row)
+        if not row["content_id"]:
+            no_content[row["id"]] = row
+    ids = list(no_content)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for row_id, client_content in db.execute(
+            f"SELECT id, client_content_id FROM events WHERE id IN ({marks})", chunk
+        ):
+            no_content[row_id]["client_content_id"] = client_content
+    times: list[float] = []
+    unpaired = 0
+    for events in by_reader.values():
+        unpaired += _journey_times(events, times)
+    times.sort()
     if share < 1.0:
-        share = min(1.0, len(found) / rows)
+        share = min(1.0, read / rows)
     if not times:
         return TimeToClose(0, unpaired, None, None, [], [], share)
     edges = _close_edges(times, bins)
@@ -1077,6 +1084,57 @@ def insights_time_to_close(db: sqlite_utils.Database, view: View, bins: int = CL
     for seconds in times:
         counts[_bin(edges, seconds)] += 1
     return TimeToClose(len(times), unpaired, _quantile(times, 0.5), _quantile(times, 0.9), edges, counts, share)
+
+
+#: What the pairing reads of a view or a close (:func:`monitor.journey.build_journey` reads these).
+_JOURNEY_COLUMNS = (
+    "id", "event", "created_at", "received_at", "gateway_session_id", "content_id", "paywall_id", "click_action",
+)  # fmt: skip
+
+
+def _journey_times(events: list[dict[str, Any]], times: list[float]) -> int:
+    """One reader's views and closes (no repeated deliveries) paired as ``journey.build_journey`` pairs them.
+
+    Appends each pair's time to close to ``times``; returns the closes left
+    unpaired. The rules are journey's own (:func:`monitor.journey.match_key`:
+    a close takes the earliest open view with its strongest key); only the
+    views' outcomes, which need the reader's other events, are left out.
+    """
+    from monitor.journey import event_time, match_key
+
+    order = {"sessionId": 0, "paywallId+content": 1, "next close": 2}
+    events.sort(key=lambda row: (event_time(row), row["id"]))
+    open_views: list[dict[str, Any]] = []
+    by_session: dict[str, list[dict[str, Any]]] = {}  # the open views with each sessionId, earliest first
+    unpaired = 0
+    for close in events:
+        if close["event"] == GATEWAY_VIEW:
+            open_views.append(close)
+            if close["gateway_session_id"]:
+                by_session.setdefault(close["gateway_session_id"], []).append(close)
+            continue
+        best, best_rank = -1, len(order)
+        session = close["gateway_session_id"]
+        same = by_session.get(session) if session else None
+        if same:  # the earliest open view with this sessionId: match_key's strongest key (the shortcut of a scan)
+            first = same[0]
+            best, best_rank = next(i for i, v in enumerate(open_views) if v is first), 0
+        for index, candidate in enumerate(open_views if best < 0 else ()):
+            how = match_key(candidate, close)
+            if how is not None and order[how] < best_rank:
+                best, best_rank = index, order[how]
+                if best_rank == 0:
+                    break
+        if best < 0:
+            unpaired += 1
+            continue
+        view = open_views.pop(best)
+        if view["gateway_session_id"]:
+            by_session[view["gateway_session_id"]].remove(view)
+        both_created = view["created_at"] is not None and close["created_at"] is not None
+        column = "created_at" if both_created else "received_at"
+        times.append(float(close[column]) - float(view[column]))
+    return unpaired
 
 
 def _close_edges(times: list[float], bins: int) -> list[float]:

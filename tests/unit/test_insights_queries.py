@@ -188,6 +188,37 @@ def test_time_to_close_agrees_with_the_journey_on_generated_traffic(generated: s
     assert ttc.median == q._quantile(sorted(expected), 0.5)
 
 
+def test_time_to_close_pairs_the_earliest_open_view_first(store_db: sqlite_utils.Database) -> None:
+    """Two views then two closes, one sessionId: close 1 takes view 1 (40 s), close 2 view 2 (60 s)."""
+    store_db.execute("INSERT INTO sessions (id, started_at, mode) VALUES (1, ?, 'test')", [T])
+    made = [
+        delivery(VIEW, "u1", 10, sid="S", on=("c1", "p1")),
+        delivery(VIEW, "u1", 20, sid="S", on=("c1", "p1")),
+        delivery(CLOSE, "u1", 50, sid="S", action=CROSS, on=("c1", "p1")),
+        delivery(CLOSE, "u1", 80, sid="S", action=CROSS, on=("c1", "p1")),
+    ]
+    store.write_batch(store_db.conn, made, [])
+    steps = build_journey(q.reader_events(store_db, "u1"))
+    assert sorted(s.time_to_close for s in steps if s.is_close and s.time_to_close is not None) == [40.0, 60.0]
+    ttc = q.insights_time_to_close(store_db, q.View("gateway", 1))
+    assert (ttc.pairs, ttc.unpaired) == (2, 0)
+    assert (ttc.median, ttc.p90) == (50.0, pytest.approx(58.0))  # 40 + 0.9 * (60 - 40)
+
+
+def test_time_to_close_falls_back_to_paywall_and_content(store_db: sqlite_utils.Database) -> None:
+    """A view with a sessionId, its close without one (and its content only as client_content_id): 30 s."""
+    store_db.execute("INSERT INTO sessions (id, started_at, mode) VALUES (1, ?, 'test')", [T])
+    made = [
+        delivery(VIEW, "u1", 100, sid="S", on=("c1", "p1")),
+        delivery(CLOSE, "u1", 130, paywall="p1", action=CROSS) | {"client_content_id": "c1"},
+    ]
+    store.write_batch(store_db.conn, made, [])
+    steps = build_journey(q.reader_events(store_db, "u1"))
+    assert [(s.time_to_close, s.paired_by) for s in steps if s.is_close] == [(30.0, "paywallId+content")]
+    ttc = q.insights_time_to_close(store_db, q.View("gateway", 1))
+    assert (ttc.pairs, ttc.unpaired, ttc.median) == (1, 0, 30.0)
+
+
 def test_axis_fits_the_span(db: sqlite_utils.Database) -> None:
     axis = q.insights_axis(db, SESSION, now=FAR)
     # Received from T+1 (the first paywall click) to T+331: 330 s in 10 s columns.
