@@ -342,12 +342,14 @@ def basic_auth_failing(db: sqlite_utils.Database, scope: _Scope, spec: _Spec) ->
 _GATEWAY_ROWS = store.GATEWAY_ROWS
 _CONTENT = store.GATEWAY_CONTENT
 _PAIR_COLUMNS = (
-    f"id, user_id, event = '{GATEWAY_VIEW}', {store.PAIRING_TIME}, received_at,"
+    f"id, user_id, event = '{GATEWAY_VIEW}', coalesce(created_at, received_at), received_at,"
     f" nullif(gateway_session_id, ''), nullif(paywall_id, ''), {_CONTENT}"
 )
 _CHUNK = 500
 #: The partial index on gateway rows that the pairing pass walks; used when present (see CHECK_INDEXES).
 PAIRING_INDEX = store.PAIRING_INDEX
+#: The index on the lag expression (see CHECK_INDEXES).
+LAG_INDEX = store.LAG_INDEX
 #: The partial index on rows with a problem; a query uses it when it has one of store.PROBLEM_ARMS as a term.
 PROBLEM_INDEX = store.PROBLEM_INDEX
 
@@ -383,7 +385,7 @@ _SESSION_ROWS = (
 #: One group's rows in the pairing index's order (the order its pattern was concatenated in).
 _GROUP_ROWS = (
     f"SELECT id, event = '{GATEWAY_VIEW}', received_at FROM {{rows}} AND gateway_session_id = ? AND user_id = ?"
-    f" ORDER BY {store.PAIRING_TIME}, id"
+    " ORDER BY created_at, received_at, id"
 )
 
 
@@ -391,7 +393,7 @@ def _session_rows(db: sqlite_utils.Database, scope: _Scope) -> tuple[dict[tuple[
     """The gateway rows with a sessionId that are not simply paired: every reader's group but "vc", "vcvc", "vcvcvc".
 
     With :data:`PAIRING_INDEX`, one pass over the gateway rows in its order
-    (sessionId, reader, created_at else received_at, id): the order each
+    (sessionId, reader, created_at, received_at), which is the order each
     group's rows are concatenated in; the groups of a view then its close —
     nearly all of them — never leave SQLite, and a one-row group (unpaired
     whatever happens) comes with its id and time. Returns those rows apart from

@@ -169,23 +169,19 @@ INSIGHTS_INDEX_NAME = "idx_events_insights"
 LAG_INDEX = "idx_events_lag"
 PAIRING_INDEX = "idx_events_gateway_pairs"
 PROBLEM_INDEX = "idx_events_problems"
-#: When a gateway row happened, as journey.event_time says (created_at, else received_at): the pairing
-#: index's order within a (sessionId, reader) group, then id; a query names it in these words to use it.
-PAIRING_TIME = "coalesce(created_at, received_at)"
 #: Indexes named here (``INDEXED BY``) or that ``INDEXES`` cannot express: ``migrate`` creates the missing ones.
 #: - the Insights screen's covering index (above);
 #: - the lag (late and future deliveries, p50/p95/max by position, ``lag:``);
-#: - gateway rows in pairing order (sessionId, reader, PAIRING_TIME, id): the
-#:   pairing pass, no sort; only grows with gateway rows;
+#: - gateway rows in pairing order (sessionId, reader, time): the pairing pass,
+#:   no sort; only grows with gateway rows;
 #: - rows with a problem (bad credentials, repeats, notes, a created_at with a
 #:   fraction, gateway rows lacking a field): only grows with those rows.
 SPECIAL_INDEXES: dict[str, str] = {
     INSIGHTS_INDEX_NAME: (f"CREATE INDEX IF NOT EXISTS {INSIGHTS_INDEX_NAME} ON events ({', '.join(INSIGHTS_INDEX)})"),
     LAG_INDEX: f"CREATE INDEX IF NOT EXISTS {LAG_INDEX} ON events ({LAG}, session_id, received_at, created_at)",
     PAIRING_INDEX: (
-        f"CREATE INDEX IF NOT EXISTS {PAIRING_INDEX} ON events (gateway_session_id, user_id, {PAIRING_TIME}, id,"
-        " created_at, received_at, event, session_id, duplicate_of, paywall_id, content_id, client_content_id,"
-        " click_action)"
+        f"CREATE INDEX IF NOT EXISTS {PAIRING_INDEX} ON events (gateway_session_id, user_id, created_at, received_at,"
+        " event, session_id, duplicate_of, paywall_id, content_id, client_content_id, click_action)"
         f" WHERE {GATEWAY_ROWS}"
     ),
     PROBLEM_INDEX: (

@@ -276,23 +276,6 @@ def test_pairing_within_one_gateway_session(db: sqlite_utils.Database) -> None:
     assert check(db, "pairing.foreign_closes").count == 0
 
 
-def test_pairing_times_a_row_without_created_at_by_its_receipt(db: sqlite_utils.Database) -> None:
-    """A row without created_at happened when it was received (journey.event_time), with the index or without."""
-    t0 = 1_700_000_000.0
-    write(
-        db,
-        [
-            {**gateway(VIEW, "u1", t0 + 100, session="A"), "created_at": None},  # 1: open (its close is earlier)
-            gateway(CLOSE, "u1", t0 + 50, session="A", received_at=t0 + 110),  # 2: created before view 1
-            {**gateway(VIEW, "u1", t0 + 200, session="B"), "created_at": None},  # 3: paired with 4
-            gateway(CLOSE, "u1", t0 + 250, session="B", received_at=t0 + 260),  # 4
-        ],
-    )
-    assert check(db, "pairing.open_views").filter == "id:1"
-    assert check(db, "pairing.orphan_closes").filter == "id:2"
-    assert check(db, "pairing.foreign_closes").count == 0
-
-
 def test_pairing_lists_no_ids_past_the_filter_limit(db: sqlite_utils.Database) -> None:
     write(db, [gateway(VIEW, f"u{i}", 1_700_000_000.0 + i, session=f"s{i}") for i in range(40)])
     found = check(db, "pairing.open_views")
