@@ -9,6 +9,7 @@ Repeated deliveries (``duplicate_of`` set) are shown but never paired.
 
 from __future__ import annotations
 
+import bisect
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,15 @@ def build_journey(rows: Iterable[Mapping[str, Any]]) -> list[JourneyStep]:
     """
     steps = [JourneyStep(row, duplicate=row.get("duplicate_of") is not None) for row in rows]
     steps.sort(key=lambda step: (event_time(step.row), step.id))
+    _pair_in_order(steps)
+    for index, step in enumerate(steps):
+        if step.is_view and not step.duplicate:
+            step.outcome = _outcome(step, steps[index + 1 :])
+    return steps
+
+
+def _pair_in_order(steps: Sequence[JourneyStep]) -> None:
+    """Pair the views and closes of ``steps`` (in time order): each close takes its earliest open view."""
     open_views: list[JourneyStep] = []
     for step in steps:
         if step.duplicate:
@@ -94,10 +104,6 @@ def build_journey(rows: Iterable[Mapping[str, Any]]) -> list[JourneyStep]:
             if view is not None and how is not None:
                 open_views.remove(view)
                 _pair(view, step, how)
-    for index, step in enumerate(steps):
-        if step.is_view and not step.duplicate:
-            step.outcome = _outcome(step, steps[index + 1 :])
-    return steps
 
 
 def pair_summary(steps: Sequence[JourneyStep]) -> PairSummary:
@@ -168,3 +174,172 @@ def _outcome(view: JourneyStep, later: Sequence[JourneyStep]) -> Outcome:
         if content is None or bought is None or bought == content:
             return "converted"
     return "closed" if view.pair_id is not None else "open"
+
+
+# -- a page of the journey at a time ------------------------------------------------------
+#
+# build_journey pairs a whole journey. A long one (10,000 events) is shown a page at a
+# time, and the pairing of a page needs only the rows that can pair with the page's:
+# a close takes a view only when match_key says they match, so the rows split into
+# *components* (rows linked by possible matches) that pair among themselves exactly as
+# in the whole journey. With a sessionId on every (non-repeated) view and close, a
+# component is the rows of one sessionId (two sessionIds never match; a row without
+# one can match across them by content, so then the journey is one component). A
+# view's outcome needs the purchases between it and its close: :class:`Conversions`.
+
+
+def sort_key(row: Mapping[str, Any]) -> tuple[float, int]:
+    """Where a row stands in the journey's time order (as build_journey sorts)."""
+    return event_time(row), int(row["id"])
+
+
+def has_session(row: Mapping[str, Any]) -> bool:
+    """Whether the row carries a gateway sessionId (match_key compares it only then)."""
+    return bool(row.get("gateway_session_id"))
+
+
+def pairs_by_session(rows: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether every non-repeated view and close of ``rows`` has a sessionId: then each sessionId pairs alone."""
+    return all(
+        has_session(row)
+        for row in rows
+        if row.get("duplicate_of") is None and row.get("event") in (GATEWAY_VIEW, GATEWAY_CLOSE)
+    )
+
+
+def components(rows: Iterable[Mapping[str, Any]], *, by_session: bool) -> list[list[Mapping[str, Any]]]:
+    """Views and closes split into sets that pair only among themselves.
+
+    ``by_session``: every non-repeated view and close of the journey has a
+    sessionId (:func:`pairs_by_session` on all of them), so each sessionId
+    is a set; otherwise all of ``rows`` are one.
+    """
+    gateway = [row for row in rows if row.get("event") in (GATEWAY_VIEW, GATEWAY_CLOSE)]
+    if not by_session:
+        return [gateway] if gateway else []
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for row in gateway:
+        groups.setdefault(str(row.get("gateway_session_id") or ""), []).append(row)
+    return list(groups.values())
+
+
+def pair_rows(rows: Iterable[Mapping[str, Any]], *, by_session: bool) -> dict[int, JourneyStep]:
+    """Views and closes paired as build_journey pairs them, by id (no outcomes).
+
+    ``rows`` must hold, for each of its views and closes, every row of the
+    journey that can pair with it (whole components): then the pairs are
+    those of the whole journey.
+    """
+    paired: dict[int, JourneyStep] = {}
+    for group in components(rows, by_session=by_session):
+        steps = [JourneyStep(row, duplicate=row.get("duplicate_of") is not None) for row in group]
+        steps.sort(key=lambda step: (event_time(step.row), step.id))
+        _pair_in_order(steps)
+        paired.update((step.id, step) for step in steps)
+    return paired
+
+
+class Conversions:
+    """A journey's purchases (non-repeated), to tell a view's outcome as build_journey does.
+
+    A view is ``converted`` when a purchase for its content (or one of them
+    without content) comes after it and before its close (ever after, if it
+    has none): a binary search per view, not a walk of the steps between.
+    """
+
+    def __init__(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        self._every: list[tuple[float, int]] = []
+        self._by_content: dict[str | None, list[tuple[float, int]]] = {}
+        for row in rows:
+            if row.get("duplicate_of") is not None or not is_conversion(row.get("event")):
+                continue
+            key = sort_key(row)
+            self._every.append(key)
+            self._by_content.setdefault(content_of(row), []).append(key)
+        self._every.sort()
+        for keys in self._by_content.values():
+            keys.sort()
+
+    def __len__(self) -> int:
+        return len(self._every)
+
+    def between(self, after: tuple[float, int], before: tuple[float, int] | None, content: str | None) -> bool:
+        """Whether a purchase that counts for ``content`` stands strictly between ``after`` and ``before``."""
+        lists = (
+            [self._every] if content is None else [self._by_content.get(content, []), self._by_content.get(None, [])]
+        )
+        for keys in lists:
+            index = bisect.bisect_right(keys, after)
+            if index < len(keys) and (before is None or keys[index] < before):
+                return True
+        return False
+
+    def outcome(self, view: Mapping[str, Any], close: Mapping[str, Any] | None) -> Outcome:
+        """The outcome of ``view``, whose close (if any) is ``close``."""
+        if self.between(sort_key(view), None if close is None else sort_key(close), content_of(view)):
+            return "converted"
+        return "closed" if close is not None else "open"
+
+
+def page_steps(
+    page: Sequence[Mapping[str, Any]],
+    related: Iterable[Mapping[str, Any]],
+    conversions: Conversions,
+    *,
+    by_session: bool,
+) -> list[JourneyStep]:
+    """The steps of ``page`` (rows in the order shown), paired and judged as in the whole journey.
+
+    ``related``: the components of the page's views and closes (see
+    :func:`pair_rows`; the page's rows may be among them or not);
+    ``conversions``: the journey's purchases.
+    """
+    rows = {int(row["id"]): row for row in related}
+    rows.update((int(row["id"]), row) for row in page if row.get("event") in (GATEWAY_VIEW, GATEWAY_CLOSE))
+    paired = pair_rows(rows.values(), by_session=by_session)
+    steps = []
+    for row in page:
+        step = JourneyStep(row, duplicate=row.get("duplicate_of") is not None)
+        found = paired.get(step.id)
+        if found is not None and not step.duplicate:
+            step.pair_id, step.time_to_close = found.pair_id, found.time_to_close
+            step.close_action, step.paired_by = found.close_action, found.paired_by
+        if step.is_view and not step.duplicate:
+            step.outcome = conversions.outcome(row, None if step.pair_id is None else rows[step.pair_id])
+        steps.append(step)
+    return steps
+
+
+def summarize(
+    gateway: Iterable[Mapping[str, Any]], conversions: Conversions, duplicates: int, *, by_session: bool
+) -> PairSummary:
+    """:func:`pair_summary` of a whole journey from its views and closes and its purchases only.
+
+    ``duplicates``: how many of the journey's events (of any type) are repeated deliveries.
+    """
+    rows = {int(row["id"]): row for row in gateway}
+    paired = pair_rows(rows.values(), by_session=by_session)
+    views = closes = closed = still_open = converted = 0
+    times: list[float] = []
+    for step in paired.values():
+        if step.duplicate:
+            continue
+        if step.is_close:
+            closes += 1
+        elif step.is_view:
+            views += 1
+            outcome = conversions.outcome(step.row, None if step.pair_id is None else rows[step.pair_id])
+            closed += outcome == "closed"
+            still_open += outcome == "open"
+            converted += outcome == "converted"
+            if step.time_to_close is not None:
+                times.append(step.time_to_close)
+    return PairSummary(
+        views=views,
+        closes=closes,
+        closed=closed,
+        open=still_open,
+        converted=converted,
+        duplicates=duplicates,
+        median_time_to_close=statistics.median(times) if times else None,
+    )

@@ -210,7 +210,7 @@ class MonitorApp(LiveRows, App[None]):
 
     @on(msg.ReaderLoaded)
     def _reader_loaded(self, message: msg.ReaderLoaded) -> None:
-        self.push_screen(ReaderScreen(message.data, self.clock))
+        self.push_screen(ReaderScreen(message.data, self.clock, self.reads))
 
     @on(msg.OpenDelivery)
     def _open_delivery(self, message: msg.OpenDelivery) -> None:

@@ -14,19 +14,31 @@ from pathlib import Path
 from sqlite_utils import Database
 from textual.message import Message
 
-from monitor import checks, exporting, queries
+from monitor import checks, exporting, queries, reader_pages
 from monitor.filters import FilterError, compile_filter
-from monitor.journey import build_journey, pair_summary
 from monitor.textsafe import cell, inert
 from monitor.tui import messages as msg
 from monitor.wording import count
 
+#: The drill-down reads this many of the newest steps with its first screen (a tall terminal's worth, and more).
+FIRST_STEPS = 100
+
 
 def reader(db: Database, user_id: str, session_id: int | None) -> Message:
-    """A reader's drill-down: profile, counts per event and the paired journey."""
-    steps = build_journey(queries.reader_events(db, user_id, session_id))
-    profile, counts = queries.reader_profile(db, user_id), queries.event_counts_for_reader(db, user_id)
-    return msg.ReaderLoaded(msg.ReaderData(user_id, profile, counts, steps, pair_summary(steps)))
+    """A reader's drill-down: profile, counts per event, and the journey's newest steps (paired).
+
+    Never the whole journey: its ids in received order (an index walk), the
+    rows of its last page, the rows those pair with; the outcome figures
+    too when the journey has few views and closes (else the screen reads
+    them after its first draw).
+    """
+    journey = reader_pages.Journey.open(db, user_id, session_id)
+    offset = max(0, journey.total - FIRST_STEPS)
+    first = journey.steps(db, "received", offset, journey.total - offset)
+    counted = journey.counted
+    summary = journey.summary(db) if counted.views + counted.closes <= reader_pages.SUMMARY_AT_ONCE else None
+    profile, counts = queries.reader_profile(db, user_id), reader_pages.event_counts(db, user_id)
+    return msg.ReaderLoaded(msg.ReaderData(user_id, profile, counts, journey, offset, first, summary))
 
 
 def readers(

@@ -19,6 +19,7 @@ from textual.message import Message
 
 from monitor import checks, exporting, queries
 from monitor.journey import JourneyStep, PairSummary
+from monitor.reader_pages import Journey
 
 
 class RowsCommitted(Message):
@@ -122,13 +123,20 @@ class ReadFailed(Message):
 
 @dataclass(frozen=True)
 class ReaderData:
-    """Everything the reader's drill-down shows, fetched off the UI thread."""
+    """What the reader's drill-down shows first, fetched off the UI thread; the journey reads the rest as it is shown.
+
+    ``first``: the journey's steps from ``first_offset`` to its end, in
+    received order (it opens on its newest step). ``summary``: None when the
+    journey is long (its outcome figures are read after the first screen).
+    """
 
     user_id: str
     profile: dict[str, Any]
     counts: list[tuple[str, int]]
-    steps: list[JourneyStep]
-    summary: PairSummary
+    journey: Journey
+    first_offset: int
+    first: list[JourneyStep]
+    summary: PairSummary | None
 
 
 @dataclass

@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable
 
 from monitor import store
 from monitor.tui.app import MonitorApp
 from monitor.tui.screens.detail import DetailScreen
-from monitor.tui.screens.reader import ReaderScreen
-from monitor.tui.widgets.keyed_table import KeyedTable
+from monitor.tui.screens.reader import JourneyTable, ReaderScreen
 from tests.helpers import CLOSE, SPEC_READER, TRANSACTION, VIEW, event_row, gateway_body, screen_text, wait_for
 
 SMALL, LARGE = (80, 24), (160, 48)
@@ -63,8 +61,8 @@ async def open_reader(pilot: Any, app: MonitorApp) -> ReaderScreen:
     await wait_for(pilot, lambda: isinstance(app.screen, ReaderScreen), what="the drill-down")
     screen = app.screen
     assert isinstance(screen, ReaderScreen)
-    journey = screen.query_one("#journey", DataTable)
-    await wait_for(pilot, lambda: journey.row_count == len(screen.data.steps), what="the journey")
+    journey = screen.query_one("#journey", JourneyTable)
+    await wait_for(pilot, lambda: journey.row_count == screen.data.journey.total > 0, what="the journey")
     await pilot.pause()
     return screen
 
@@ -106,7 +104,7 @@ async def test_t_switches_the_journey_to_conscents_created_time(db_path: Path, u
     app = MonitorApp(db_path, session_id=None)
     async with app.run_test(size=SMALL) as pilot:
         screen = await open_reader(pilot, app)
-        journey = screen.query_one("#journey", DataTable)
+        journey = screen.query_one("#journey", JourneyTable)
         assert str(journey.get_row_at(0)[0]) == "11-30 08:06:40"  # received, in 2025 (not today: with the date)
         assert "t Created times" in lines(app)[-1]
         await pilot.press("t")
@@ -122,9 +120,9 @@ async def test_a_views_click_action_is_marked_as_its_closes(db_path: Path, size:
     app = MonitorApp(db_path, session_id=None, clock=lambda: RECEIVED + 60)  # received today
     async with app.run_test(size=size) as pilot:
         screen = await open_reader(pilot, app)
-        journey = screen.query_one("#journey", DataTable)
-        column = list(journey.columns).index("Click action")
-        event = list(journey.columns).index("Event")
+        journey = screen.query_one("#journey", JourneyTable)
+        column = list(journey.titles).index("Click action")
+        event = list(journey.titles).index("Event")
         cells = {str(journey.get_row_at(i)[event]): journey.get_row_at(i)[column] for i in range(journey.row_count)}
         assert str(cells["▶ view"]) == "→ PAYMENT_GATEWAY_CROSS_BTN"
         assert str(cells["■ close"]) == "PAYMENT_GATEWAY_CROSS_BTN"
@@ -141,7 +139,7 @@ async def test_the_journeys_keys_are_the_main_tables(db_path: Path, size: tuple[
     app = MonitorApp(db_path, session_id=None)
     async with app.run_test(size=size) as pilot:
         screen = await open_reader(pilot, app)
-        journey = screen.query_one("#journey", KeyedTable)
+        journey = screen.query_one("#journey", JourneyTable)
         last = STEPS - 1
         assert journey.row_count == STEPS
         # Opens on the newest step (the journey is oldest first).
@@ -179,12 +177,12 @@ async def test_the_layout_follows_a_resize(db_path: Path) -> None:
     app = MonitorApp(db_path, session_id=None)
     async with app.run_test(size=SMALL) as pilot:
         screen = await open_reader(pilot, app)
-        journey = screen.query_one("#journey", KeyedTable)
+        journey = screen.query_one("#journey", JourneyTable)
         await pilot.press("home")
         key = journey.key_of()
-        assert "Created" not in [str(c.label) for c in journey.columns.values()]
+        assert "Created" not in list(journey.titles)
         await pilot.resize_terminal(*LARGE)
-        await wait_for(pilot, lambda: "Created" in [str(c.label) for c in journey.columns.values()], what="both times")
+        await wait_for(pilot, lambda: "Created" in list(journey.titles), what="both times")
         assert journey.key_of() == key  # the cursor stayed on its step
 
 

@@ -18,27 +18,36 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.containers import Container
 from textual.events import Resize
-from textual.widgets import DataTable, Static
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.widgets import Static
 
 from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
-from monitor.journey import JourneyStep
+from monitor.journey import JourneyStep, PairSummary
 from monitor.masking import mask_if
+from monitor.reader_pages import Order
+from monitor.reading import ReadAccess
 from monitor.textsafe import cell
 from monitor.tui.format import event_label, format_datetime, format_duration, format_time, reader_name, today
 from monitor.tui.messages import OpenDelivery, ReaderData
-from monitor.tui.screens.palette import MaskedTableScreen
+from monitor.tui.screens.palette import ThemedScreen
 from monitor.tui.widgets.footer import KeyFooter
-from monitor.tui.widgets.keyed_table import KeyedTable
 from monitor.wording import count, number
 
 PROFILE_FIELDS = (
@@ -71,13 +80,264 @@ PAIRED_BY = {"sessionId": "sessionId", "paywallId+content": "paywall+content", "
 __all__ = ["JourneyTable", "ReaderData", "ReaderScreen"]
 
 
-class JourneyTable(KeyedTable):
-    """The journey: Enter and ``d`` both open the step's delivery (the reader is already open)."""
+#: Steps read at a time as the journey scrolls, and how many are kept.
+PAGE = 100
+KEPT_STEPS = 2000
+#: Rendered lines kept.
+KEPT_LINES = 512
 
+Fetch = Callable[[int, int], list[JourneyStep]]
+Cells = Callable[[JourneyStep], list[Text]]
+
+
+class JourneyTable(ScrollView, can_focus=True):
+    """The journey, virtual: only the steps on screen (and the rest of their page) are read.
+
+    Looks and answers keys as the main table and the other lists do: Home
+    (``g``) and End (``G``) the first and last step, PgUp/PgDn a page, Enter
+    and ``d`` the step's delivery. The first line is the column titles; row
+    ``i`` is the virtual line ``i + 1``. A column is as wide as its title
+    and the widest value read so far.
+    """
+
+    DEFAULT_CSS = """
+    JourneyTable {
+        background: $surface;
+        color: $foreground;
+        scrollbar-gutter: stable;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .journey-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+            & > .journey-table--header { background-tint: $foreground 5%; }
+        }
+        &:dark > .journey-table--even-row { background: $surface-darken-1 40%; }
+        & > .journey-table--header { text-style: bold; background: $panel; color: $foreground; }
+        &:ansi > .journey-table--header { background: ansi_bright_blue; color: ansi_default; }
+        & > .journey-table--even-row { background: $surface-lighten-1 50%; }
+        & > .journey-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+    }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "journey-table--header",
+        "journey-table--even-row",
+        "journey-table--cursor",
+    }
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Details", show=True),
+        Binding("enter", "select", "Details", show=True),
         Binding("d", "details", "Details", show=False),
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home,g", "first", "First", show=False),
+        Binding("end,G", "last", "Last", show=False),
     ]
+
+    cursor_row: reactive[int] = reactive(0)
+
+    @dataclass
+    class Selected(Message):
+        """Enter (or a double click) on a step: show its delivery."""
+
+        step_id: int
+
+    @dataclass
+    class DetailsRequested(Message):
+        """``d`` on a step: show its delivery."""
+
+        step_id: int
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.titles: tuple[str, ...] = ()
+        self.total = 0
+        self._fetch: Fetch = lambda offset, limit: []
+        self._cells_of: Cells = lambda step: []
+        self._steps: LRUCache[int, JourneyStep] = LRUCache(KEPT_STEPS)
+        self._cells: LRUCache[int, list[Text]] = LRUCache(KEPT_STEPS)
+        self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(KEPT_LINES)
+        self._widths: list[int] = []
+        self._layout_no = 0
+
+    # -- what it shows ------------------------------------------------------------
+
+    def show(
+        self, fetch: Fetch, total: int, titles: tuple[str, ...], cells: Cells, known: dict[int, JourneyStep]
+    ) -> None:
+        """Show ``total`` steps read by ``fetch(offset, limit)`` (``known``: steps already read, by index)."""
+        self._fetch, self._cells_of, self.total = fetch, cells, total
+        self._steps.clear()
+        self._cells.clear()
+        for index, step in known.items():
+            self._steps[index] = step
+        if titles != self.titles:
+            self.titles = titles
+        self._widths = [cell_len(title) for title in titles]
+        self._measure(range(self.scroll_offset.y, self.scroll_offset.y + max(self.rows_on_screen, 60)))
+        self._relayout()
+        if self.cursor_row >= total:
+            self.cursor_row = max(total - 1, 0)
+
+    @property
+    def row_count(self) -> int:
+        return self.total
+
+    @property
+    def rows_on_screen(self) -> int:
+        return max(self.scrollable_content_region.height - 1, 1)
+
+    def step_at(self, index: int) -> JourneyStep | None:
+        """Step ``index``, read with its page when not read yet (None: no such step)."""
+        if not 0 <= index < self.total:
+            return None
+        step = self._steps.get(index)
+        if step is None:
+            start = index - index % PAGE
+            for offset, found in enumerate(self._fetch(start, PAGE)):
+                self._steps[start + offset] = found
+            step = self._steps.get(index)
+        return step
+
+    def get_row_at(self, index: int) -> list[Text]:
+        """The cells of row ``index`` (as ``DataTable.get_row_at``)."""
+        cells = self._cells.get(index)
+        if cells is None:
+            step = self.step_at(index)
+            cells = [] if step is None else self._cells_of(step)
+            self._cells[index] = cells
+        return cells
+
+    def key_of(self, row: int | None = None) -> str | None:
+        """The key (the delivery's id) of ``row`` (default: the cursor's); None when there is no such row."""
+        step = self.step_at(self.cursor_row if row is None else row)
+        return None if step is None else str(step.id)
+
+    def move_to(self, index: int) -> None:
+        if self.total:
+            self.cursor_row = max(0, min(index, self.total - 1))
+            self._scroll_to_cursor()
+
+    # -- layout ------------------------------------------------------------------
+
+    def _measure(self, indexes: range) -> bool:
+        """Widen the columns for these rows' cells; whether any grew."""
+        grew = False
+        for index in indexes:
+            if not 0 <= index < self.total:
+                continue
+            for column, text in enumerate(self.get_row_at(index)[: len(self._widths)]):
+                if text.cell_len > self._widths[column]:
+                    self._widths[column], grew = text.cell_len, True
+        return grew
+
+    def _relayout(self) -> None:
+        self._layout_no += 1
+        self._lines.clear()
+        width = sum(w + 2 for w in self._widths)
+        self.virtual_size = Size(width, self.total + 1)
+        self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._measure(range(self.scroll_offset.y, self.scroll_offset.y + self.rows_on_screen)):
+            self._relayout()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self._measure(range(int(new), int(new) + self.rows_on_screen)):
+            self.call_later(self._relayout)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+
+    # -- drawing -------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            style = base + self.get_component_rich_style("journey-table--header")
+            key: tuple[object, ...] = ("header", self._layout_no, scroll_x, width, style)
+            cells = [Text(title) for title in self.titles]
+        else:
+            index = scroll_y + y - 1
+            if not 0 <= index < self.total:
+                return Strip.blank(width, base)
+            style = base
+            if index % 2 == 0:
+                style += self.get_component_rich_style("journey-table--even-row")
+            cursor = self.get_component_rich_style("journey-table--cursor") if index == self.cursor_row else None
+            cells = self.get_row_at(index)
+            key = (index, self._layout_no, scroll_x, width, style, cursor, id(cells))
+        strip = self._lines.get(key)
+        if strip is None:
+            line = Text(style=style, no_wrap=True, end="")
+            for text, column_width in zip(cells, self._widths, strict=False):
+                value = text.copy()
+                value.truncate(column_width, overflow="ellipsis", pad=True)
+                line.append(" ")
+                line.append_text(value)
+                line.append(" ")
+            if y and cursor is not None:
+                line.stylize(cursor)
+            segments = list(line.render(self.app.console))
+            strip = Strip(segments).crop_extend(scroll_x, scroll_x + width, style)
+            self._lines[key] = strip
+        return strip
+
+    # -- keys and the mouse ------------------------------------------------------------
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def _scroll_to_cursor(self) -> None:
+        top, height, row = self.scroll_offset.y, self.rows_on_screen, self.cursor_row
+        if row < top:
+            self.scroll_to(y=row, animate=False, immediate=True)
+        elif row >= top + height:
+            self.scroll_to(y=row - height + 1, animate=False, immediate=True)
+
+    def action_cursor(self, delta: int) -> None:
+        self.move_to(self.cursor_row + delta)
+
+    def action_page(self, direction: int) -> None:
+        self.move_to(self.cursor_row + direction * max(self.rows_on_screen - 1, 1))
+
+    def action_first(self) -> None:
+        self.move_to(0)
+
+    def action_last(self) -> None:
+        self.move_to(self.total - 1)
+
+    def action_select(self) -> None:
+        step = self.step_at(self.cursor_row)
+        if step is not None:
+            self.post_message(self.Selected(step.id))
+
+    def action_details(self) -> None:
+        step = self.step_at(self.cursor_row)
+        if step is not None:
+            self.post_message(self.DetailsRequested(step.id))
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y == 0:
+            return
+        index = self.scroll_offset.y + offset.y - 1
+        if 0 <= index < self.total:
+            self.cursor_row = index
+            if event.chain >= 2:
+                self.action_select()
 
 
 def _cut(text: str | Text, width: int, style: Any = "") -> Text:
@@ -87,9 +347,9 @@ def _cut(text: str | Text, width: int, style: Any = "") -> Text:
     return out
 
 
-class ReaderScreen(MaskedTableScreen):
-    TABLE = "#journey"
+class ReaderScreen(ThemedScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
         # One key, two bindings: the footer names the time the key switches to (check_action).
         Binding("t", "times('created')", "Created times"),
         Binding("t", "times('received')", "Received times"),
@@ -100,15 +360,49 @@ class ReaderScreen(MaskedTableScreen):
         (BOTH_TIMES, "-roomy"),
     ]
 
-    def __init__(self, data: ReaderData, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, data: ReaderData, clock: Callable[[], float] = time.time, reads: ReadAccess | None = None
+    ) -> None:
         super().__init__()
         self.data = data
         #: "Now", to show today's receipts as a time of day (the app's clock: tests freeze it).
         self.clock = clock
+        #: Where the journey's further pages are read: the UI thread's connection (as the main table's pages).
+        self.reads = reads
         #: The journey's time base: "received" (the main table's) or "created" (Conscent's).
-        self.times = "received"
+        self.times: Order = "received"
+        self.masked = False
+        #: The whole journey's pairing summary; None until read (a long journey's, after the first screen).
+        self.summary: PairSummary | None = data.summary
         self._columns: tuple[str, ...] = ()
         self._layout: tuple[int, ...] = ()
+
+    def on_mount(self) -> None:
+        # ThemedScreen's on_mount runs too (Textual calls each class's handler).
+        self.watch(self.app, "masked", self._masking, init=True)
+        self.query_one("#journey", JourneyTable).focus()
+        if self.summary is None and self.reads is not None:
+            self._read_summary(self.reads)
+
+    def _masking(self, masked: bool) -> None:
+        self.masked = masked
+        self.fill()
+
+    def redraw(self) -> None:
+        self.fill()
+
+    @work(thread=True, exit_on_error=False, group="reader-summary")
+    def _read_summary(self, reads: ReadAccess) -> None:
+        """The outcome figures of a long journey, on a connection of their own off the UI thread."""
+        journey = self.data.journey
+        with reads.connect() as db:
+            summary = journey.summary(db)
+        self.app.call_from_thread(self._summary_read, summary)
+
+    def _summary_read(self, summary: PairSummary) -> None:
+        self.summary = summary
+        if self.is_mounted:
+            self.query_one("#reader-summary", Static).update(self._summary())
 
     def compose(self) -> ComposeResult:
         yield Static(id="reader-title", classes="title")
@@ -137,7 +431,7 @@ class ReaderScreen(MaskedTableScreen):
         return super().check_action(action, parameters)
 
     def action_times(self, times: str) -> None:
-        self.times = times
+        self.times = "created" if times == "created" else "received"
         self.fill()
         self.refresh_bindings()
 
@@ -233,19 +527,22 @@ class ReaderScreen(MaskedTableScreen):
         return out
 
     def _summary(self) -> Text:
-        s = self.data.summary
+        s, counted = self.summary, self.data.journey.counted
         summary = Text()
-        summary.append(f"{count(s.views, 'view')}, {count(s.closes, 'close')}: ", style="bold")
-        summary.append(f"{number(s.closed)} closed", style=self.tone("close"))
-        summary.append(" · ", style=self.tone("muted"))
-        summary.append(f"{number(s.open)} open", style=self.tone("warning"))
-        summary.append(" · ", style=self.tone("muted"))
-        summary.append(f"{number(s.converted)} converted", style=self.tone("good"))
-        if s.median_time_to_close is not None:
-            summary.append(f" · median time to close {format_duration(s.median_time_to_close)}")
-        if s.duplicates:  # the counts above count deliveries; these repeats are neither paired nor counted here
+        summary.append(f"{count(counted.views, 'view')}, {count(counted.closes, 'close')}: ", style="bold")
+        if s is None:  # a long journey's outcomes: read after the first screen
+            summary.append("pairing…", style=self.tone("muted"))
+        else:
+            summary.append(f"{number(s.closed)} closed", style=self.tone("close"))
+            summary.append(" · ", style=self.tone("muted"))
+            summary.append(f"{number(s.open)} open", style=self.tone("warning"))
+            summary.append(" · ", style=self.tone("muted"))
+            summary.append(f"{number(s.converted)} converted", style=self.tone("good"))
+            if s.median_time_to_close is not None:
+                summary.append(f" · median time to close {format_duration(s.median_time_to_close)}")
+        if counted.duplicates:  # the counts above count deliveries; these repeats are neither paired nor counted here
             summary.append(
-                f" · {count(s.duplicates, 'repeated delivery', 'repeated deliveries')}", style=self.tone("muted")
+                f" · {count(counted.duplicates, 'repeated delivery', 'repeated deliveries')}", style=self.tone("muted")
             )
         if self.width >= SIDE_BY_SIDE:  # narrower, the column's title says it
             summary.append(f"   journey by {self.times} time", style=self.tone("muted"))
@@ -262,30 +559,42 @@ class ReaderScreen(MaskedTableScreen):
         more = (other,) if self.width >= BOTH_TIMES else ()
         return (first, "Event", "Pairing", "Time to close", "Outcome", "Click action", "Content", *more)
 
-    def _ordered(self) -> list[JourneyStep]:
-        steps = self.data.steps  # in created order (build_journey's)
-        if self.times == "created":
-            return list(steps)
-        return sorted(steps, key=lambda step: (float(step.row.get("received_at") or 0), step.id))
+    def _fetch(self, order: Order) -> Callable[[int, int], list[JourneyStep]]:
+        """Read steps of the journey in ``order`` on the UI thread's connection (none: only what was read)."""
+        journey, reads = self.data.journey, self.reads
+        if reads is None:
+            return lambda offset, limit: []
+        return lambda offset, limit: journey.steps(reads.db, order, offset, limit)
+
+    def _position(self, step_id: int) -> int | None:
+        """Where a step stands in the journey's current order."""
+        journey, reads = self.data.journey, self.reads
+        if reads is not None:
+            return journey.position(reads.db, self.times, step_id)
+        known = {step.id: index for index, step in enumerate(self.data.first, self.data.first_offset)}
+        return known.get(step_id) if self.times == "received" else None
 
     def _journey(self) -> None:
         table = self.query_one("#journey", JourneyTable)
         first_fill, roomy = not self._columns, self.width >= BOTH_TIMES
-        cursor = table.key_of()
+        cursor = table.key_of() if not first_fill else None
         columns = self._journey_columns()
-        if columns != self._columns:
-            table.clear(columns=True)
-            for name in columns:
-                table.add_column(name if roomy else NARROW_TITLES.get(name, name), key=name)
-            self._columns = columns
-        else:
-            table.clear()
+        self._columns = columns
+        titles = tuple(name if roomy else NARROW_TITLES.get(name, name) for name in columns)
         day = today(self.clock())
-        for step in self._ordered():
-            cells = self._step_cells(step, roomy, day)
-            table.add_row(*(cells[title] for title in columns), key=str(step.id))
+
+        def cells(step: JourneyStep) -> list[Text]:
+            found = self._step_cells(step, roomy, day)
+            return [found[title] for title in columns]
+
+        known = {}
+        if self.times == "received":  # what the loader read, until the journey is read again
+            known = dict(enumerate(self.data.first, self.data.first_offset))
+        total = self.data.journey.total
         # Opens on the newest step (the last row); afterwards the cursor stays on its step.
-        table.move_to_key(None if first_fill else cursor, fallback=table.row_count - 1)
+        index = None if cursor is None else self._position(int(cursor))
+        table.show(self._fetch(self.times), total, titles, cells, known)
+        table.move_to(total - 1 if index is None else index)
 
     def _step_cells(self, step: JourneyStep, roomy: bool, day: str) -> dict[str, Text]:
         """The cells of a step by column; narrower than 160, today's receipts as the main table shows them."""
@@ -324,14 +633,10 @@ class ReaderScreen(MaskedTableScreen):
             return f"dup of #{step.row.get('duplicate_of')}"
         return ""
 
-    @on(DataTable.RowSelected, "#journey")
-    def _open(self, message: DataTable.RowSelected) -> None:
-        self._open_step(message.row_key.value)
+    @on(JourneyTable.Selected)
+    def _open(self, message: JourneyTable.Selected) -> None:
+        self.post_message(OpenDelivery("event", message.step_id))
 
-    @on(KeyedTable.DetailsRequested, "#journey")
-    def _details(self, message: KeyedTable.DetailsRequested) -> None:
-        self._open_step(message.row_key.value)
-
-    def _open_step(self, key: str | None) -> None:
-        if key is not None:
-            self.post_message(OpenDelivery("event", int(key)))
+    @on(JourneyTable.DetailsRequested)
+    def _details(self, message: JourneyTable.DetailsRequested) -> None:
+        self.post_message(OpenDelivery("event", message.step_id))
