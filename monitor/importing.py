@@ -38,12 +38,15 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from monitor import store, wording
+from monitor import bulk as monitor_bulk
+from monitor import pipeline, store, wording
 from monitor.events import COLUMNS, InvalidBody, decode_body, extract
 from monitor.signing import UNCHECKED, redact_headers
 from monitor.textsafe import clean, inert
 
 Progress = Callable[[int, int], None]
+#: Told what the import is doing when it changes: "indexing" (indexes built in bulk after the rows).
+Stage = Callable[[str], None]
 
 #: The listener's default ``--max-body`` (``monitor.listener.DEFAULT_MAX_BODY``;
 #: importing the listener here would load aiohttp, 0.3 s, for one number). A test keeps them equal.
@@ -102,8 +105,11 @@ class ImportReport:
     skipped: int = 0
     duplicates: int = 0  # imported rows whose bytes were already stored
     errors: list[str] = field(default_factory=list)  # the first ``max_errors`` "file:line: reason"
-    seconds: float = 0.0
+    seconds: float = 0.0  # all of it: rows and the indexes built after them
     interrupted: bool = False
+    rows_seconds: float = 0.0  # storing the rows
+    index_seconds: float = 0.0  # building the indexes after the rows (bulk), else 0
+    worker_peak_rss_kb: int = 0  # the parsing process's peak memory (VmHWM), when there was one
 
     @property
     def rate(self) -> float:
@@ -115,22 +121,45 @@ class ImportReport:
             f"imported {wording.count(self.imported, 'delivery')} into session {self.session_id} "
             f"from {wording.count(self.files, 'file')} ({wording.count(self.lines, 'record')} read, "
             f"{wording.number(self.skipped)} skipped, {wording.count(self.duplicates, 'duplicate')}) "
-            f"in {self.seconds:,.1f} s ({wording.number(round(self.rate))}/s)"
+            f"in {self.seconds:,.1f} s ({wording.number(round(self.rate))}/s"
         )
+        if self.index_seconds:
+            text += f", of which {self.index_seconds:,.1f} s building the indexes after the rows"
+        text += ")"
         return text + (" - interrupted: the last, unfinished batch was not written" if self.interrupted else "")
 
 
-def event_row(session_id: int, item: Incoming, now: float) -> dict[str, Any]:
-    """The ``events`` row the listener would have written for ``item`` (id and duplicate_of aside)."""
+def row_values(item: Incoming) -> tuple[Any, ...]:
+    """The values of the ``events`` row for ``item``, in ``_ROW_NAMES`` order without the session id.
+
+    ``received_at`` is None when the input did not say (the import's start time is used).
+    """
     body = item.body
     values = list(_FIELDS(extract(item.obj)))
     notes = values[_NOTES]
     values[_NOTES] = "; ".join(notes) if notes else None
-    received = now if item.received_at is None else item.received_at
     sha = hashlib.sha256(body).hexdigest()
-    request = (item.method, item.path, item.remote_addr, item.headers, item.content_type)
-    delivery = (session_id, received, *request, body, len(body), sha, item.signature, item.basic_auth)
-    return dict(zip(_ROW_NAMES, (*delivery, *values), strict=True))
+    return (
+        item.received_at, item.method, item.path, item.remote_addr, item.headers, item.content_type,
+        body, len(body), sha, item.signature, item.basic_auth, *values,
+    )  # fmt: skip
+
+
+def event_row(session_id: int, item: Incoming, now: float) -> dict[str, Any]:
+    """The ``events`` row the listener would have written for ``item`` (id and duplicate_of aside)."""
+    return _row(session_id, row_values(item), now)
+
+
+def _row(session_id: int, values: tuple[Any, ...], now: float) -> dict[str, Any]:
+    received = now if values[0] is None else values[0]
+    return dict(zip(_ROW_NAMES, (session_id, received, *values[1:]), strict=True))
+
+
+#: Past about this many deliveries, an import parses in a child process (pipeline.Producer):
+#: below it, starting the child (~0.3 s) costs more than it saves.
+PARALLEL_ROWS = 20_000
+#: Bytes per delivery in a typical capture, to guess how many an input holds from its size.
+_BYTES_PER_ROW = 1500
 
 
 def import_paths(
@@ -138,36 +167,84 @@ def import_paths(
     paths: Sequence[str | Path],
     *,
     progress: Progress | None = None,
-    batch_size: int = 5000,
+    stage: Stage | None = None,
+    batch_size: int = pipeline.BATCH_ROWS,
     max_errors: int = 100,
     max_body: int = MAX_BODY,
+    parallel: bool | None = None,
+    bulk: bool | None = None,
 ) -> ImportReport:
     """Import files and directories into ``db_path`` (created if missing) as a new session.
 
     ``progress(bytes_read, bytes_total)`` is called after each batch and at
-    the end. Bodies over ``max_body`` bytes are skipped and reported. Missing
-    paths raise FileNotFoundError before anything is written;
+    the end; ``stage("indexing")`` before indexes are built in bulk. Bodies
+    over ``max_body`` bytes are skipped and reported. Missing paths raise
+    FileNotFoundError before anything is written;
     :class:`monitor.store.StoreError` when the database cannot be used.
+    ``parallel`` (parse in a child process) and ``bulk`` (build the indexes
+    after the rows, :mod:`monitor.bulk`) are decided by the input's size when None.
     """
     files = expand_paths(paths)
     total = sum(_size(path) for path in files)
-    counter = _Counter()
+    expected = total // _BYTES_PER_ROW
+    source = FileSource(files, max_body)
+    report = ImportReport()
 
-    def items() -> Iterator[Item]:
-        for path in files:
-            counter.files += 1
-            yield from read_file(path, counter, max_body=max_body)
-
-    def report_bytes(_done: int, _total: int) -> None:
+    def report_bytes(done: int, _taken: int) -> None:
         if progress is not None:
-            progress(min(counter.bytes, total), total)
+            progress(min(done, total), total)
 
-    source = ", ".join(str(path) for path in paths)
-    report = import_items(
-        db_path, items(), source=source, progress=report_bytes, batch_size=batch_size, max_errors=max_errors
-    )
-    report.files, report.lines = counter.files, counter.lines
+    where = ", ".join(str(path) for path in paths)
+    options = {"progress": report_bytes, "stage": stage, "max_errors": max_errors, "bulk": bulk, "expected": expected}
+    if parallel if parallel is not None else expected >= PARALLEL_ROWS:
+        with pipeline.Producer(source, batch_size) as producer:
+            _store(db_path, producer, report, source=where, **options)  # type: ignore[arg-type]
+            if producer.summary is not None:
+                report.files, report.lines = producer.summary
+            report.worker_peak_rss_kb = producer.peak_rss_kb
+    else:
+        _store(db_path, pipeline.batched(source, batch_size), report, source=where, **options)  # type: ignore[arg-type]
+        report.files, report.lines = source.summary()
     return report
+
+
+class FileSource:
+    """The deliveries of an import's files, read in a child process (:class:`monitor.pipeline.Source`)."""
+
+    def __init__(self, files: list[Path], max_body: int) -> None:
+        self.files = files
+        self.max_body = max_body
+        self.counter = _Counter()
+
+    def items(self) -> Iterator[Item]:
+        for path in self.files:
+            self.counter.files += 1
+            yield from read_file(path, self.counter, max_body=self.max_body)
+
+    def done(self) -> int:
+        return self.counter.bytes
+
+    def summary(self) -> tuple[int, int]:
+        return self.counter.files, self.counter.lines
+
+
+class _Items:
+    """Items given in this process (:func:`import_items`), as a :class:`monitor.pipeline.Source`."""
+
+    def __init__(self, items: Iterable[Item]) -> None:
+        self._items = items
+        self.taken = 0
+
+    def items(self) -> Iterator[Item]:
+        for item in self._items:
+            self.taken += 1
+            yield item
+
+    def done(self) -> int:
+        return self.taken
+
+    def summary(self) -> None:
+        return None
 
 
 def import_items(
@@ -177,9 +254,11 @@ def import_items(
     source: str | None,
     mode: str = "import",
     progress: Progress | None = None,
+    stage: Stage | None = None,
     total: int = 0,
-    batch_size: int = 5000,
+    batch_size: int = pipeline.BATCH_ROWS,
     max_errors: int = 100,
+    bulk: bool | None = None,
 ) -> ImportReport:
     """Store ``items`` as a new session; ``progress(items_taken, total)`` after each batch.
 
@@ -187,29 +266,81 @@ def import_items(
     fails part way (corrupt, full, locked): its message says how many rows
     were written, and the session row is still ended if it can be.
     """
+    return store_batches(
+        db_path, pipeline.batched(_Items(items), batch_size), source=source, mode=mode, progress=progress,
+        stage=stage, total=total, max_errors=max_errors, bulk=bulk, expected=total,
+    )  # fmt: skip
+
+
+def store_batches(
+    db_path: str | Path,
+    batches: Iterable[pipeline.Batch],
+    *,
+    source: str | None,
+    mode: str = "import",
+    progress: Progress | None = None,
+    stage: Stage | None = None,
+    total: int = 0,
+    max_errors: int = 100,
+    bulk: bool | None = None,
+    expected: int = 0,
+) -> ImportReport:
+    """Store batches of row values (a :class:`monitor.pipeline.Producer`'s) as a new session.
+
+    ``progress(items_taken, total)`` after each batch. ``bulk`` (None: when
+    ``expected`` rows are many against the table's, :func:`monitor.bulk.worth_it`)
+    drops the secondary indexes first and builds them after the rows, also
+    when the import is interrupted or fails.
+    """
+    report = ImportReport()
+
+    def taken(_done: int, items: int) -> None:
+        if progress is not None:
+            progress(items, total)
+
+    _store(
+        db_path, batches, report, source=source, mode=mode, progress=taken, stage=stage,
+        max_errors=max_errors, bulk=bulk, expected=expected,
+    )  # fmt: skip
+    return report
+
+
+def _store(
+    db_path: str | Path,
+    batches: Iterable[pipeline.Batch],
+    report: ImportReport,
+    *,
+    source: str | None,
+    mode: str = "import",
+    progress: Callable[[int, int], None] | None = None,
+    stage: Stage | None = None,
+    max_errors: int = 100,
+    bulk: bool | None = None,
+    expected: int = 0,
+) -> None:
+    """The one loop every import and generate runs: the rows of each batch in one transaction (store.write_batch).
+
+    ``progress(batch.done, items_taken)`` is called after each batch.
+    """
     db = store.open_store(db_path)
     started = time.perf_counter()
-    report = ImportReport()
+    suspended: list[str] = []
     try:
         store.tune_for_bulk(db)
         report.session_id = store.start_session(db, listen=None, mode=mode, source=source)
-        now, taken, batch = time.time(), 0, []
-        for item in items:
-            taken += 1
-            if isinstance(item, Bad):
+        if bulk if bulk is not None else monitor_bulk.worth_it(db.conn, expected):
+            suspended = monitor_bulk.suspend(db)
+        session_id, now, taken = report.session_id, time.time(), 0
+        for batch in batches:
+            taken += batch.size
+            for where, reason in batch.bad:
                 report.skipped += 1
                 if len(report.errors) < max_errors:
-                    report.errors.append(f"{clean(item.where)}: {clean(item.reason)}")
-                continue
-            batch.append(event_row(report.session_id, item, now))
-            if len(batch) >= batch_size:
-                _write(db.conn, batch, report)
-                batch = []
-                if progress is not None:
-                    progress(taken, total)
-        _write(db.conn, batch, report)
-        if progress is not None:
-            progress(taken, total)
+                    report.errors.append(f"{clean(where)}: {clean(reason)}")
+            _write(db.conn, [_row(session_id, values, now) for values in batch.rows], report)
+            if progress is not None:
+                progress(batch.done, taken)
+        report.rows_seconds = time.perf_counter() - started
     except KeyboardInterrupt:
         # write_batch rolled back a batch it was in the middle of; the rest was never started.
         report.interrupted = True
@@ -223,13 +354,33 @@ def import_items(
                 with contextlib.suppress(sqlite3.Error):  # keep the error that stopped the import
                     store.end_session(db, report.session_id)
         finally:
-            db.close()
-            report.seconds = time.perf_counter() - started
-    return report
+            try:
+                if suspended:
+                    _rebuild(db, db_path, report, stage)
+            finally:
+                db.close()
+                report.seconds = time.perf_counter() - started
+                if not report.rows_seconds:
+                    report.rows_seconds = report.seconds - report.index_seconds
 
 
-# Parsing and writing were tried on a thread and in worker processes: on two
-# cores both were slower than this loop (GIL hand-offs, pickling rows).
+def _rebuild(db: Any, db_path: str | Path, report: ImportReport, stage: Stage | None) -> None:
+    """Build the indexes dropped for the import; the file stays usable if this fails (the next open builds them)."""
+    if stage is not None:
+        with contextlib.suppress(Exception):
+            stage("indexing")
+    started = time.perf_counter()
+    try:
+        monitor_bulk.restore(db)
+    except sqlite3.Error as exc:
+        raise store.StoreError(
+            f"{db_path}: the rows were written but their indexes could not be built ({exc}); "
+            "they are built the next time the database is opened for writing"
+        ) from None
+    finally:
+        report.index_seconds = time.perf_counter() - started
+
+
 def _write(conn: sqlite3.Connection, batch: list[dict[str, Any]], report: ImportReport) -> None:
     """One transaction; counts the rows that turned out to repeat earlier bytes."""
     if not batch:

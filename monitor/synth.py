@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from monitor import demo, importing, store
+from monitor import demo, importing, pipeline, store
 from monitor.exporting import DEFAULT_BASE_URL
 
 #: Journeys in progress at any moment (the demo runs three).
@@ -210,6 +210,33 @@ class Generated:
         return any(report.interrupted for report in self.reports)
 
 
+#: Past this many deliveries, ``build_database`` generates them in a child process while this one stores them.
+PARALLEL_ROWS = 20_000
+
+
+class SynthSource:
+    """The deliveries of :func:`build_database`, made in a child process (:class:`monitor.pipeline.Source`)."""
+
+    def __init__(self, count: int, *, seed: int, readers: int, days: float, end: float) -> None:
+        self.count, self.seed, self.readers, self.days, self.end = count, seed, readers, days, end
+        self.met: set[int] = set()
+        self.made = 0
+
+    def items(self) -> Iterator[importing.Incoming]:
+        rng = random.Random(self.seed + 1)  # noqa: S311
+        stream = events(self.count, seed=self.seed, readers=self.readers, days=self.days, end=self.end, met=self.met)
+        for item in _items(stream, rng):
+            self.made += 1
+            yield item
+
+    def done(self) -> int:
+        return self.made
+
+    def summary(self) -> int:
+        """How many readers appear."""
+        return len(self.met)
+
+
 def build_database(
     db_path: str | Path,
     count: int,
@@ -220,20 +247,44 @@ def build_database(
     days: float = 7.0,
     end: float | None = None,
     progress: importing.Progress | None = None,
+    stage: importing.Stage | None = None,
+    parallel: bool | None = None,
+    bulk: bool | None = None,
 ) -> Generated:
     """Add ``count`` deliveries to ``db_path`` as one session, or ``sessions`` consecutive ones (mode ``synth``).
 
     Each session row gets the time span of its deliveries, and its ``source``
     the seed and end time that make the same rows again. ``progress(done,
-    count)`` is called after each batch.
+    count)`` is called after each batch. ``parallel`` (make them in a child
+    process) and ``bulk`` (build the indexes after the rows) are decided by
+    ``count`` when None; either way the rows are the same.
     """
-    rng = random.Random(seed + 1)  # noqa: S311
     end = time.time() if end is None else end
-    met: set[int] = set()
-    stream = _items(events(count, seed=seed, readers=readers, days=days, end=end, met=met), rng)
+    source = SynthSource(count, seed=seed, readers=readers, days=days, end=end)
     sessions = max(1, min(sessions, count or 1))
     about = f"synthetic: {count:,} deliveries, seed {seed}, end {end:g}, up to {readers:,} readers"
+    if parallel if parallel is not None else count >= PARALLEL_ROWS:
+        with pipeline.Producer(source) as producer:
+            reports = _sessions(db_path, iter(producer), count, sessions, about, progress, stage, bulk)
+            met = producer.summary or 0
+    else:
+        reports = _sessions(db_path, pipeline.batched(source), count, sessions, about, progress, stage, bulk)
+        met = source.summary()
+    return Generated(reports, met)
+
+
+def _sessions(
+    db_path: str | Path,
+    batches: Iterator[pipeline.Batch],
+    count: int,
+    sessions: int,
+    about: str,
+    progress: importing.Progress | None,
+    stage: importing.Stage | None,
+    bulk: bool | None,
+) -> list[importing.ImportReport]:
     reports: list[importing.ImportReport] = []
+    rows = _Rows(batches)
     for number in range(sessions):
         done = sum(r.imported + r.skipped for r in reports)
         share = count // sessions + (1 if number < count % sessions else 0)
@@ -243,22 +294,34 @@ def build_database(
                 progress(done + taken, count)
 
         source = about if sessions == 1 else f"{about} (part {number + 1} of {sessions})"
-        result = importing.import_items(
-            db_path, _take(stream, share), source=source, mode="synth", progress=report, total=share
-        )
+        result = importing.store_batches(
+            db_path, rows.take(share), source=source, mode="synth", progress=report, stage=stage, total=share,
+            bulk=bulk, expected=share,
+        )  # fmt: skip
         reports.append(result)
         _stamp_session(db_path, result.session_id)
         if result.interrupted:
             break
-    return Generated(reports, len(met))
+    return reports
 
 
-def _take(stream: Iterator[importing.Incoming], count: int) -> Iterator[importing.Incoming]:
-    for _ in range(count):
-        item = next(stream, None)
-        if item is None:
-            return
-        yield item
+class _Rows:
+    """Batches of rows re-cut so that each session takes exactly its share (synthetic rows are never bad)."""
+
+    def __init__(self, batches: Iterator[pipeline.Batch]) -> None:
+        self._batches = batches
+        self._left: list[tuple[Any, ...]] = []
+
+    def take(self, count: int) -> Iterator[pipeline.Batch]:
+        while count > 0:
+            if not self._left:
+                batch = next(self._batches, None)
+                if batch is None:
+                    return
+                self._left = batch.rows
+            rows, self._left = self._left[:count], self._left[count:]
+            count -= len(rows)
+            yield pipeline.Batch(rows, [], len(rows))
 
 
 def _stamp_session(db_path: str | Path, session_id: int) -> None:
