@@ -166,25 +166,40 @@ class JourneyTable(ScrollView, can_focus=True):
         self._lines: LRUCache[tuple[object, ...], Strip] = LRUCache(KEPT_LINES)
         self._widths: list[int] = []
         self._layout_no = 0
+        #: Scrolled to the cursor once laid out: before that a line would show (and read) the journey's top.
+        self._placed = False
 
     # -- what it shows ------------------------------------------------------------
 
     def show(
-        self, fetch: Fetch, total: int, titles: tuple[str, ...], cells: Cells, known: dict[int, JourneyStep]
+        self,
+        fetch: Fetch,
+        total: int,
+        titles: tuple[str, ...],
+        cells: Cells,
+        known: dict[int, JourneyStep],
+        cursor: int,
     ) -> None:
-        """Show ``total`` steps read by ``fetch(offset, limit)`` (``known``: steps already read, by index)."""
+        """Show ``total`` steps read by ``fetch(offset, limit)``, the cursor on step ``cursor``.
+
+        ``known``: steps already read, by index. Only the steps in view are
+        read (and measured for the columns' widths).
+        """
         self._fetch, self._cells_of, self.total = fetch, cells, total
         self._steps.clear()
         self._cells.clear()
         for index, step in known.items():
             self._steps[index] = step
-        if titles != self.titles:
-            self.titles = titles
+        self.titles = titles
         self._widths = [cell_len(title) for title in titles]
-        self._measure(range(self.scroll_offset.y, self.scroll_offset.y + max(self.rows_on_screen, 60)))
+        self.virtual_size = Size(self.virtual_size.width, total + 1)
+        self._placed = self.size.height > 1
+        self.move_to(cursor)
+        # Before the first layout the height is unknown: a tall terminal's worth around the cursor.
+        height = self.rows_on_screen if self.size.height > 1 else 60
+        top = self.scroll_offset.y if self.size.height > 1 else max(0, self.cursor_row - height + 1)
+        self._measure(range(top, top + height))
         self._relayout()
-        if self.cursor_row >= total:
-            self.cursor_row = max(total - 1, 0)
 
     @property
     def row_count(self) -> int:
@@ -246,6 +261,8 @@ class JourneyTable(ScrollView, can_focus=True):
         self.refresh()
 
     def on_resize(self, event: events.Resize) -> None:
+        self._scroll_to_cursor()  # laid out at last (or again): the cursor's step in view
+        self._placed = True
         if self._measure(range(self.scroll_offset.y, self.scroll_offset.y + self.rows_on_screen)):
             self._relayout()
 
@@ -270,6 +287,10 @@ class JourneyTable(ScrollView, can_focus=True):
             cells = [Text(title) for title in self.titles]
         else:
             index = scroll_y + y - 1
+            if not self._placed:  # the first lines drawn: scroll to the cursor first
+                self._placed = True
+                self.call_later(self._place)
+                return Strip.blank(width, base)
             if not 0 <= index < self.total:
                 return Strip.blank(width, base)
             style = base
@@ -297,6 +318,10 @@ class JourneyTable(ScrollView, can_focus=True):
     # -- keys and the mouse ------------------------------------------------------------
 
     def watch_cursor_row(self, old: int, new: int) -> None:
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def _place(self) -> None:
         self._scroll_to_cursor()
         self.refresh()
 
@@ -593,8 +618,7 @@ class ReaderScreen(ThemedScreen):
         total = self.data.journey.total
         # Opens on the newest step (the last row); afterwards the cursor stays on its step.
         index = None if cursor is None else self._position(int(cursor))
-        table.show(self._fetch(self.times), total, titles, cells, known)
-        table.move_to(total - 1 if index is None else index)
+        table.show(self._fetch(self.times), total, titles, cells, known, total - 1 if index is None else index)
 
     def _step_cells(self, step: JourneyStep, roomy: bool, day: str) -> dict[str, Text]:
         """The cells of a step by column; narrower than 160, today's receipts as the main table shows them."""
