@@ -167,7 +167,7 @@ class JourneyTable(ScrollView, can_focus=True):
         self._widths: list[int] = []
         self._layout_no = 0
         #: Scrolled to the cursor once laid out: before that a line would show (and read) the journey's top.
-        self._placed = False
+        self._placed = self._placing = False
 
     # -- what it shows ------------------------------------------------------------
 
@@ -263,6 +263,7 @@ class JourneyTable(ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         self._scroll_to_cursor()  # laid out at last (or again): the cursor's step in view
         self._placed = True
+        self.refresh()
         if self._measure(range(self.scroll_offset.y, self.scroll_offset.y + self.rows_on_screen)):
             self._relayout()
 
@@ -287,9 +288,10 @@ class JourneyTable(ScrollView, can_focus=True):
             cells = [Text(title) for title in self.titles]
         else:
             index = scroll_y + y - 1
-            if not self._placed:  # the first lines drawn: scroll to the cursor first
-                self._placed = True
-                self.call_later(self._place)
+            if not self._placed:  # the first lines drawn: scroll to the cursor first, then draw
+                if not self._placing:
+                    self._placing = True
+                    self.call_later(self._place)
                 return Strip.blank(width, base)
             if not 0 <= index < self.total:
                 return Strip.blank(width, base)
@@ -322,6 +324,7 @@ class JourneyTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _place(self) -> None:
+        self._placing, self._placed = False, True
         self._scroll_to_cursor()
         self.refresh()
 
