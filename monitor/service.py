@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from aiohttp import web
 
 from monitor import store
+from monitor.addresses import DEFAULT_HOST as DEFAULT_HOST
+from monitor.addresses import DEFAULT_PORT as DEFAULT_PORT
+from monitor.addresses import DEFAULT_WEB_PORT as DEFAULT_WEB_PORT
 from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT
 from monitor.forwarder import DEFAULT_ATTEMPTS, Forwarder, Outcome
 from monitor.forwarder import DEFAULT_TIMEOUT as DEFAULT_FORWARD_TIMEOUT
@@ -51,11 +54,6 @@ if TYPE_CHECKING:  # the tunnel's machinery is imported only when there is a tun
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8787
-#: The web UI's port by default (``serve``, ``open --web``): the listener's plus one.
-DEFAULT_WEB_PORT = DEFAULT_PORT + 1
 
 
 @dataclass(slots=True)

@@ -6,14 +6,16 @@ import re
 import shlex
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from monitor import store
-from monitor.sender import url_problem
 from monitor.textsafe import inert
+
+if TYPE_CHECKING:  # Rich's progress and the sender (aiohttp's client) only for the commands that use them
+    from rich.console import Console
+    from rich.progress import Progress
 
 DB_HELP = f"SQLite file; default ./{store.DEFAULT_DB}."
 #: Columns of an epilog line kept as written: click indents it by 2, and help is 78 wide at most.
@@ -40,6 +42,8 @@ def http_url(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     """Click callback for a URL option: an http(s) URL with a host, else a usage error (exit 2)."""
     if value is None:
         return None
+    from monitor.sender import url_problem  # aiohttp's client: only for a URL given (start-up time)
+
     problem = url_problem(value)
     if problem:
         shown = inert(value)
@@ -66,6 +70,8 @@ COUNT_DONE = "{task.completed:,.0f}/{task.total:,.0f}"
 
 
 def progress(label: str, console: Console) -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn(label), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console, transient=True
     )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import sqlite3
 import sys
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import click
 
 from monitor import __version__, store
-from monitor.cli import check, exporter, importer, review, send, wait, watch, web
 from monitor.cli.common import database_failure, filter_epilog
 from monitor.textsafe import inert
 
@@ -24,7 +25,64 @@ class _DefaultToWatch(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=_DefaultToWatch, context_settings={"help_option_names": ["-h", "--help"]})
+def _command(module: str, name: str) -> Callable[[], click.Command]:
+    return lambda: getattr(importlib.import_module(f"monitor.cli.{module}"), name)
+
+
+def _serve() -> click.Command:
+    from monitor.cli.watch import serve_command
+
+    _COMMANDS["watch"]  # serve runs watch's callback: guarded first, as when both were added at once
+    return serve_command()
+
+
+#: Every command and where it is made; its module is imported only when the command is run or listed, so
+#: `open` never loads the listener's aiohttp and `send` never loads Textual (start-up time).
+_MAKERS: dict[str, Callable[[], click.Command]] = {
+    "watch": _command("watch", "watch"),
+    "send": _command("send", "send"),
+    "open": _command("review", "open_cmd"),
+    "import": _command("importer", "import_cmd"),
+    "export": _command("exporter", "export_cmd"),
+    "generate": _command("importer", "generate_cmd"),
+    "wait": _command("wait", "wait_cmd"),
+    "serve": _serve,
+    "web-tab": _command("web", "web_tab"),
+    "check": _command("check", "check_cmd"),
+}
+
+
+class _LazyCommands(MutableMapping[str, click.Command]):
+    """The group's commands by name, each imported (and guarded) the first time it is looked up."""
+
+    def __init__(self, makers: dict[str, Callable[[], click.Command]]) -> None:
+        self._makers = dict(makers)
+        self._made: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._made:
+            self._made[name] = _guarded(self._makers.pop(name)())  # KeyError: no such command
+        return self._made[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._makers.pop(name, None)
+        self._made[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if self._makers.pop(name, None) is None:
+            del self._made[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._made, *self._makers])
+
+    def __len__(self) -> int:
+        return len(self._made) + len(self._makers)
+
+
+_COMMANDS = _LazyCommands(_MAKERS)
+
+
+@click.group(cls=_DefaultToWatch, commands=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="conscent-monitor")
 def cli() -> None:
     """Watch Conscent.ai paywall webhooks live, and review them later.
@@ -80,19 +138,6 @@ def _guarded(command: click.Command) -> click.Command:
     return command
 
 
-for _command in (
-    watch.watch,
-    send.send,
-    review.open_cmd,
-    importer.import_cmd,
-    exporter.export_cmd,
-    importer.generate_cmd,
-    wait.wait_cmd,
-    watch.serve_command(),
-    web.web_tab,
-    check.check_cmd,
-):
-    cli.add_command(_guarded(_command))
 cli.add_command(help_cmd)
 
 

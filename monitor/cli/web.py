@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from monitor import store
-from monitor.service import DEFAULT_WEB_PORT
+from monitor.addresses import DEFAULT_WEB_PORT
 
 WEB_PASSWORD_ENV = "CONSCENT_MONITOR_WEB_PASSWORD"  # noqa: S105  (a variable name)
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlite_utils import Database
 from textual import on
@@ -27,7 +27,6 @@ from textual.worker import Worker, WorkerState
 from monitor import checks, exporting, queries
 from monitor.reading import ReadAccess
 from monitor.resources import styles_dir
-from monitor.service import Service
 from monitor.textsafe import cell
 from monitor.tui import loaders
 from monitor.tui import messages as msg
@@ -54,6 +53,9 @@ from monitor.tui.screens.readers import PAGE as READERS_PAGE
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.screens.sessions import SessionsScreen
 from monitor.wording import number
+
+if TYPE_CHECKING:  # the listener's machinery (aiohttp): imported by the live monitor's launch only
+    from monitor.service import Service
 
 S = TypeVar("S", bound=Screen[Any])
 

@@ -7,15 +7,20 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor import lifeline
-from monitor.service import Options, Service, tune_gc
 from monitor.tui.app import MonitorApp
-from monitor.writer import CommitNotice
+
+if TYPE_CHECKING:  # the listener's machinery (aiohttp) is imported by run_live only: `open` starts without it
+    from monitor.service import Options, Service
+    from monitor.writer import CommitNotice
 
 
 def run_live(options: Options, *, demo: bool = False) -> Service:
     """Start the listener, then the TUI; the session closes when the TUI exits. Returns the stopped service."""
+    from monitor.service import Service, tune_gc
+
     app: MonitorApp | None = None
 
     def on_commit(notice: CommitNotice) -> None:

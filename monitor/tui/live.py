@@ -28,7 +28,6 @@ from textual.worker import Worker
 
 from monitor import queries, tunnel_status
 from monitor.reading import ReadAccess
-from monitor.service import Service
 from monitor.textsafe import cell
 from monitor.tui import messages as msg
 from monitor.tui.failures import FailureReporter
@@ -48,6 +47,7 @@ TICK_INTERVAL = 5.0
 
 
 if TYPE_CHECKING:  # type-checked as the App it is mixed into
+    from monitor.service import Service  # aiohttp's listener: not imported by offline review (start-up time)
     from monitor.tunnel import TunnelState
 
     _AppBase = App[None]

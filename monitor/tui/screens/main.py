@@ -28,7 +28,6 @@ from textual.widgets import Input, Static
 
 from monitor import queries, tunnel_status
 from monitor.filters import FilterError, compile_filter
-from monitor.forwarder import ForwardStats
 from monitor.queries import Row
 from monitor.reading import ReadAccess
 from monitor.textsafe import cell
@@ -43,7 +42,8 @@ from monitor.tui.widgets.stats_bar import StatsBar
 from monitor.wording import count, number
 from monitor.writer import CommitNotice
 
-if TYPE_CHECKING:  # the dataclass only: the tunnel's machinery is not needed to draw it
+if TYPE_CHECKING:  # the dataclasses only: the tunnel's and the forwarder's machinery (aiohttp) draw nothing
+    from monitor.forwarder import ForwardStats
     from monitor.tunnel import TunnelState
 
 Mode = Literal["gateway", "all"]
