@@ -51,6 +51,7 @@ from datetime import datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, Literal
 
+from monitor import facets
 from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
 from monitor.signing import INVALID, MISSING, UNCHECKED, VALID
 
@@ -86,11 +87,33 @@ class FilterError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Facets:
+    """The filter's terms that the facets index answers (:mod:`monitor.facets`), for queries that run them directly.
+
+    ``match`` is an SQL expression whose value is the FTS5 query of those
+    terms. ``broad`` (an SQL expression, constant) is true when one of them
+    matched too many distinct values to be looked up (:data:`facets.MAX_VALUES`):
+    the index then over-selects and ``guard`` (on an event's columns) is the
+    exact test. ``scan`` judges an event past the index by its columns alone.
+    ``rest`` is the filter's other terms. The whole filter, :attr:`Compiled.where`,
+    is ``rest AND ((id IN match-rows AND guard) OR (id past the index AND scan))``.
+    """
+
+    where: str  # the Compiled.where these pieces make up (a view whose where differs cannot use them)
+    match: _Sql
+    broad: _Sql
+    guard: _Sql
+    scan: _Sql
+    rest: _Sql
+
+
+@dataclass(frozen=True, slots=True)
 class Compiled:
     """``where`` is safe to AND with other conditions; ``"1"`` for an empty filter."""
 
     where: str
     params: tuple[Any, ...]
+    facets: Facets | None = None
 
 
 # --- SQL building blocks ----------------------------------------------------
@@ -146,6 +169,145 @@ def _not(piece: _Sql) -> _Sql:
     if sql in ("0", "1"):
         return ("1" if sql == "0" else "0"), ()
     return f"(NOT coalesce({sql}, 0))", params  # NULL (unknown) counts as "did not match"
+
+
+@dataclass(frozen=True, slots=True)
+class _Facet:
+    """A term on ``events`` that the facets index answers.
+
+    ``tests`` are ``(column, operator, value)``, ORed: a row matches when one
+    of its columns passes. In the dictionary the same test picks the values
+    whose words the rows hold; ``word`` is a fixed word instead (``dup``), and
+    ``inverted`` turns the term into "not that" (``dup:no``).
+    """
+
+    tests: tuple[tuple[str, str, Any], ...] = ()
+    word: str | None = None
+    scan_sql: _Sql = ("0", ())
+    inverted: bool = False
+    #: The searched text when it is one ASCII word: the worded columns' values holding it at the start
+    #: of a word are found by a prefix query (:data:`facets.WORDED`), only the others value by value.
+    prefix: str | None = None
+
+    def scan(self, negated: bool = False) -> _Sql:
+        """The term on an event's own columns (the whole truth, index or not)."""
+        if self.word is None:
+            piece = _or(_test(column, op, value) for column, op, value in self.tests)
+        else:
+            piece = self.scan_sql
+        return _not(piece) if negated != self.inverted else piece
+
+    def values(self) -> _Sql:
+        """Which dictionary values the term takes value by value (a condition on ``field_values``)."""
+        pieces = []
+        for column, op, value in self.tests:
+            sql = f"(field = '{column}' AND value {op} ?{_ESCAPE if op == 'LIKE' else ''}"
+            params: tuple[Any, ...] = (value,)
+            if self.prefix is not None and op == "LIKE" and column in facets.WORDED:
+                # Not those the prefix query finds: an ASCII value holding the word at the start of a word.
+                sql += " AND (value GLOB ? OR NOT (lower(value) GLOB ? OR lower(value) GLOB ?))"
+                params += (_ASCII_ONLY, f"{self.prefix}*", f"*[^a-z0-9]{self.prefix}*")
+            pieces.append((sql + ")", params))
+        return _or(pieces)
+
+    def prefixes(self) -> str | None:
+        """The FTS5 prefix queries of the worded columns (``xnkavya* OR xekavya*``), if the text is one word."""
+        if self.prefix is None:
+            return None
+        marks = [facets.WORDED[column] for column, op, _ in self.tests if op == "LIKE" and column in facets.WORDED]
+        return " OR ".join(f"{mark}{self.prefix}*" for mark in dict.fromkeys(marks)) or None
+
+
+_ESCAPE = " ESCAPE '\\'"
+
+
+def _test(column: str, op: str, value: Any) -> _Sql:
+    return f"{column} {op} ?{_ESCAPE if op == 'LIKE' else ''}", (value,)
+
+
+def _facet(*tests: tuple[str, str, Any]) -> _Facet:
+    return _Facet(tests=tests)
+
+
+def _facet_like(columns: Iterable[str], value: str, *more: tuple[str, str, Any]) -> _Facet:
+    """Case-insensitive (ASCII) substring of any of ``columns``, through the facets index."""
+    pattern = f"%{_escape_like(value)}%"
+    tests = (*more, *((column, "LIKE", pattern) for column in columns))
+    return _Facet(tests=tests, prefix=value.lower() if _ONE_WORD.fullmatch(value) else None)
+
+
+#: Text the prefix queries take: one ASCII word (letters and digits), as the index splits values.
+_ONE_WORD = re.compile(r"[A-Za-z0-9]+", re.ASCII)
+#: A value with no character outside ASCII (GLOB; the upper end is DEL).
+_ASCII_ONLY = b"*[^\x01-\x7f]*".decode("unicode_escape")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _facet_query(term: _Facet, negated: bool) -> tuple[_Sql, _Sql | None]:
+    """The term's FTS5 query (an SQL expression) and whether it is broad (None: never)."""
+    negated = negated != term.inverted
+    if term.word is not None:
+        return (_quote(f"{facets.ALL} NOT {term.word}" if negated else term.word), ()), None
+    where, params = term.values()
+    words = f"coalesce(group_concat('f' || id, ' OR '), '{facets.NOTHING}')"
+    prefixes = term.prefixes()
+    if prefixes is not None:
+        words = f"? || ' OR ' || {words}"
+        params = (prefixes, *params)
+    listed = f"'{facets.ALL} NOT (' || {words} || ')'" if negated else words
+    query = (
+        f"(SELECT CASE WHEN count(*) > {facets.MAX_VALUES} THEN '{facets.ALL}' ELSE {listed} END"
+        f" FROM {facets.VALUES_TABLE} WHERE {where})"
+    )
+    broad = f"(SELECT count(*) > {facets.MAX_VALUES} FROM {facets.VALUES_TABLE} WHERE {where})"
+    return (query, params), (broad, params[1:] if prefixes is not None else params)
+
+
+def _concat(parts: list[_Sql], between: str) -> _Sql:
+    """SQL joining the strings of ``parts``, each in parentheses, with ``between`` (" AND ", " OR ")."""
+    if len(parts) == 1:
+        return parts[0]
+    joined = f" || ') {between.strip()} (' || ".join(sql for sql, _ in parts)
+    return f"('(' || {joined} || ')')", tuple(p for _, params in parts for p in params)
+
+
+_UPTO = "(SELECT facets_upto FROM search_state)"
+
+
+def _facets(groups: list[list[tuple[bool, _Facet]]], rest: _Sql) -> tuple[Facets, tuple[Any, ...]]:
+    """The facet groups (each ORed, ANDed together) as one look-up in the facets index."""
+    queries, scans, guards, broads = [], [], [], []
+    for group in groups:
+        terms = [_facet_query(term, negated) for negated, term in group]
+        queries.append(_concat([query for query, _ in terms], " OR "))
+        scan = _or(term.scan(negated) for negated, term in group)
+        scans.append(scan)
+        broad = [flag for _, flag in terms if flag is not None]
+        if broad:
+            flag = _or(broad)
+            broads.append(flag)
+            # On the same row through its id, as the scan below: the outer query then needs only ids,
+            # which every index holds, and reads a row only when the term was broad.
+            on_row = f"EXISTS (SELECT 1 FROM events AS guarded WHERE guarded.id = events.id AND {scan[0]})"
+            guards.append((f"(NOT {flag[0]} OR {on_row})", flag[1] + scan[1]))
+    match = _concat(queries, " AND ")
+    scan_all = _join("AND", scans)
+    broad_any = _or(broads) if broads else ("0", ())
+    guard = _join("AND", guards) if guards else ("1", ())
+    rows = f"+id IN (SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {match[0]})"
+    indexed = (rows, match[1]) if not guards else _join("AND", [(rows, match[1]), guard])
+    unindexed = (
+        f"(id > {_UPTO} AND EXISTS (SELECT 1 FROM events AS unindexed"
+        f" WHERE unindexed.id = events.id AND {scan_all[0]}))",
+        scan_all[1],
+    )
+    whole = _or([indexed, unindexed])
+    if rest[0] != "1":
+        whole = _join("AND", [rest, whole])
+    return Facets(whole[0], match, broad_any, guard, scan_all, rest), whole[1]
 
 
 #: Words of one term: a row must hold them all, each as the start of a word.
@@ -386,69 +548,89 @@ def _choice(t: _Term, choices: tuple[str, ...]) -> str:
 # --- fields -----------------------------------------------------------------
 
 
-def _event(t: _Term, now: float) -> _Sql:
+_Built = _Sql | _Facet
+
+
+def _event(t: _Term, now: float) -> _Built:
     value = t.value
     alias = {"view": GATEWAY_VIEW, "close": GATEWAY_CLOSE}.get(value.lower())
     if value.lower() == "legacy":
-        return "kind = ?", ("legacy",)
+        return _facet(("kind", "=", "legacy"))
     if alias is not None:
-        return "event = ?", (alias,)
+        return _facet(("event", "=", alias))
     if value.endswith("*") and not t.quoted:  # GLOB on the BINARY index is a range scan
-        return "event GLOB ?", (_escape_glob(value[:-1]) + "*",)
+        return _facet(("event", "GLOB", _escape_glob(value[:-1]) + "*"))
     if "." in value:
-        return "event = ?", (value,)
+        return _facet(("event", "=", value))
     glob = _escape_glob(value)
-    return _or([("event = ?", (value,)), ("event GLOB ?", (glob + ".*",)), ("event GLOB ?", ("*." + glob,))])
+    return _facet(("event", "=", value), ("event", "GLOB", glob + ".*"), ("event", "GLOB", "*." + glob))
 
 
-def _user(t: _Term, now: float) -> _Sql:
+def _user(t: _Term, now: float) -> _Built:
     if _HEX_ID.fullmatch(t.value):
-        return "user_id = ?", (t.value,)
-    return _or([("user_id = ?", (t.value,)), *_likes(("name", "username", "phone_number", "email"), t.value)])
+        return _facet(("user_id", "=", t.value))
+    return _facet_like(("name", "username", "phone_number", "email"), t.value, ("user_id", "=", t.value))
 
 
-def _id_or_substring(column: str, *columns: str) -> Callable[[_Term, float], _Sql]:
-    """Equality on the indexed ``column`` for an id-shaped value, else a substring search."""
-
-    def build(t: _Term, now: float) -> _Sql:
-        if _HEX_ID.fullmatch(t.value) or _UUID.fullmatch(t.value):
-            return f"{column} = ?", (t.value,)
-        return _contains((column, *columns), t.value)
-
-    return build
+def _content(t: _Term, now: float) -> _Built:
+    """Equality for an id-shaped value, else a substring of the content id or the client's content id."""
+    if _HEX_ID.fullmatch(t.value) or _UUID.fullmatch(t.value):
+        return _facet(("content_id", "=", t.value))
+    return _facet_like(("content_id", "client_content_id"), t.value)
 
 
-def _country(t: _Term, now: float) -> _Sql:
+def _session(t: _Term, now: float) -> _Built:
+    """A gateway session id: equality on its index for an id, else the dictionary's ids containing the value."""
+    if _HEX_ID.fullmatch(t.value) or _UUID.fullmatch(t.value):
+        return "gateway_session_id = ?", (t.value,)
+    pattern = f"%{_escape_like(t.value)}%"
+    known = (
+        "+id IN (SELECT id FROM events AS s WHERE s.gateway_session_id IN (SELECT value FROM"
+        f" {facets.VALUES_TABLE} WHERE field = 'gateway_session_id' AND value LIKE ?{_ESCAPE}))"
+    )
+    # Values the dictionary has not seen yet, on the rows past it.
+    unindexed = (
+        f"(id > {_UPTO} AND EXISTS (SELECT 1 FROM events AS unindexed WHERE unindexed.id = events.id"
+        f" AND unindexed.gateway_session_id LIKE ?{_ESCAPE}))"
+    )
+    return f"({known} OR {unindexed})", (pattern, pattern)
+
+
+def _country(t: _Term, now: float) -> _Built:
     exact = _escape_like(t.value)  # LIKE without wildcards: case-insensitive equality
     if len(t.value) <= 2:
-        return _or(_like(column, exact) for column in ("country_code", "country", "client_country"))
-    return _or([_like("country_code", exact), *_likes(("country", "client_country"), t.value)])
+        return _facet(*((column, "LIKE", exact) for column in ("country_code", "country", "client_country")))
+    pattern = f"%{exact}%"
+    return _facet(("country_code", "LIKE", exact), ("country", "LIKE", pattern), ("client_country", "LIKE", pattern))
 
 
-def _substring(*columns: str) -> Callable[[_Term, float], _Sql]:
-    return lambda t, now: _contains(columns, t.value)
+def _substring(*columns: str) -> Callable[[_Term, float], _Built]:
+    return lambda t, now: _facet_like(columns, t.value)
 
 
-def _one_of(column: str, choices: tuple[str, ...]) -> Callable[[_Term, float], _Sql]:
-    return lambda t, now: (f"{column} = ?", (_choice(t, choices),))
+def _one_of(column: str, choices: tuple[str, ...]) -> Callable[[_Term, float], _Built]:
+    return lambda t, now: _facet((column, "=", _choice(t, choices)))
 
 
 def _received(op: str) -> Callable[[_Term, float], _Sql]:
     return lambda t, now: (f"received_at {op} ?", (_instant(t, now),))
 
 
-def _dup(t: _Term, now: float) -> _Sql:
-    return ("duplicate_of IS NOT NULL" if _choice(t, _YES + _NO) in _YES else "duplicate_of IS NULL"), ()
+def _dup(t: _Term, now: float) -> _Built:
+    repeat = _choice(t, _YES + _NO) in _YES
+    return _Facet(word=facets.DUPLICATE, scan_sql=("duplicate_of IS NOT NULL", ()), inverted=not repeat)
 
 
 def _forward(t: _Term, now: float) -> _Sql:
     failed = _choice(t, ("failed", "ok")) == "failed"
-    answer = "f.status IS NULL OR f.status NOT BETWEEN 200 AND 299" if failed else "f.status BETWEEN 200 AND 299"
-    return f"EXISTS (SELECT 1 FROM forwards AS f WHERE f.event_id = events.id AND ({answer}))", ()
+    # Ranges of the forwards' status index (NOT BETWEEN would read them all).
+    answer = "f.status IS NULL OR f.status < 200 OR f.status > 299" if failed else "f.status BETWEEN 200 AND 299"
+    # The (few) forwarded events, then their rows: not a probe of the forwards per event.
+    return f"+id IN (SELECT f.event_id FROM forwards AS f WHERE {answer})", ()
 
 
-def _method(t: _Term, now: float) -> _Sql:
-    return _like("method", _escape_like(t.value))  # no wildcards: case-insensitive equality
+def _method(t: _Term, now: float) -> _Built:
+    return _facet(("method", "LIKE", _escape_like(t.value)))  # no wildcards: case-insensitive equality
 
 
 def _id(t: _Term, now: float) -> _Sql:
@@ -483,7 +665,7 @@ def _lag(t: _Term, now: float) -> _Sql:
 @dataclass(frozen=True, slots=True)
 class _Field:
     help: str
-    build: Callable[[_Term, float], _Sql]
+    build: Callable[[_Term, float], _Built]
     tables: tuple[Table, ...] = ("events",)
     comparison: bool = False  # written lag>5s rather than field:value
 
@@ -494,7 +676,7 @@ _FIELDS: dict[str, _Field] = {
     "user": _Field("reader: user id (exact), or name / username / phone / email containing", _user),
     "content": _Field(
         "content id or client content id containing (exact for a 24-hex id)",
-        _id_or_substring("content_id", "client_content_id"),
+        _content,
     ),
     "country": _Field("country code (exact), or user / client country containing", _country),
     "device": _Field("device type or model containing", _substring("device_type", "device_model")),
@@ -502,9 +684,7 @@ _FIELDS: dict[str, _Field] = {
     "auth": _Field("basic auth check: valid, invalid, missing or unchecked", _one_of("basic_auth", _SIGNATURES)),
     "action": _Field("click action containing", _substring("click_action")),
     "paywall": _Field("paywall id containing", _substring("paywall_id")),
-    "session": _Field(
-        "gateway session id containing (exact for a uuid / 24-hex id)", _id_or_substring("gateway_session_id")
-    ),
+    "session": _Field("gateway session id containing (exact for a uuid / 24-hex id)", _session),
     "anon": _Field("anonymous id containing", _substring("anon_id")),
     "phone": _Field("phone number containing", _substring("phone_number")),
     "name": _Field("reader name containing", _substring("name")),
@@ -532,8 +712,8 @@ FIELDS: dict[str, str] = {name: spec.help for name, spec in _FIELDS.items()}
 # --- compiling --------------------------------------------------------------
 
 
-def _compile_term(t: _Term, table: Table, now: float) -> _Sql | _Text:
-    """A term's SQL; free text on ``events`` stays a :class:`_Text` (not negated yet), to be merged."""
+def _compile_term(t: _Term, table: Table, now: float) -> _Sql | _Text | _Facet:
+    """A term's SQL; free text and facets on ``events`` stay as they are (not negated yet), to be merged."""
     if t.field is None:
         if not t.value:
             raise FilterError("empty phrase", t.pos)
@@ -548,11 +728,17 @@ def _compile_term(t: _Term, table: Table, now: float) -> _Sql | _Text:
             raise FilterError(f"bad comparison {t.op!r}: write {t.field}:value", t.op_pos)
         if not t.value:
             raise FilterError(f"empty value for {t.field}{t.op}", t.value_pos)
-        piece = spec.build(t, now)  # always: a bad value is an error for every table
+        built = spec.build(t, now)  # always: a bad value is an error for every table
         if table not in spec.tables:
             piece = _FALSE
+        elif isinstance(built, _Facet):
+            if table == "events":
+                return built
+            return built.scan(t.negated)
         elif spec.comparison:
-            return piece  # lag negates itself
+            return built  # lag negates itself
+        else:
+            piece = built
     return _not(piece) if t.negated else piece
 
 
@@ -587,8 +773,8 @@ def _searched_words(pieces: list[_Raw]) -> list[tuple[str, int]]:
     return list(found.items())
 
 
-#: A compiled term: its SQL, or free text with whether it is negated.
-_Piece = tuple[bool, _Sql | _Text]
+#: A compiled term: its SQL, or free text / a facet with whether it is negated.
+_Piece = tuple[bool, _Sql | _Text | _Facet]
 
 
 def compile_filter(text: str, *, table: Table = "events", now: float | None = None) -> Compiled:
@@ -614,14 +800,17 @@ def compile_filter(text: str, *, table: Table = "events", now: float | None = No
 
 
 def _combine(groups: list[list[_Piece]]) -> Compiled:
-    """AND the groups; single free-text terms share one look-up in the search index."""
+    """AND the groups; single free-text terms share one look-up in the search index, facets one in theirs."""
     anded: list[_Sql] = []
     wanted: list[_Text] = []  # groups of one free-text term
+    faceted: list[list[tuple[bool, _Facet]]] = []  # groups of facets only
     for group in groups:
+        only_facets = [(negated, piece) for negated, piece in group if isinstance(piece, _Facet)]
+        if len(only_facets) == len(group):
+            faceted.append(only_facets)
+            continue
         texts = [piece for negated, piece in group if isinstance(piece, _Text) and not negated]
-        plain = [
-            _not(p.sql()) if isinstance(p, _Text) else p for negated, p in group if not isinstance(p, _Text) or negated
-        ]
+        plain = [_alone(negated, piece) for negated, piece in group if not isinstance(piece, _Text) or negated]
         if any(sql == "1" for sql, _ in plain):
             continue
         alive = [piece for piece in plain if piece[0] != "0"]
@@ -633,9 +822,23 @@ def _combine(groups: list[list[_Piece]]) -> Compiled:
             anded.append(_or([*alive, *([_any_of(texts).sql()] if texts else [])]))
     if wanted:
         anded.append(_all_of(wanted).sql())
+    if faceted:
+        rest = _join("AND", anded) if anded else ("1", ())
+        found, params = _facets(faceted, rest)
+        return Compiled(found.where, params, found)
     if not anded:
         return Compiled("1", ())
     return Compiled(*_join("AND", anded))
+
+
+def _alone(negated: bool, piece: _Sql | _Text | _Facet) -> _Sql:
+    """A term ORed with terms of another kind: SQL of its own."""
+    if isinstance(piece, _Facet):
+        found, params = _facets([[(negated, piece)]], ("1", ()))
+        return found.where, params
+    if isinstance(piece, _Text):
+        return _not(piece.sql())  # only negated free text comes here
+    return piece
 
 
 def help_text() -> str:

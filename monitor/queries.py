@@ -23,9 +23,9 @@ from typing import Any, Literal
 import orjson
 import sqlite_utils
 
-from monitor import store
+from monitor import facets, store
 from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
-from monitor.filters import compile_filter
+from monitor.filters import Facets, compile_filter
 
 Source = Literal["event", "rejected"]
 
@@ -59,6 +59,8 @@ class View:
     params: tuple[Any, ...] = ()
     rejected_where: str = "1"
     rejected_params: tuple[Any, ...] = ()
+    #: The filter's facet terms (``Compiled.facets``): counts and small results straight from the facets index.
+    facets: Facets | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,101 @@ def _arms(view: View) -> list[tuple[str, list[Any]]]:
 
 
 def count_rows(db: sqlite_utils.Database, view: View) -> int:
-    return sum(db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0] for sql, params in _arms(view))
+    found = _facet_plan(db, view)
+    if found is None:
+        return sum(db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0] for sql, params in _arms(view))
+    # The index counts its rows without reading the table; the scan, the few rows it has not reached.
+    words, params = _facet_words(db, view, found)
+    total = db.execute(f"SELECT count(*) FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words}", params)
+    unindexed, args = _unindexed_arm(view, found)
+    total_rows = int(total.fetchone()[0])
+    total_rows += int(db.execute(f"SELECT count(*) FROM ({unindexed})", args).fetchone()[0])
+    if view.mode == "all":
+        rejected, rejected_args = _arms(view)[1]
+        total_rows += int(db.execute(f"SELECT count(*) FROM ({rejected})", rejected_args).fetchone()[0])
+    return total_rows
+
+
+#: A filtered view of at most this many rows is read by looking its rows up and sorting them: a walk of
+#: the time order would pass every row of the session to find them (a narrow filter on a million).
+_SORT_ROWS = 2000
+
+
+def _facet_plan(db: sqlite_utils.Database, view: View) -> Facets | None:
+    """The view's facet terms when the facets index alone can answer them, else None (the general query)."""
+    found = view.facets
+    if found is None or found.where != view.where or found.rest[0] != "1":
+        return None  # another condition was added to the filter, or terms the index does not hold
+    broad_sql, broad_params = found.broad
+    if broad_sql != "0" and db.execute(f"SELECT {broad_sql}", broad_params).fetchone()[0]:
+        return None  # a term matched too many values to look them up: the rows are scanned
+    return found
+
+
+def _facet_words(db: sqlite_utils.Database, view: View, found: Facets) -> tuple[str, list[Any]]:
+    """The facets index's query for the view: its session, the gateway events in that mode, the filter.
+
+    The session's word only when the file holds other sessions: the word of a
+    session of a million events is a million entries to read, and says nothing then.
+    """
+    parts: list[str] = []
+    params: list[Any] = []
+    others = (
+        "SELECT EXISTS (SELECT 1 FROM events WHERE session_id < :s) OR EXISTS (SELECT 1 FROM events"
+        " WHERE session_id > :s) OR EXISTS (SELECT 1 FROM events WHERE session_id IS NULL)"
+    )  # three seeks in the session index
+    if view.session_id is not None and db.execute(others, {"s": view.session_id}).fetchone()[0]:
+        parts.append(f"'{facets.session_word(view.session_id)}'")
+    if view.mode == "gateway":
+        parts.append(
+            f"(SELECT coalesce(group_concat('f' || id, ' OR '), '{facets.NOTHING}') FROM {facets.VALUES_TABLE}"
+            " WHERE field = 'event' AND value IN (?, ?))"
+        )
+        params += [GATEWAY_VIEW, GATEWAY_CLOSE]
+    parts.append(found.match[0])
+    params += found.match[1]
+    if len(parts) == 1:
+        return parts[0], params
+    return "('(' || " + " || ') AND (' || ".join(parts) + " || ')')", params
+
+
+def _unindexed_arm(view: View, found: Facets) -> tuple[str, list[Any]]:
+    """The view's rows past the facets index, judged by the scan."""
+    gateway = "event IN (?, ?) AND " if view.mode == "gateway" else ""
+    sql = (
+        "SELECT 'event' AS source, id, received_at FROM events WHERE id > (SELECT facets_upto FROM search_state)"
+        f" AND {_session_where(view.session_id)}{gateway}({found.scan[0]})"
+    )
+    gateways = [GATEWAY_VIEW, GATEWAY_CLOSE] if gateway else []
+    return sql, [*_session_args(view.session_id), *gateways, *found.scan[1]]
+
+
+def _probe_where(db: sqlite_utils.Database, view: View, found: Facets) -> tuple[str, tuple[Any, ...]]:
+    """The view's filter as a look-up of each row in the facets index."""
+    words, params = _facet_words(db, view, found)
+    query = db.execute(f"SELECT {words}", params).fetchone()[0]  # once, not per row
+    sql = (
+        f"(EXISTS (SELECT 1 FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH ? AND rowid = events.id)"
+        " OR (id > (SELECT facets_upto FROM search_state) AND EXISTS (SELECT 1"
+        f" FROM events AS unindexed WHERE unindexed.id = events.id AND {found.scan[0]})))"
+    )
+    return sql, (query, *found.scan[1])
+
+
+def _sorted_page(db: sqlite_utils.Database, view: View, found: Facets, offset: int, limit: int) -> list[Row]:
+    """A page of a view of few rows: its rows looked up through the facets index, then sorted."""
+    words, params = _facet_words(db, view, found)
+    indexed = (
+        "SELECT 'event' AS source, id, received_at FROM events"
+        f" WHERE id IN (SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words})"
+    )
+    arms = [(indexed, params), _unindexed_arm(view, found)]
+    if view.mode == "all":
+        arms.append(_arms(view)[1])
+    order = " ORDER BY received_at DESC, id DESC, source DESC LIMIT ? OFFSET ?"
+    sql = " UNION ALL ".join(arm for arm, _ in arms) + order
+    keys = [(s, i) for s, i, _ in db.execute(sql, [*(p for _, args in arms for p in args), limit, offset]).fetchall()]
+    return _load_rows(db, keys)
 
 
 def shows(view: View, row: dict[str, Any], source: Source) -> bool | None:
@@ -223,6 +319,14 @@ def fetch_rows(
     read from the oldest end, which needs it.
     """
     offset, limit = max(0, offset), max(0, limit)
+    found = None if total is None else _facet_plan(db, view)
+    if found is not None and total is not None and total <= _SORT_ROWS:
+        return _sorted_page(db, view, found, offset, limit)
+    if found is not None:
+        # Many rows: the walk in time order finds a page's worth soon, each row tried in the index
+        # on its own (the list of all the filter's rows would cost more to build than the page).
+        where, params = _probe_where(db, view, found)
+        view = replace(view, where=where, params=params, facets=None)
     if total is None and offset > _FORWARD_WALK:
         total = count_rows(db, view)
     descending = total is None or 2 * offset + limit <= total
@@ -230,8 +334,8 @@ def fetch_rows(
         assert total is not None
         start = max(0, total - offset - limit)
         limit, offset = max(0, total - offset - start), start
-    sql, params = page_sql(view, descending=descending)
-    keys: list[tuple[Source, int]] = [(s, i) for s, i, _ in db.execute(sql, [*params, limit, offset]).fetchall()]
+    sql, walk = page_sql(view, descending=descending)
+    keys: list[tuple[Source, int]] = [(s, i) for s, i, _ in db.execute(sql, [*walk, limit, offset]).fetchall()]
     if not descending:
         keys.reverse()
     return _load_rows(db, keys)

@@ -22,9 +22,11 @@ from typing import Any
 
 import sqlite_utils
 
+from monitor import facets
 from monitor.events import COLUMNS as EVENT_COLUMNS
 
-SCHEMA_VERSION = 2  # 2: the indexes of the checks and the Insights screen (issue 15)
+#: 2: the indexes of the checks and the Insights screen (issue 15); 3: the facets index of the filters (issue 16)
+SCHEMA_VERSION = 3
 DEFAULT_DB = "conscent-monitor.db"
 REJECTED_BODY_LIMIT = 64 * 1024
 BUSY_TIMEOUT_MS = 2000
@@ -134,8 +136,8 @@ INDEXES: dict[str, list[tuple[str, ...]]] = {
         ("gateway_session_id",),
         ("body_sha256",),
     ],
-    "rejected": [("received_at",), ("session_id", "received_at")],
-    "forwards": [("event_id", "id")],
+    "rejected": [("received_at",), ("session_id", "received_at"), ("status", "received_at")],
+    "forwards": [("event_id", "id"), ("status", "event_id")],
 }
 
 
@@ -221,10 +223,41 @@ def connect(
             conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+        else:
+            _stand_in_for_facets(conn)
     except BaseException:
         conn.close()
         raise
     return db
+
+
+def _stand_in_for_facets(conn: sqlite3.Connection) -> None:
+    """On a read-only file older than schema 3: an empty facets index, so that filters scan every row.
+
+    Temporary objects (this connection only) shadow the names the filters
+    read; the file is not touched. A file of schema 3 needs none.
+    """
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= 3:
+            return
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError:
+        return  # not a database we can read: the caller says so
+    if "events" not in tables:
+        return
+    conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {facets.VALUES_TABLE} (id INTEGER PRIMARY KEY, field TEXT, value TEXT)"
+    )
+    conn.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{facets.FACETS_TABLE} USING fts5(words, content='', detail=none)"
+    )
+    upto = "indexed_upto" if "search_state" in tables else "0"
+    source = "main.search_state" if "search_state" in tables else "(SELECT 0 AS indexed_upto)"
+    conn.execute(
+        f"CREATE TEMP VIEW IF NOT EXISTS search_state AS SELECT 1 AS id, {upto} AS indexed_upto, 0 AS facets_upto"
+        f" FROM {source}"
+    )
 
 
 def open_store(path: str | Path) -> sqlite_utils.Database:
@@ -283,7 +316,8 @@ UPGRADE_NOTICE_ROWS = 100_000
 def upgrade_notice(path: str | Path) -> str | None:
     """What to say before opening ``path`` upgrades it for a while (new indexes on a large older file), else None.
 
-    About 8 s per million events on this project's 2-core machine (the four indexes of schema 2).
+    On this project's 2-core machine, per million events: about 8 s for the four indexes of schema 2 and
+    :data:`FACETS_SECONDS` for the facets index of schema 3.
     """
     path = Path(path)
     if not path.is_file() or not os.access(path, os.W_OK):
@@ -298,11 +332,15 @@ def upgrade_notice(path: str | Path) -> str | None:
         return None
     if rows < UPGRADE_NOTICE_ROWS:
         return None
-    seconds = max(1, round(rows / 1_000_000 * 8))
+    seconds = max(1, round(rows / 1_000_000 * ((8 if version < 2 else 0) + FACETS_SECONDS)))
     return (
-        f"upgrading {path} for this version: indexes for the checks and Insights, "
+        f"upgrading {path} for this version: indexes for the filters, the checks and Insights, "
         f"about {seconds} s for {rows:,} events (once)"
     )
+
+
+#: Seconds to build the facets index of a million events (an upgrade to schema 3).
+FACETS_SECONDS = 30
 
 
 def migrate(db: sqlite_utils.Database) -> None:
@@ -333,7 +371,26 @@ def migrate(db: sqlite_utils.Database) -> None:
         for statement in SPECIAL_INDEXES.values():
             db.execute(statement)
         _create_search(db)
+        facets.create(db.conn)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if version < 3 and names:
+        build_facets(db.conn)  # an older file: its events are indexed once (announced by upgrade_notice)
+
+
+def build_facets(conn: sqlite3.Connection, chunk: int = 20_000) -> int:
+    """Bring the facets index up to date, a transaction per ``chunk`` events; how many were added."""
+    done = 0
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            added = facets.index_pending(conn, chunk)
+            conn.execute("COMMIT")
+        except BaseException:
+            _roll_back(conn)
+            raise
+        if not added:
+            return done
+        done += added
 
 
 def _create_search(db: sqlite_utils.Database) -> None:
@@ -349,38 +406,46 @@ def _create_search(db: sqlite_utils.Database) -> None:
 def index_pending(conn: sqlite3.Connection, limit: int = 2000, max_bytes: int = INDEX_BYTES) -> int:
     """Add up to ``limit`` not-yet-indexed bodies, about ``max_bytes`` of them, to the search index.
 
+    And up to ``limit`` events to the facets index (:mod:`monitor.facets`).
+
     Search indexing is kept off the delivery path: the writer catches up when
     it is idle, an import at its end. Rows above ``search_state.indexed_upto``
     are still found by the filter, with a slower substring scan.
-    Returns how many rows were indexed (0 when up to date); at least one row
+    Returns how many rows were indexed by the busier of the two (0 when both are up to date); at least one row
     whatever its size, so a body larger than ``max_bytes`` never stops the index.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
+        count = facets.index_pending(conn, limit)  # no bodies read: cheap, and filters need it most
         upto = conn.execute("SELECT indexed_upto FROM search_state WHERE id = 1").fetchone()[0]
         # length() of a BLOB reads the record header only, not the body's pages.
         sizes = conn.execute(
             "SELECT id, length(body) FROM events WHERE id > ? ORDER BY id LIMIT ?", (upto, limit)
         ).fetchall()
-        last, count, total = upto, 0, 0
+        last, bodies, total = upto, 0, 0
         for row_id, size in sizes:
-            if count and total + (size or 0) > max_bytes:
+            if bodies and total + (size or 0) > max_bytes:
                 break
-            last, count, total = row_id, count + 1, total + (size or 0)
-        if count:
+            last, bodies, total = row_id, bodies + 1, total + (size or 0)
+        if bodies:
             # One body at a time from the cursor into the index: never a list of them.
-            bodies = conn.execute("SELECT id, body FROM events WHERE id > ? AND id <= ? ORDER BY id", (upto, last))
+            cursor = conn.execute("SELECT id, body FROM events WHERE id > ? AND id <= ? ORDER BY id", (upto, last))
             conn.executemany(
                 f"INSERT INTO {SEARCH_TABLE} (rowid, body) VALUES (?, ?)",
-                ((row_id, _search_text(body)) for row_id, body in bodies),
+                ((row_id, _search_text(body)) for row_id, body in cursor),
             )
             conn.execute("UPDATE search_state SET indexed_upto = ? WHERE id = 1", (last,))
         conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        _roll_back(conn)
         raise
-    return count
+    return max(count, bodies)
+
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    facets.forget(conn)  # its cache may hold values the rollback takes away
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 def _search_text(body: bytes | str | None) -> str:

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "monitor"
-SQL_MODULES = {"store.py", "writer.py", "queries.py", "checks.py", "reader_pages.py", "bulk.py"}
+SQL_MODULES = {"store.py", "writer.py", "queries.py", "checks.py", "reader_pages.py", "bulk.py", "facets.py"}
 SQL = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|BEGIN|COMMIT|ROLLBACK|WITH|EXPLAIN)\b")
 
 

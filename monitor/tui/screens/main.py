@@ -276,6 +276,7 @@ class MainScreen(ThemedScreen):
             params=compiled.params,
             rejected_where=rejected.where,
             rejected_params=rejected.params,
+            facets=compiled.facets,
         )
 
     def show_error(self, exc: BaseException, *, slow: float | None = None) -> None:
