@@ -371,7 +371,11 @@ def _rebuild(db: Any, db_path: str | Path, report: ImportReport, stage: Stage | 
             stage("indexing")
     started = time.perf_counter()
     try:
-        monitor_bulk.restore(db)
+        try:
+            monitor_bulk.restore(db)
+        except KeyboardInterrupt:  # the first Ctrl-C here would leave a table without its indexes
+            report.interrupted = True
+            monitor_bulk.restore(db)
     except sqlite3.Error as exc:
         raise store.StoreError(
             f"{db_path}: the rows were written but their indexes could not be built ({exc}); "

@@ -265,7 +265,11 @@ def build_database(
     about = f"synthetic: {count:,} deliveries, seed {seed}, end {end:g}, up to {readers:,} readers"
     if parallel if parallel is not None else count >= PARALLEL_ROWS:
         with pipeline.Producer(source) as producer:
-            reports = _sessions(db_path, iter(producer), count, sessions, about, progress, stage, bulk)
+            batches = iter(producer)
+            reports = _sessions(db_path, batches, count, sessions, about, progress, stage, bulk)
+            if not any(report.interrupted for report in reports):
+                for _rest in batches:  # none: read up to the child's summary
+                    pass
             met = producer.summary or 0
     else:
         reports = _sessions(db_path, pipeline.batched(source), count, sessions, about, progress, stage, bulk)

@@ -19,10 +19,10 @@ from types import FrameType, TracebackType
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from monitor import store, wording
-from monitor.cli.common import COUNT_DONE, DB_HELP, progress
+from monitor.cli.common import COUNT_DONE, DB_HELP
 from monitor.listener import DEFAULT_MAX_BODY
 from monitor.textsafe import clean, inert
 
@@ -134,13 +134,14 @@ def import_cmd(paths: tuple[Path, ...], db_path: Path | None, max_body: int) -> 
     console = Console(stderr=True)
     with _Run("import", db_path) as run:
         run.open()
-        with progress("importing", console) as bar:
-            task = bar.add_task("import", total=None)
+        with _bytes_bar(console) as bar:
+            task = bar.add_task("importing", total=None)
             report = import_paths(
                 db_path,
                 list(paths),
                 max_body=max_body,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                stage=lambda _stage: bar.update(task, description=_INDEXING, total=None),
             )
         for error in report.errors:
             click.echo(f"skipped {clean(error)}", err=True)
@@ -257,8 +258,8 @@ def generate_cmd(
     console = Console(stderr=True)
     with _Run("generate", db_path) as run:
         run.open()
-        with _count_bar("generating", count, console) as bar:
-            task = bar.add_task("generate", total=count)
+        with _count_bar(count, console) as bar:
+            task = bar.add_task("generating", total=count)
             built = synth.build_database(
                 db_path,
                 count,
@@ -266,13 +267,17 @@ def generate_cmd(
                 readers=readers,
                 end=end,
                 progress=lambda done, _total: bar.update(task, completed=done),
+                stage=lambda _stage: bar.update(task, description=_INDEXING, total=None),
             )
         report = built.reports[0]
         made = (
             f"generated {wording.count(built.imported, 'delivery')} ({wording.count(built.readers, 'reader')}) "
             f"into {inert(db_path)}, session {report.session_id}, in {report.seconds:,.1f} s "
-            f"({wording.number(round(report.rate))}/s)"
+            f"({wording.number(round(report.rate))}/s"
         )
+        if report.index_seconds:
+            made += f", of which {report.index_seconds:,.1f} s building the indexes after the rows"
+        made += ")"
         if built.interrupted:
             click.echo(f"{made} - interrupted: the last, unfinished batch was not written")
             raise SystemExit(run.code)
@@ -296,10 +301,26 @@ def _generate_jsonl(path: Path, count: int, readers: int, seed: int, end: int) -
     click.echo(f"wrote {wording.count(count, 'delivery')} to {inert(path)} in {time.perf_counter() - started:,.1f} s")
 
 
-def _count_bar(label: str, total: int, console: Console) -> Progress:
+#: What the bar says while the indexes are built after the rows (monitor.bulk).
+_INDEXING = "building the indexes"
+
+
+def _bytes_bar(console: Console) -> Progress:
+    """A bar of bytes read on stderr, saying what is being done (the task's description)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _count_bar(total: int, console: Console) -> Progress:
     """A bar of items done out of ``total`` on stderr; nothing at all when stderr is not a terminal."""
     return Progress(
-        TextColumn(label),
+        TextColumn("{task.description}"),
         BarColumn(),
         TextColumn(COUNT_DONE),
         TimeRemainingColumn(),
