@@ -55,8 +55,8 @@ MAX_VALUES = 64
 
 #: Values kept in memory per writing connection, to spare a dictionary look-up per row: the few
 #: connections that wrote last (a writer, an import), by ``id()`` (a connection takes no weak reference).
-_CACHE_LIMIT = 100_000
-_CACHES: OrderedDict[int, tuple[sqlite3.Connection, dict[tuple[str, str], int]]] = OrderedDict()
+_CACHE_LIMIT = 200_000
+_CACHES: OrderedDict[int, tuple[sqlite3.Connection, dict[str, dict[str | None, str]]]] = OrderedDict()
 _CONNECTIONS_CACHED = 4
 
 _INDEXED = COLUMNS + DICTIONARY_ONLY
@@ -95,58 +95,73 @@ def pending(conn: sqlite3.Connection) -> int:
 def index_pending(conn: sqlite3.Connection, limit: int) -> int:
     """Add up to ``limit`` events past ``facets_upto`` to the index, inside the caller's transaction.
 
-    Returns how many were added (0 when up to date).
+    Returns how many were added (0 when up to date). Column by column: each
+    distinct value's words are made once (and remembered), then joined per row.
     """
     upto = conn.execute("SELECT facets_upto FROM search_state WHERE id = 1").fetchone()[0]
     rows = conn.execute(_SELECT, (upto, limit)).fetchall()
     if not rows:
         return 0
-    ids = _value_ids(conn, rows)
-    documents = []
-    for row in rows:
-        words = [ALL, session_word(row[1])] if row[1] is not None else [ALL]
-        if row[2]:
-            words.append(DUPLICATE)
-        for column, value in zip(COLUMNS, row[3:], strict=False):  # the dictionary-only columns come last
-            if value:
-                words.append(f"f{ids[column, value]}")
-                mark = WORDED.get(column)
-                if mark is not None and value.isascii():
-                    words.extend(mark + word for word in dict.fromkeys(_ASCII_WORD.findall(value.lower())))
-        documents.append((row[0], " ".join(words)))
-    conn.executemany(f"INSERT INTO {FACETS_TABLE} (rowid, words) VALUES (?, ?)", documents)
-    conn.execute("UPDATE search_state SET facets_upto = ? WHERE id = 1", (rows[-1][0],))
+    columns = list(zip(*rows, strict=True))
+    event_ids, sessions, repeats = columns[:3]
+    cache = _cache(conn)
+    parts: list[list[str]] = [
+        [f"{ALL} {session_word(session)}" if session is not None else ALL for session in sessions],
+        [DUPLICATE if repeat else "" for repeat in repeats],
+    ]
+    for column, values in zip(COLUMNS, columns[3:], strict=False):  # the dictionary-only columns come last
+        words = _words(conn, cache.setdefault(column, {}), column, values)
+        parts.append(list(map(words.__getitem__, values)))
+    for column, values in zip(DICTIONARY_ONLY, columns[3 + len(COLUMNS) :], strict=True):
+        conn.executemany(
+            f"INSERT OR IGNORE INTO {VALUES_TABLE} (field, value) VALUES (?, ?)",
+            ((column, value) for value in set(values) if value),
+        )
+    documents = [" ".join(filter(None, words)) for words in zip(*parts, strict=True)]
+    conn.executemany(f"INSERT INTO {FACETS_TABLE} (rowid, words) VALUES (?, ?)", zip(event_ids, documents, strict=True))
+    conn.execute("UPDATE search_state SET facets_upto = ? WHERE id = 1", (event_ids[-1],))
     return len(rows)
 
 
-def _value_ids(conn: sqlite3.Connection, rows: Iterable[tuple[object, ...]]) -> dict[tuple[str, str], int]:
-    """The dictionary id of every value in ``rows`` (adding the new ones)."""
+def _cache(conn: sqlite3.Connection) -> dict[str, dict[str | None, str]]:
+    """The words of the values ``conn`` indexed lately, per column (bounded)."""
     entry = _CACHES.get(id(conn))
-    if entry is None or entry[0] is not conn or len(entry[1]) > _CACHE_LIMIT:
+    if entry is None or entry[0] is not conn or sum(map(len, entry[1].values())) > _CACHE_LIMIT:
         entry = (conn, {})
         _CACHES[id(conn)] = entry
         while len(_CACHES) > _CONNECTIONS_CACHED:
             _CACHES.popitem(last=False)
     _CACHES.move_to_end(id(conn))
-    cache = entry[1]
-    wanted: dict[tuple[str, str], int] = {}
-    find = f"SELECT id FROM {VALUES_TABLE} WHERE field = ? AND value = ?"
+    return entry[1]
+
+
+def _words(
+    conn: sqlite3.Connection, known: dict[str | None, str], column: str, values: Iterable[str | None]
+) -> dict[str | None, str]:
+    """The index's words for each of ``values`` of ``column`` (its id's word, and a worded column's words)."""
+    known.setdefault(None, "")
+    known.setdefault("", "")
+    new = set(values).difference(known)
+    if not new:
+        return known
+    found = dict.fromkeys(new, 0)
+    listed = list(new)
+    for start in range(0, len(listed), 500):
+        chunk = listed[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT value, id FROM {VALUES_TABLE} WHERE field = ? AND value IN ({marks})"
+        found.update(conn.execute(sql, (column, *chunk)).fetchall())
     add = f"INSERT INTO {VALUES_TABLE} (field, value) VALUES (?, ?)"
-    for row in rows:
-        for column, value in zip(_INDEXED, row[3:], strict=True):
-            if not value:
-                continue
-            key = (column, str(value))
-            if key in wanted:
-                continue
-            found = cache.get(key)
-            if found is None:
-                hit = conn.execute(find, key).fetchone()
-                found = int(hit[0]) if hit is not None else int(conn.execute(add, key).lastrowid or 0)
-                if column not in DICTIONARY_ONLY:
-                    cache[key] = found
-            wanted[key] = found
-    return wanted
+    mark = WORDED.get(column)
+    for value, value_id in found.items():
+        assert value is not None
+        if not value_id:
+            value_id = int(conn.execute(add, (column, value)).lastrowid or 0)
+        words = f"f{value_id}"
+        if mark is not None and value.isascii():
+            words += "".join(f" {mark}{word}" for word in dict.fromkeys(_ASCII_WORD.findall(value.lower())))
+        known[value] = words
+    return known
 
 
 def forget(conn: sqlite3.Connection) -> None:

@@ -340,7 +340,7 @@ def upgrade_notice(path: str | Path) -> str | None:
 
 
 #: Seconds to build the facets index of a million events (an upgrade to schema 3).
-FACETS_SECONDS = 30
+FACETS_SECONDS = 40
 
 
 def migrate(db: sqlite_utils.Database) -> None:
