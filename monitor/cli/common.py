@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from monitor import store
+from monitor.signing import parse_credentials
 from monitor.textsafe import inert
 
 if TYPE_CHECKING:  # Rich's progress and the sender (aiohttp's client) only for the commands that use them
@@ -50,6 +51,16 @@ def http_url(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
         quoted = shown if shown.startswith("'") else f"'{shown}'"
         raise click.BadParameter(f"{quoted} is not a URL to post to: {problem}.")
     return value
+
+
+def credentials_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, str] | None:
+    """Click callback for ``--basic-auth KEY:SECRET`` (watch and send)."""
+    if value is None:
+        return None
+    try:
+        return parse_credentials(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def tunnel_spec(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

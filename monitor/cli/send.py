@@ -15,22 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor import sender
-from monitor.cli.common import COUNT_DONE, http_url
-from monitor.signing import parse_credentials
+from monitor.cli.common import COUNT_DONE, credentials_option, http_url
 from monitor.textsafe import cell, inert
 
 #: Up to this many deliveries, ``send`` prints one row per delivery before the summary.
 TABLE_UP_TO = 50
-
-
-def credentials_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, str] | None:
-    """Click callback for ``--basic-auth KEY:SECRET`` (watch and send)."""
-    if value is None:
-        return None
-    try:
-        return parse_credentials(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command(short_help="Post the sample events (or your files) like Conscent does.")

@@ -10,8 +10,7 @@ from typing import Any
 import click
 
 from monitor import store
-from monitor.cli.common import http_url, tunnel_spec
-from monitor.cli.send import credentials_option
+from monitor.cli.common import credentials_option, http_url, tunnel_spec
 from monitor.cli.web import web_listen_failure, web_options, web_settings
 from monitor.connections import DEFAULT_HEAD_TIMEOUT, DEFAULT_KEEPALIVE_TIMEOUT
 from monitor.listener import DEFAULT_MAX_BODY, DEFAULT_MAX_IN_FLIGHT, DEFAULT_SHUTDOWN_TIMEOUT
