@@ -409,8 +409,8 @@ class ReaderScreen(ThemedScreen):
         # ThemedScreen's on_mount runs too (Textual calls each class's handler).
         self.watch(self.app, "masked", self._masking, init=True)
         self.query_one("#journey", JourneyTable).focus()
-        if self.summary is None and self.reads is not None:
-            self._read_summary(self.reads)
+        if self.summary is None and self.reads is not None:  # once the first screen is drawn: not competing with it
+            self.call_after_refresh(self._read_summary, self.reads)
 
     def _masking(self, masked: bool) -> None:
         self.masked = masked
