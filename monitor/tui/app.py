@@ -115,6 +115,8 @@ class MonitorApp(LiveRows, App[None]):
         # leave twice their time between two.
         self._readers_reread = Reread()
         self._insights_reread = Reread(pace=2.0)
+        #: Run once the first frame is on the screen: start-up work a person need not wait for.
+        self.when_ready: Callable[[], None] | None = None
 
     @property
     def fatal_error(self) -> BaseException | None:
@@ -127,6 +129,10 @@ class MonitorApp(LiveRows, App[None]):
         self._show_origin()
         await self.push_screen(self.main_screen)
         self.start_live_rows()
+
+    def on_ready(self) -> None:
+        if self.when_ready is not None:
+            self.when_ready()
 
     def on_unmount(self) -> None:
         if self.service is not None:
