@@ -187,25 +187,54 @@ def _facet_words(db: sqlite_utils.Database, view: View, found: Facets) -> tuple[
 
 def _unindexed_arm(view: View, found: Facets) -> tuple[str, list[Any]]:
     """The view's rows past the facets index, judged by the scan."""
-    gateway = "event IN (?, ?) AND " if view.mode == "gateway" else ""
+    # On the id range (a few rows): not the session's, the events' or (under ORDER BY) the time index.
+    gateway = "+event IN (?, ?) AND " if view.mode == "gateway" else ""
+    session = "" if view.session_id is None else "+session_id = ? AND "
     sql = (
-        "SELECT 'event' AS source, id, received_at FROM events WHERE id > (SELECT facets_upto FROM search_state)"
-        f" AND {_session_where(view.session_id)}{gateway}({found.scan[0]})"
+        "SELECT 'event' AS source, id, received_at FROM events NOT INDEXED"
+        f" WHERE id > (SELECT facets_upto FROM search_state) AND {session}{gateway}({found.scan[0]})"
     )
     gateways = [GATEWAY_VIEW, GATEWAY_CLOSE] if gateway else []
     return sql, [*_session_args(view.session_id), *gateways, *found.scan[1]]
 
 
-def _probe_where(db: sqlite_utils.Database, view: View, found: Facets) -> tuple[str, tuple[Any, ...]]:
-    """The view's filter as a look-up of each row in the facets index."""
+#: The first pages of a filtered view of many rows come from the index's newest rows (by id), when
+#: the ids of the file follow the times (as a monitor writes them): no list of all the matches to build.
+_RECENT_ROWS = 2000
+
+
+def _recent_page(db: sqlite_utils.Database, view: View, found: Facets, offset: int, limit: int) -> list[Row] | None:
+    """Rows ``offset .. offset+limit`` of a view of many rows, from the highest ids the index holds for it.
+
+    The highest ``offset + limit`` ids that match are the newest rows when no
+    older id of the session was received later than the oldest of them (one
+    look in the time index says so); None otherwise (an import of older
+    captures), and the caller walks the time order.
+    """
+    wanted = offset + limit
     words, params = _facet_words(db, view, found)
-    query = db.execute(f"SELECT {words}", params).fetchone()[0]  # once, not per row
-    sql = (
-        f"(EXISTS (SELECT 1 FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH ? AND rowid = events.id)"
-        " OR (id > (SELECT facets_upto FROM search_state) AND EXISTS (SELECT 1"
-        f" FROM events AS unindexed WHERE unindexed.id = events.id AND {found.scan[0]})))"
-    )
-    return sql, (query, *found.scan[1])
+    newest = f"SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words} ORDER BY rowid DESC"
+    unindexed, args = _unindexed_arm(view, found)
+    ids = {row[0] for row in db.execute(f"{newest} LIMIT ?", [*params, wanted])}
+    ids.update(row[1] for row in db.execute(f"{unindexed} ORDER BY id DESC LIMIT ?", [*args, wanted]))
+    chosen = sorted(ids, reverse=True)[:wanted]
+    if len(chosen) == wanted:
+        marks = ", ".join("?" * len(chosen))
+        oldest = db.execute(f"SELECT min(received_at) FROM events WHERE id IN ({marks})", chosen).fetchone()[0]
+        later = (
+            f"SELECT EXISTS (SELECT 1 FROM events WHERE {_session_where(view.session_id)}received_at > ? AND id < ?)"
+        )
+        if db.execute(later, [*_session_args(view.session_id), oldest, chosen[-1]]).fetchone()[0]:
+            return None
+    arms = [
+        (f"SELECT 'event' AS source, id, received_at FROM events WHERE id IN ({', '.join('?' * len(chosen))})", chosen)
+    ]
+    if view.mode == "all":
+        arms.append(_arms(view)[1])
+    order = " ORDER BY received_at DESC, id DESC, source DESC LIMIT ? OFFSET ?"
+    sql = " UNION ALL ".join(arm for arm, _ in arms) + order
+    keys = [(s, i) for s, i, _ in db.execute(sql, [*(p for _, a in arms for p in a), limit, offset]).fetchall()]
+    return _load_rows(db, keys)
 
 
 def _sorted_page(db: sqlite_utils.Database, view: View, found: Facets, offset: int, limit: int) -> list[Row]:
@@ -322,11 +351,10 @@ def fetch_rows(
     found = None if total is None else _facet_plan(db, view)
     if found is not None and total is not None and total <= _SORT_ROWS:
         return _sorted_page(db, view, found, offset, limit)
-    if found is not None:
-        # Many rows: the walk in time order finds a page's worth soon, each row tried in the index
-        # on its own (the list of all the filter's rows would cost more to build than the page).
-        where, params = _probe_where(db, view, found)
-        view = replace(view, where=where, params=params, facets=None)
+    if found is not None and offset + limit <= _RECENT_ROWS:
+        recent = _recent_page(db, view, found, offset, limit)
+        if recent is not None:
+            return recent
     if total is None and offset > _FORWARD_WALK:
         total = count_rows(db, view)
     descending = total is None or 2 * offset + limit <= total

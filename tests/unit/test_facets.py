@@ -245,3 +245,29 @@ def test_every_field_is_answered_through_an_index(
                 plan = [row[-1] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")]
                 scans = [step for step in plan if _FULL_SCAN.match(step)]
                 assert not scans, (text, sql[:300], plan)
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+@pytest.mark.parametrize("text", ["city:delhi", "-device:mobile", "user:kavya", "dup:no", "event:view OR kind:legacy"])
+def test_first_pages_of_many_rows_from_the_newest_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, shuffled: bool
+) -> None:
+    """Pages read from the index's highest ids equal the walk in time order, also when ids do not follow the times."""
+    rows = _rows(300, seed=11)
+    if shuffled:  # an import of older captures after newer ones: ids out of time order
+        times = [row["received_at"] for row in rows]
+        random.Random(3).shuffle(times)
+        rows = [{**row, "received_at": at} for row, at in zip(rows, times, strict=True)]
+    db = _fill(tmp_path / "p.db", rows)
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    facets.index_pending(conn, 250)  # the last rows past the index: found by the scan
+    conn.execute("COMMIT")
+    monkeypatch.setattr(queries, "_SORT_ROWS", 0)
+    for mode in ("gateway", "all"):
+        for session_id in (None, 1):
+            fast, general = _view(text, mode, session_id), _view(text, mode, session_id, with_facets=False)
+            total = queries.count_rows(db, general)
+            for offset, limit in ((0, 30), (5, 10), (0, total + 5)):
+                expected = queries.fetch_rows(db, general, offset, limit, total=total)
+                assert queries.fetch_rows(db, fast, offset, limit, total=total) == expected, (mode, session_id, offset)
