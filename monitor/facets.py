@@ -79,7 +79,10 @@ def create(conn: sqlite3.Connection) -> None:
         f"CREATE TABLE IF NOT EXISTS {VALUES_TABLE} (id INTEGER PRIMARY KEY, field TEXT NOT NULL, value TEXT NOT NULL)"
     )
     conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS idx_{VALUES_TABLE}_field_value ON {VALUES_TABLE} (field, value)")
-    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {FACETS_TABLE} USING fts5(words, content='', detail=none)")
+    # Contentless, no positions, no sizes: the index only answers "which events hold these words".
+    conn.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {FACETS_TABLE} USING fts5(words, content='', detail=none, columnsize=0)"
+    )
     have = {row[1] for row in conn.execute("PRAGMA table_info(search_state)")}
     if "facets_upto" not in have:
         conn.execute("ALTER TABLE search_state ADD COLUMN facets_upto INTEGER NOT NULL DEFAULT 0")

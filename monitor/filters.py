@@ -582,7 +582,7 @@ def _content(t: _Term, now: float) -> _Built:
 def _session(t: _Term, now: float) -> _Built:
     """A gateway session id: equality on its index for an id, else the dictionary's ids containing the value."""
     if _HEX_ID.fullmatch(t.value) or _UUID.fullmatch(t.value):
-        return "gateway_session_id = ?", (t.value,)
+        return "+id IN (SELECT id FROM events AS s WHERE s.gateway_session_id = ?)", (t.value,)  # its few rows
     pattern = f"%{_escape_like(t.value)}%"
     known = (
         "+id IN (SELECT id FROM events AS s WHERE s.gateway_session_id IN (SELECT value FROM"
@@ -626,7 +626,7 @@ def _forward(t: _Term, now: float) -> _Sql:
     # Ranges of the forwards' status index (NOT BETWEEN would read them all).
     answer = "f.status IS NULL OR f.status < 200 OR f.status > 299" if failed else "f.status BETWEEN 200 AND 299"
     # The (few) forwarded events, then their rows: not a probe of the forwards per event.
-    return f"+id IN (SELECT f.event_id FROM forwards AS f WHERE {answer})", ()
+    return f"id IN (SELECT f.event_id FROM forwards AS f WHERE {answer})", ()
 
 
 def _method(t: _Term, now: float) -> _Built:

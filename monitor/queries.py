@@ -116,9 +116,14 @@ _REJECTED_ROW_SQL = "SELECT {} FROM rejected WHERE id IN ({{}})".format(
 def _arms(view: View) -> list[tuple[str, list[Any]]]:
     """One ``SELECT source, id, received_at`` per index range the view covers."""
     session, args = _session_where(view.session_id), _session_args(view.session_id)
+    event = "event = ?"
+    if view.where != "1":
+        # A filter's own index (an id range, a lag, a session id) is narrower than the session's or an
+        # event type's, most often: said so, the planner takes it (it has no statistics to tell).
+        session, event = session.replace("session_id = ?", "likelihood(session_id = ?, 0.9)"), "likely(event = ?)"
     select = "SELECT '{}' AS source, id, received_at FROM {} WHERE " + session
     if view.mode == "gateway":
-        arm = select.format("event", "events") + f"event = ? AND ({view.where})"
+        arm = select.format("event", "events") + f"{event} AND ({view.where})"
         return [(arm, [*args, name, *view.params]) for name in (GATEWAY_VIEW, GATEWAY_CLOSE)]
     return [
         (select.format("event", "events") + f"({view.where})", [*args, *view.params]),

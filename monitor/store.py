@@ -173,14 +173,14 @@ PAIRING_INDEX = "idx_events_gateway_pairs"
 PROBLEM_INDEX = "idx_events_problems"
 #: Indexes named here (``INDEXED BY``) or that ``INDEXES`` cannot express: ``migrate`` creates the missing ones.
 #: - the Insights screen's covering index (above);
-#: - the lag (late and future deliveries, p50/p95/max by position, ``lag:``);
+#: - the lag (late and future deliveries, p50/p95/max by position, ``lag:`` also on gateway rows);
 #: - gateway rows in pairing order (sessionId, reader, time): the pairing pass,
 #:   no sort; only grows with gateway rows;
 #: - rows with a problem (bad credentials, repeats, notes, a created_at with a
 #:   fraction, gateway rows lacking a field): only grows with those rows.
 SPECIAL_INDEXES: dict[str, str] = {
     INSIGHTS_INDEX_NAME: (f"CREATE INDEX IF NOT EXISTS {INSIGHTS_INDEX_NAME} ON events ({', '.join(INSIGHTS_INDEX)})"),
-    LAG_INDEX: f"CREATE INDEX IF NOT EXISTS {LAG_INDEX} ON events ({LAG}, session_id, received_at, created_at)",
+    LAG_INDEX: f"CREATE INDEX IF NOT EXISTS {LAG_INDEX} ON events ({LAG}, session_id, event, received_at, created_at)",
     PAIRING_INDEX: (
         f"CREATE INDEX IF NOT EXISTS {PAIRING_INDEX} ON events (gateway_session_id, user_id, created_at, received_at,"
         " event, session_id, duplicate_of, paywall_id, content_id, client_content_id, click_action)"
@@ -368,6 +368,8 @@ def migrate(db: sqlite_utils.Database) -> None:
         for name, indexes in INDEXES.items():
             for cols in indexes:
                 db.table(name).create_index(cols, if_not_exists=True)
+        if 0 < version < 3:
+            db.execute(f"DROP INDEX IF EXISTS {LAG_INDEX}")  # schema 3 holds the event too (lag:, gateway rows)
         for statement in SPECIAL_INDEXES.values():
             db.execute(statement)
         _create_search(db)
