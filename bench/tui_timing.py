@@ -24,12 +24,19 @@ class Frames:
         self.times: list[float] = []
         #: Set at each frame: waiting is event-driven, no polling loop steals the GIL.
         self.changed: asyncio.Event | None = None
+        #: Asked at each frame (see :func:`until_ready`): does this frame show what we wait for?
+        self.ready: Callable[[], bool] | None = None
+        self.ready_at: float | None = None
         original = app._display
 
         def display(screen: Any, renderable: Any) -> None:
             original(screen, renderable)
             if renderable is not None:
-                self.times.append(time.perf_counter())
+                now = time.perf_counter()
+                self.times.append(now)
+                # The frame was composed from the state the app is in now (same thread, nothing ran between).
+                if self.ready is not None and self.ready_at is None and self.ready():
+                    self.ready_at = now
                 if self.changed is not None:
                     self.changed.set()
 
@@ -96,3 +103,29 @@ async def timed(app: App[Any], frames: Frames, marks: Marks, action: Callable[[]
     started = time.perf_counter()
     action()
     return 1000 * await until_frame(frames, marks, started)
+
+
+async def until_ready(
+    frames: Frames, ready: Callable[[], bool], action: Callable[[], None], timeout: float = 60.0
+) -> float:
+    """Run ``action``; milliseconds until the first frame for which ``ready()`` holds (asked as it is drawn).
+
+    For a screen that loads in a worker: the first frame after the screen is
+    pushed may still be empty, ``ready`` says when its rows are on it.
+    """
+    if frames.changed is None:
+        frames.changed = asyncio.Event()
+    frames.ready, frames.ready_at = ready, None
+    started = time.perf_counter()
+    try:
+        action()
+        deadline = started + timeout
+        while frames.ready_at is None:
+            if time.perf_counter() > deadline:
+                raise TimeoutError("the screen never showed it")
+            frames.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(frames.changed.wait(), 0.05)
+        return 1000 * (frames.ready_at - started)
+    finally:
+        frames.ready = None
