@@ -12,6 +12,17 @@ duplicate probe, dict -> list, executemany, 9 indexes), and a bare
     python -m bench.import_export               # 200,000 events
     python -m bench.import_export --count 20000
     python -m bench.import_export --quick       # 3,000 events
+
+Before and after (issue 16): ``--baseline DIR`` (a checkout of the code
+before, e.g. /tmp/s16/base) runs ``import`` of a JSONL capture and
+``generate`` into a new database at each ``--sizes`` count, each tree in a
+fresh process (``python -c`` with the tree as cwd and PYTHONPATH), the trees
+alternating round by round. Each run reports events/s over the whole command
+(rows and the indexes built after them), the rows and index build apart, the
+search index build (``store.index_pending`` as the CLI runs it) apart, and
+the peak RSS (VmHWM) of the process plus its parsing child, if any:
+
+    python -m bench.import_export --baseline /tmp/s16/base --sizes 10000,1000000 --rounds 1
 """
 
 from __future__ import annotations
@@ -81,9 +92,90 @@ def stages(path: Path, folder: Path, count: int) -> dict[str, float]:
     return out
 
 
+#: Runs in a fresh interpreter in the tree measured (cwd and PYTHONPATH): JSON args in, one JSON line out.
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+from monitor import importing, store, synth
+args = json.loads(sys.argv[1])
+for suffix in ("", "-wal", "-shm"):
+    Path(args["db"] + suffix).unlink(missing_ok=True)
+started = time.perf_counter()
+if args["what"] == "import":
+    report = importing.import_paths(args["db"], [args["capture"]])
+else:
+    report = synth.build_database(args["db"], args["count"], seed=1, end=1_760_000_000).reports[0]
+seconds = time.perf_counter() - started
+assert report.imported == args["count"], report
+db = store.connect(args["db"])
+indexing = time.perf_counter()
+while store.index_pending(db.conn, 5000):
+    pass
+search = time.perf_counter() - indexing
+db.close()
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+child = getattr(report, "worker_peak_rss_kb", 0) or resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({
+    "cpu": me.ru_utime + me.ru_stime, "child_cpu": kids.ru_utime + kids.ru_stime,
+    "seconds": seconds, "rate": args["count"] / seconds,
+    "index": getattr(report, "index_seconds", 0.0), "search": search,
+    "rss_mb": (hwm() + child) / 1024, "child_mb": child / 1024,
+}))
+"""
+
+
+def run_child(tree: Path, what: str, count: int, db: Path, capture_path: Path) -> dict[str, float]:
+    import os
+    import subprocess
+    import sys
+
+    args = {"what": what, "count": count, "db": str(db), "capture": str(capture_path)}
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(args)], cwd=tree, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{tree} {what} {count}: {done.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return result
+
+
+def before_after(baseline: Path, sizes: list[int], rounds: int, cache: Path, folder: Path) -> list[dict[str, object]]:
+    """import and generate per size, this checkout and ``baseline`` alternating; one row per (case, tree, round)."""
+    from bench.common import ROOT
+
+    trees = {"before": baseline, "after": ROOT}
+    out: list[dict[str, object]] = []
+    print(f"{'case':<18} {'tree':<7} {'events/s':>9} {'total s':>8} {'indexes s':>9} {'search s':>8} {'peak MB':>8}")
+    for count in sizes:
+        path = capture(count, cache)
+        for what in ("import", "generate"):
+            for number in range(rounds):
+                order = list(trees.items()) if number % 2 == 0 else list(reversed(trees.items()))
+                for name, tree in order:
+                    result = run_child(tree, what, count, folder / f"{name}-{what}-{count}.db", path)
+                    out.append({"case": f"{what} {count:,}", "tree": name, "round": number, **result})
+                    print(
+                        f"{what + ' ' + format(count, ','):<18} {name:<7} {result['rate']:>9,.0f} "
+                        f"{result['seconds']:>8.1f} {result['index']:>9.1f} {result['search']:>8.1f} "
+                        f"{result['rss_mb']:>8.0f}",
+                        flush=True,
+                    )
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=200_000)
+    parser.add_argument("--baseline", type=Path, help="a checkout of the code before: import/generate before and after")
+    parser.add_argument("--sizes", default="10000,1000000", help="with --baseline: counts, comma-separated")
+    parser.add_argument("--rounds", type=int, default=1, help="with --baseline: runs per tree and case")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-stages", action="store_true", help="skip the breakdown")
     parser.add_argument("--cache", type=Path, default=CACHE)
@@ -94,6 +186,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from monitor import exporting, importing, store
 
     print(describe_machine(), flush=True)
+    if args.baseline is not None:
+        with tempfile.TemporaryDirectory(prefix="conscent-impexp-") as tmp:
+            sizes = [int(size) for size in args.sizes.split(",")]
+            rows = before_after(args.baseline, sizes, args.rounds, args.cache, Path(tmp))
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return {}
     path = capture(args.count, args.cache)
     size_mb = path.stat().st_size / 1e6
     results: dict[str, float] = {}

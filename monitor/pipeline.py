@@ -17,6 +17,7 @@ happened. If the parent dies, the child's next send fails and it exits.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pickle
 import signal
@@ -29,8 +30,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 #: Rows per batch: large enough that a batch's transaction and pickling are cheap per row,
-#: small enough that two in flight stay a few tens of MB.
-BATCH_ROWS = 5000
+#: small enough that the batches in flight stay small (5,000 took the child from 51 to 99 MB, the
+#: parent +35 MB, and overlapped less: 200k events in 52.6 s against 30.5 s, same machine).
+BATCH_ROWS = 2000
 
 
 class Source(Protocol):
@@ -100,6 +102,8 @@ class Producer:
         #: The child's peak resident memory (VmHWM, kB), once it has finished.
         self.peak_rss_kb = 0
         read_end, write_end = os.pipe()
+        with contextlib.suppress(OSError):  # Linux: a larger pipe, fewer hand-offs per batch
+            fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[1])  # this copy of the package, whatever the child's cwd
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))

@@ -27,11 +27,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor import importing, synth
+from monitor import importing, pipeline, synth
 from monitor.cli import cli
 from monitor.listener import DEFAULT_MAX_BODY
 from monitor.textsafe import clean, inert
 from tests.helpers import SAMPLE_EVENTS, one_error, read_rows, run_command
+
+BATCH = pipeline.BATCH_ROWS  # rows per transaction
 
 GOOD = [b'{"event":"payment_gateway.view","user_id":"%d","created_at":1760000000}' % n for n in range(3)]
 #: What the import command may hold at its peak while skipping a 256 MiB line.
@@ -291,8 +293,8 @@ def test_a_signal_ends_the_import_session_keeping_whole_batches(
     )
     try:
         writer = open_writer()
-        os.write(writer, b"\n".join(bodies(7000)) + b"\n")  # a batch of 5,000, and 2,000 in hand
-        wait_for(lambda: count_events(db) == 5000, proc, "a batch")
+        os.write(writer, b"\n".join(bodies(BATCH + 2000)) + b"\n")  # a batch, and 2,000 in hand
+        wait_for(lambda: count_events(db) == BATCH, proc, "a batch")
         proc.send_signal(signum)  # while the import waits for more input
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -300,9 +302,9 @@ def test_a_signal_ends_the_import_session_keeping_whole_batches(
             proc.kill()
     assert proc.returncode == 128 + signum, stderr
     assert b"Traceback" not in stderr
-    assert stdout.decode().startswith("imported 5,000 deliveries into session 1")
+    assert stdout.decode().startswith(f"imported {BATCH:,} deliveries into session 1")
     assert "interrupted: the last, unfinished batch was not written" in stdout.decode()
-    assert_self_contained(db, tmp_path / "copy", 5000)
+    assert_self_contained(db, tmp_path / "copy", BATCH)
 
 
 @pytest.mark.slow
@@ -314,7 +316,7 @@ def test_sigterm_ends_generate_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        wait_for(lambda: count_events(db) >= 5000, proc, "a first batch")
+        wait_for(lambda: count_events(db) >= BATCH, proc, "a first batch")
         proc.send_signal(signal.SIGTERM)
         _stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -323,7 +325,7 @@ def test_sigterm_ends_generate_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 143, stderr
     assert b"Traceback" not in stderr
     events = count_events(db)
-    assert events > 0 and events % 5000 == 0  # whole batches only
+    assert events > 0 and events % BATCH == 0  # whole batches only (the indexes built after them)
     assert_self_contained(db, tmp_path / "copy", events)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from monitor import importing, synth
+from monitor import importing, pipeline, synth
 from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW, parse_body
 
 END = 1_760_000_000.0
@@ -85,10 +85,10 @@ def test_interrupted_build_stops_after_whole_batches(tmp_path: Path) -> None:
         raise KeyboardInterrupt
 
     built = synth.build_database(tmp_path / "i.db", 12_000, readers=50, sessions=2, end=END, progress=progress)
-    assert len(built.reports) == 1 and built.interrupted and built.imported == 5000
+    assert len(built.reports) == 1 and built.interrupted and built.imported == pipeline.BATCH_ROWS
     conn = sqlite3.connect(tmp_path / "i.db")
     try:
-        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 5000
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == pipeline.BATCH_ROWS
         assert conn.execute("SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL").fetchone()[0] == 1
     finally:
         conn.close()
