@@ -35,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import CACHE, describe_machine
+from bench.common import CACHE, ROOT, describe_machine
 
 
 def capture(count: int, cache: Path) -> Path:
@@ -146,11 +146,11 @@ def run_child(tree: Path, what: str, count: int, db: Path, capture_path: Path) -
     return result
 
 
-def before_after(baseline: Path, sizes: list[int], rounds: int, cache: Path, folder: Path) -> list[dict[str, object]]:
-    """import and generate per size, this checkout and ``baseline`` alternating; one row per (case, tree, round)."""
-    from bench.common import ROOT
-
-    trees = {"before": baseline, "after": ROOT}
+def before_after(
+    baseline: Path, after: Path, sizes: list[int], rounds: int, cache: Path, folder: Path
+) -> list[dict[str, object]]:
+    """import and generate per size, ``after`` and ``baseline`` alternating; one row per (case, tree, round)."""
+    trees = {"before": baseline, "after": after}
     out: list[dict[str, object]] = []
     print(f"{'case':<18} {'tree':<7} {'events/s':>9} {'total s':>8} {'indexes s':>9} {'search s':>8} {'peak MB':>8}")
     for count in sizes:
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--baseline", type=Path, help="a checkout of the code before: import/generate before and after")
     parser.add_argument("--sizes", default="10000,1000000", help="with --baseline: counts, comma-separated")
+    parser.add_argument("--after", type=Path, default=ROOT, help="with --baseline: the tree measured as after")
     parser.add_argument("--rounds", type=int, default=1, help="with --baseline: runs per tree and case")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-stages", action="store_true", help="skip the breakdown")
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.baseline is not None:
         with tempfile.TemporaryDirectory(prefix="conscent-impexp-") as tmp:
             sizes = [int(size) for size in args.sizes.split(",")]
-            rows = before_after(args.baseline, sizes, args.rounds, args.cache, Path(tmp))
+            rows = before_after(args.baseline, args.after, sizes, args.rounds, args.cache, Path(tmp))
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))
         return {}
