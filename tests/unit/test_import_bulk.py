@@ -191,3 +191,25 @@ def test_an_interrupted_import_ends_the_child(tmp_path: Path) -> None:
     assert report.interrupted and 0 < report.imported < 2000
     assert producer._process.poll() is not None  # ended, not left running
     assert indexes(tmp_path / "i.db") == schema_indexes(tmp_path)
+
+
+def test_the_commands_say_how_long_the_indexes_took(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    monkeypatch.setattr(importing, "PARALLEL_ROWS", 1)
+    monkeypatch.setattr(synth, "PARALLEL_ROWS", 1)
+    monkeypatch.setattr(bulk, "MIN_ROWS", 1)
+    source = capture(tmp_path / "c.jsonl", 400)
+    db_path = tmp_path / "cli.db"
+    imported = CliRunner().invoke(cli, ["import", str(source), "--db", str(db_path)])
+    assert imported.exit_code == 0, imported.output
+    assert "imported 403 deliveries into session 1" in imported.stdout
+    assert "s building the indexes after the rows); search index built in" in imported.stdout
+    generated = CliRunner().invoke(cli, ["generate", "--count", "900", "--db", str(tmp_path / "g.db"), "--seed", "1"])
+    assert generated.exit_code == 0, generated.output
+    assert "generated 900 deliveries" in generated.stdout
+    assert "s building the indexes after the rows); search index built in" in generated.stdout
+    for name in ("cli.db", "g.db"):
+        assert indexes(tmp_path / name) == schema_indexes(tmp_path)
