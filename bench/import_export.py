@@ -107,6 +107,8 @@ else:
     report = synth.build_database(args["db"], args["count"], seed=1, end=1_760_000_000).reports[0]
 seconds = time.perf_counter() - started
 assert report.imported == args["count"], report
+own = resource.getrusage(resource.RUSAGE_SELF)
+import_cpu = own.ru_utime + own.ru_stime
 db = store.connect(args["db"])
 indexing = time.perf_counter()
 while store.index_pending(db.conn, 5000):
@@ -120,7 +122,7 @@ def hwm():
 child = getattr(report, "worker_peak_rss_kb", 0) or resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({
-    "cpu": me.ru_utime + me.ru_stime, "child_cpu": kids.ru_utime + kids.ru_stime,
+    "cpu": me.ru_utime + me.ru_stime, "import_cpu": import_cpu, "child_cpu": kids.ru_utime + kids.ru_stime,
     "seconds": seconds, "rate": args["count"] / seconds,
     "index": getattr(report, "index_seconds", 0.0), "search": search,
     "rss_mb": (hwm() + child) / 1024, "child_mb": child / 1024,
