@@ -61,7 +61,9 @@ class _LazyCommands(MutableMapping[str, click.Command]):
 
     def __getitem__(self, name: str) -> click.Command:
         if name not in self._made:
-            self._made[name] = _guarded(self._makers.pop(name)())  # KeyError: no such command
+            command = self._makers[name]()  # KeyError: no such command
+            self._made[name] = _guarded(command)
+            del self._makers[name]
         return self._made[name]
 
     def __setitem__(self, name: str, command: click.Command) -> None:
