@@ -205,7 +205,7 @@ def journeys(draw: st.DrawFn) -> list[dict[str, Any]]:
     return rows
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(journeys())
 def test_any_journey_pages_pair_as_the_whole(rows: list[dict[str, Any]]) -> None:
     check(rows)
