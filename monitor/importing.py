@@ -9,7 +9,10 @@ line number and skipped. Only what the listener would accept is kept: a body
 over ``max_body`` bytes (its ``--max-body``) is skipped, and an over-long line
 is skipped while it is read, never held whole, so memory stays flat whatever
 the input. Rows are written ``batch_size`` at a time with
-:func:`monitor.store.write_batch`, one transaction each. An interrupt
+:func:`monitor.store.write_batch`, one transaction each. A large input is
+parsed in a child process while this one writes (:mod:`monitor.pipeline`),
+and when it is large against the table the secondary indexes are built after
+the rows (:mod:`monitor.bulk`), also when the import stops early. An interrupt
 (KeyboardInterrupt, e.g. raised by the ``progress`` callback, Ctrl-C, or a
 SIGTERM handler) keeps the batches already committed, drops the rest whole,
 and still ends the session row. File names in messages are made inert
