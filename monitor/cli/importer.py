@@ -24,6 +24,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from monitor import store, wording
 from monitor.cli.common import COUNT_DONE, DB_HELP
 from monitor.listener import DEFAULT_MAX_BODY
+from monitor.pipeline import ProducerError
 from monitor.textsafe import clean, inert
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -79,7 +80,7 @@ class _Run:
         if isinstance(exc, KeyboardInterrupt):
             click.echo(f"{self.what} interrupted", err=True)
             raise SystemExit(self.code)
-        if isinstance(exc, store.StoreError | OSError):  # OSError: a path gone since click checked it
+        if isinstance(exc, store.StoreError | OSError | ProducerError):  # OSError: a path gone since click checked it
             raise click.ClickException(clean(str(exc)))
         if isinstance(exc, sqlite3.Error):  # a page found corrupt after the import, while indexing or stamping
             raise click.ClickException(f"{inert(self.db_path)}: {clean(str(exc))}")

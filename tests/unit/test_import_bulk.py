@@ -213,3 +213,15 @@ def test_the_commands_say_how_long_the_indexes_took(tmp_path: Path, monkeypatch:
     assert "s building the indexes after the rows); search index built in" in generated.stdout
     for name in ("cli.db", "g.db"):
         assert indexes(tmp_path / name) == schema_indexes(tmp_path)
+
+
+def test_a_failing_child_is_one_line_from_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    monkeypatch.setattr(synth, "PARALLEL_ROWS", 1)
+    monkeypatch.setattr(pipeline.sys, "executable", "false")  # a child that exits at once, status 1
+    result = CliRunner().invoke(cli, ["generate", "--count", "50", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 1 and result.exception is not None
+    assert "the parsing process" in result.output and "Traceback" not in result.output
