@@ -128,22 +128,56 @@ def conversion_rows(db: sqlite_utils.Database, user_id: str, session_id: int | N
     return _dicts(db, sql, [user_id, *args])
 
 
+#: Per event (the kind for a row without one) and whether repeated: the counts and the figures in one aggregate.
+_TALLY = (
+    "SELECT event, CASE WHEN event IS NULL THEN kind END, duplicate_of IS NULL, count(*) FROM events"
+    " WHERE user_id = ?{scope} GROUP BY 1, 2, 3"
+)
+
+
+def _tally(db: sqlite_utils.Database, user_id: str, session_id: int | None) -> list[tuple[Any, Any, int, int]]:
+    scope, args = _scope(session_id)
+    return [tuple(row) for row in db.execute(_TALLY.format(scope=scope), [user_id, *args]).fetchall()]
+
+
+def _counts(tally: Iterable[tuple[Any, Any, int, int]]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for event, kind, _fresh, n in tally:
+        label = str(event) if event is not None else f"({kind})" if kind is not None else "None"
+        counts[label] = counts.get(label, 0) + int(n)
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _figures(tally: Iterable[tuple[Any, Any, int, int]]) -> Figures:
+    views = closes = duplicates = 0
+    for event, _kind, fresh, n in tally:
+        if not fresh:
+            duplicates += n
+        elif event == GATEWAY_VIEW:
+            views += n
+        elif event == GATEWAY_CLOSE:
+            closes += n
+    return Figures(views, closes, duplicates)
+
+
 def event_counts(db: sqlite_utils.Database, user_id: str) -> list[tuple[str, int]]:
     """How many of each event the reader sent, most frequent first (as ``queries.event_counts_for_reader``).
 
-    Grouped by ``event`` alone (an index on the reader and the event answers
-    it without a table row); only rows without an event read their ``kind``.
+    One aggregate over an index on the reader, the event, the kind and
+    ``duplicate_of`` (when the file has one) without a table row.
     """
-    counts: dict[str, int] = {}
-    for event, n in db.execute(
-        "SELECT event, count(*) FROM events WHERE user_id = ? AND event IS NOT NULL GROUP BY event", [user_id]
-    ).fetchall():
-        counts[str(event)] = int(n)
-    for label, n in db.execute(
-        "SELECT '(' || kind || ')', count(*) FROM events WHERE user_id = ? AND event IS NULL GROUP BY 1", [user_id]
-    ).fetchall():
-        counts[str(label)] = counts.get(str(label), 0) + int(n)
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return _counts(_tally(db, user_id, None))
+
+
+def counts_and_figures(
+    db: sqlite_utils.Database, user_id: str, session_id: int | None
+) -> tuple[list[tuple[str, int]], Figures]:
+    """The reader's counts per event (every session) and the journey's figures (of ``session_id``, if any).
+
+    One aggregate when the journey is every session's (the reader's rows read once), else two.
+    """
+    tally = _tally(db, user_id, None)
+    return _counts(tally), _figures(tally) if session_id is None else figures(db, user_id, session_id)
 
 
 @dataclass(frozen=True)
@@ -156,15 +190,8 @@ class Figures:
 
 
 def figures(db: sqlite_utils.Database, user_id: str, session_id: int | None) -> Figures:
-    scope, args = _scope(session_id)
-    sql = (
-        f"SELECT coalesce(sum(event = '{GATEWAY_VIEW}' AND duplicate_of IS NULL), 0),"
-        f" coalesce(sum(event = '{GATEWAY_CLOSE}' AND duplicate_of IS NULL), 0),"
-        " coalesce(sum(duplicate_of IS NOT NULL), 0)"
-        f" FROM events WHERE user_id = ?{scope}"
-    )
-    views, closes, duplicates = db.execute(sql, [user_id, *args]).fetchone()
-    return Figures(int(views), int(closes), int(duplicates))
+    """The journey's views, closes and repeats (of ``session_id``, if any): one aggregate."""
+    return _figures(_tally(db, user_id, session_id))
 
 
 def summary(
@@ -201,8 +228,12 @@ class Journey:
     _conversions: Conversions | None = None
 
     @classmethod
-    def open(cls, db: sqlite_utils.Database, user_id: str, session_id: int | None) -> Journey:
-        journey = cls(user_id, session_id, figures(db, user_id, session_id), pairs_by_session(db, user_id, session_id))
+    def open(
+        cls, db: sqlite_utils.Database, user_id: str, session_id: int | None, counted: Figures | None = None
+    ) -> Journey:
+        """The journey, its ids in received order read; ``counted``: its figures, if read already."""
+        counted = counted or figures(db, user_id, session_id)
+        journey = cls(user_id, session_id, counted, pairs_by_session(db, user_id, session_id))
         journey.ids(db, "received")
         return journey
 

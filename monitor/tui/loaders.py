@@ -32,12 +32,12 @@ def reader(db: Database, user_id: str, session_id: int | None) -> Message:
     too when the journey has few views and closes (else the screen reads
     them after its first draw).
     """
-    journey = reader_pages.Journey.open(db, user_id, session_id)
+    counts, counted = reader_pages.counts_and_figures(db, user_id, session_id)
+    journey = reader_pages.Journey.open(db, user_id, session_id, counted)
     offset = max(0, journey.total - FIRST_STEPS)
     first = journey.steps(db, "received", offset, journey.total - offset)
-    counted = journey.counted
     summary = journey.summary(db) if counted.views + counted.closes <= reader_pages.SUMMARY_AT_ONCE else None
-    profile, counts = queries.reader_profile(db, user_id), reader_pages.event_counts(db, user_id)
+    profile = queries.reader_profile(db, user_id)
     return msg.ReaderLoaded(msg.ReaderData(user_id, profile, counts, journey, offset, first, summary))
 
 

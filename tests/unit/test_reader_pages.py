@@ -91,8 +91,16 @@ def check(path: Path) -> None:
                     assert [step.id for step in page] == ids[start : start + size]
                     assert [fields(step) for step in page] == [expected[i] for i in ids[start : start + size]]
             assert all(journey.position(db, order, i) == n for n, i in enumerate(ids))
-        assert journey.summary(db) == pair_summary(whole)
+        summary = pair_summary(whole)
+        assert journey.summary(db) == summary
         assert reader_pages.event_counts(db, READER) == queries.event_counts_for_reader(db, READER)
+        counts, counted = reader_pages.counts_and_figures(db, READER, None)
+        assert counts == queries.event_counts_for_reader(db, READER)
+        assert (counted.views, counted.closes, counted.duplicates) == (
+            summary.views,
+            summary.closes,
+            summary.duplicates,
+        )
     finally:
         db.close()
 
@@ -117,6 +125,8 @@ def test_hand_made_journey(tmp_path: Path) -> None:
         {"event": VIEW, "created_at": 200.0, "gateway_session_id": "u", "content_id": "c", "paywall_id": "p"},
         {"event": CLOSE, "created_at": 210.0, "gateway_session_id": None, "content_id": "c", "paywall_id": "p"},
         {"event": "paywall.click", "created_at": 205.0},
+        {"event": None, "kind": "legacy", "created_at": 206.0},
+        {"event": None, "kind": "legacy", "created_at": 207.0, "duplicate_of": 1},
     ]
     path = tmp_path / "monitor.db"
     write(path, specs)
@@ -130,6 +140,14 @@ def test_a_session_scopes_the_journey(tmp_path: Path) -> None:
     try:
         session_id = db.execute("SELECT max(session_id) FROM events").fetchone()[0]
         whole = build_journey(queries.reader_events(db, READER, session_id))
+        counts, counted = reader_pages.counts_and_figures(db, READER, session_id)
+        assert counts == queries.event_counts_for_reader(db, READER)  # every session's
+        summary = pair_summary(whole)
+        assert (counted.views, counted.closes, counted.duplicates) == (
+            summary.views,
+            summary.closes,
+            summary.duplicates,
+        )
         journey = reader_pages.Journey.open(db, READER, session_id)
         steps = journey.steps(db, "created", 0, journey.total)
         assert [fields(s) for s in steps] == [fields(s) for s in whole]
