@@ -12,6 +12,12 @@ oldest at the top, and opens with the cursor on its newest step.
 Times: the journey shows when each delivery was *received* (as the main
 table does) and is in that order; ``t`` switches it to Conscent's
 ``created_at`` (its order too). From 160 columns both columns are shown.
+
+The journey is virtual (:class:`JourneyTable`): the app reads its newest
+page with the screen's data, and the other steps are read a page at a time
+as they come into view (:class:`monitor.reader_pages.Journey`, on the UI
+thread's connection, as the main table's pages are). A long journey's
+outcome figures are read by a thread worker once the first screen is drawn.
 """
 
 from __future__ import annotations
