@@ -257,7 +257,7 @@ async def test_a_slow_filter_is_stopped_and_runs_on_a_second_enter(
     [
         ("u", "readers_page", "the readers"),
         ("s", "sessions", "the sessions"),
-        ("enter", "reader_events", "the reader's events"),
+        ("enter", "reader_profile", "the reader's events"),
         ("d", "get_delivery", "the delivery"),
     ],
 )

@@ -19,7 +19,7 @@ from monitor.tui.messages import RowsCommitted
 from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.help import HelpScreen
 from monitor.tui.screens.main import MainScreen
-from monitor.tui.screens.reader import ReaderScreen
+from monitor.tui.screens.reader import JourneyTable, ReaderScreen
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.widgets.event_table import EventTable
 from monitor.writer import CommitNotice, Writer
@@ -62,7 +62,7 @@ def current(table: EventTable) -> Row:
 
 
 def journey_rows(app: MonitorApp) -> list[list[str]]:
-    table = app.screen.query_one("#journey", DataTable)
+    table = app.screen.query_one("#journey", JourneyTable)
     return [[str(value) for value in table.get_row_at(i)] for i in range(table.row_count)]
 
 

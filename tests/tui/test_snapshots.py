@@ -26,7 +26,7 @@ from monitor.tui.screens.detail import DetailScreen
 from monitor.tui.screens.export import ExportScreen
 from monitor.tui.screens.help import HelpScreen
 from monitor.tui.screens.insights import InsightsScreen
-from monitor.tui.screens.reader import ReaderScreen
+from monitor.tui.screens.reader import JourneyTable, ReaderScreen
 from monitor.tui.screens.readers import ReadersScreen
 from monitor.tui.screens.sessions import SessionsScreen
 from monitor.tui.widgets.event_table import EventTable
@@ -151,7 +151,7 @@ async def spec_reader(pilot: Pilot[Any]) -> None:
     await on_the_spec_close(pilot)
     await pilot.press("enter")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, ReaderScreen), what="the drill-down")
-    journey = pilot.app.screen.query_one("#journey", DataTable)
+    journey = pilot.app.screen.query_one("#journey", JourneyTable)
     await wait_for(pilot, lambda: journey.row_count == 3, what="the journey (view, close, transaction)")
 
 
