@@ -171,7 +171,7 @@ def _reload(main: Any) -> Callable[[], object]:
     return lambda: main.reload()
 
 
-async def measure_open(db_path: Path, repeats: int, cold: str) -> dict[str, Any]:
+async def measure_open(db_path: Path, repeats: int, cold: str, big_reader: str) -> dict[str, Any]:
     import resource
 
     from bench.tui_timing import Marks, send_key, timed, until_frame, until_ready
@@ -261,13 +261,13 @@ async def measure_open(db_path: Path, repeats: int, cold: str) -> dict[str, Any]
         user = app.reads.db.execute(
             "SELECT user_id FROM events WHERE event = 'payment_gateway.view' AND user_id IS NOT NULL "
             "AND user_id != ? ORDER BY id DESC LIMIT 1",
-            (BIG_READER,),
+            (big_reader,),
         ).fetchone()[0]
         warm, _, out["reader_rows"] = await drill(user, repeats, cold_first=False)
         out["drill_reader_ms"] = median(warm)
-        warm, out["drill_big_reader_cold_ms"], out["big_reader_rows"] = await drill(BIG_READER, 3, cold_first=True)
+        warm, out["drill_big_reader_cold_ms"], out["big_reader_rows"] = await drill(big_reader, 3, cold_first=True)
         out["big_reader_events"] = app.reads.db.execute(
-            "SELECT count(*) FROM events WHERE user_id = ?", (BIG_READER,)
+            "SELECT count(*) FROM events WHERE user_id = ?", (big_reader,)
         ).fetchone()[0]
         out["drill_big_reader_ms"] = median(warm)
         out["drill_big_reader_runs_ms"] = warm
@@ -312,12 +312,15 @@ async def measure_filters(
         reloads = Marks(main, "reload")
         loaded: list[bool] = []
         deadline = [float("inf")]
+        in_reload: list[float] = []  # of each run: the part spent in reload (the rest: drawing the frame)
 
         def apply(text: str, mode: str) -> None:
             main.filter_text, main.mode = text, mode
             deadline[0] = time.monotonic() + cap
             app.reads.db.conn.set_progress_handler(lambda: time.monotonic() > deadline[0], 10000)
+            started = time.perf_counter()
             loaded.append(bool(reload()))
+            in_reload.append(1000 * (time.perf_counter() - started))
 
         for mode in modes:
             for text in filters:
@@ -341,6 +344,7 @@ async def measure_filters(
                         break
                 case["warm_ms"] = median(warm) if warm else None
                 case["warm_runs_ms"] = warm
+                case["reload_runs_ms"], in_reload[:] = list(in_reload), []
                 case["rows"] = case["runs_rows"][-1]
                 out.append(case)
                 problem = f"  {case['error']}" if "error" in case else ""
@@ -378,12 +382,19 @@ def child(argv: list[str], monitor_dir: str) -> None:
     parser.add_argument("--filters", type=Path, help="a JSON list of filter texts")
     parser.add_argument("--modes", nargs="+", default=["gateway", "all"])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cold", choices=("drop_caches", "fadvise", "none"), default="drop_caches")
+    parser.add_argument(
+        "--cold",
+        choices=("drop_caches", "fadvise", "none"),
+        default="fadvise",
+        help="how a cold run is made cold: drop_caches (all of the OS's, needs root) or fadvise (the file's pages)",
+    )
+    parser.add_argument("--work", type=Path, help="the copies of the databases (default /tmp/E16, or CACHE/work)")
     parser.add_argument("--cap", type=float, default=60.0)
+    parser.add_argument("--big-reader", default=BIG_READER)
     args = parser.parse_args(argv)
     result: dict[str, Any] = {"monitor": monitor_dir}
     if args.part == "open":
-        result["open"] = asyncio.run(measure_open(args.db, args.repeats, args.cold))
+        result["open"] = asyncio.run(measure_open(args.db, args.repeats, args.cold, args.big_reader))
     else:
         filters = json.loads(args.filters.read_text())
         result["filters"] = asyncio.run(
@@ -411,7 +422,9 @@ def run_child(tree: Path, db: Path, args: list[str], timeout: float = 1800) -> d
 
 
 def _label(count: int) -> str:
-    return f"{count // 1_000_000}m" if count % 1_000_000 == 0 else f"{count // 1000}k"
+    if count % 1_000_000 == 0:
+        return f"{count // 1_000_000}m"
+    return f"{count // 1000}k" if count % 1000 == 0 else str(count)
 
 
 def _python_in(tree: Path, code: str) -> subprocess.CompletedProcess[str]:
@@ -449,11 +462,24 @@ def _copy(source: Path, target: Path) -> None:
         subprocess.run(["cp", str(wal), f"{target}-wal"], check=True)
 
 
-def add_big_reader(path: Path, count: int) -> int:
-    """Give every n-th event (spread over the whole time range) the user id :data:`BIG_READER`."""
+def add_big_reader(path: Path, count: int) -> tuple[str, int]:
+    """Give every n-th event (spread over the whole time range) the user id :data:`BIG_READER`.
+
+    Only on a file of schema 2 or older (what the generated sources are): its
+    indexes are SQLite's own, and a newer tree builds its own (schema 3's
+    facets) from the columns when it upgrades the file. A newer file (one
+    this checkout generated) keeps its rows: its most active reader stands in.
+    Returns the reader and its events.
+    """
     events = 10_000 if count >= 100_000 else max(count // 10, 1)
     conn = sqlite3.connect(path)
     try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] > 2:
+            found = conn.execute(
+                "SELECT user_id, count(*) FROM events WHERE user_id IS NOT NULL"
+                " GROUP BY user_id ORDER BY 2 DESC LIMIT 1"
+            ).fetchone()
+            return str(found[0]), int(found[1])
         top = conn.execute("SELECT max(id) FROM events").fetchone()[0]
         step = max(top // events, 1)
         with conn:
@@ -462,7 +488,8 @@ def add_big_reader(path: Path, count: int) -> int:
                 (BIG_READER, step, events),
             )
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return int(conn.execute("SELECT count(*) FROM events WHERE user_id = ?", (BIG_READER,)).fetchone()[0])
+        added = conn.execute("SELECT count(*) FROM events WHERE user_id = ?", (BIG_READER,)).fetchone()[0]
+        return BIG_READER, int(added)
     finally:
         conn.close()
 
@@ -479,16 +506,20 @@ def prepare(count: int, cache: Path, baseline: Path | None, fresh: bool) -> dict
     source = cache / f"scale-{count}.db"
     if not source.exists():
         source = database(count, cache)
-    before = WORK / f"before-{label}.db"
-    after = WORK / f"after-{label}.db"
-    info_path = WORK / f"prepared-{label}.json"
+    # Without a baseline, one copy upgraded by this checkout ("only-"): the before copies stay as they are.
+    prefix = "" if baseline else "only-"
+    before = WORK / f"{prefix}before-{label}.db"
+    after = WORK / f"after-{label}.db" if baseline else before
+    info_path = WORK / f"{prefix}prepared-{label}.json"
     info: dict[str, Any] = json.loads(info_path.read_text()) if info_path.exists() and not fresh else {}
     base_tree = baseline or ROOT
-    if fresh or not before.exists() or info.get("baseline") != str(base_tree):
+    stale = baseline is None and info.get("after_stamp") != _code_stamp()
+    if fresh or stale or not before.exists() or info.get("baseline") != str(base_tree):
         partial = WORK / f"before-{label}.tmp.db"
         print(f"{label}: copying {source} -> {before}", flush=True)
         _copy(source, partial)
-        info = {"baseline": str(base_tree), "big_reader_events": add_big_reader(partial, count)}
+        info = {"baseline": str(base_tree)}
+        info["big_reader"], info["big_reader_events"] = add_big_reader(partial, count)
         info["before_upgrade_s"] = _upgrade(base_tree, partial)
         _checkpoint(partial)
         partial.rename(before)
@@ -496,6 +527,8 @@ def prepare(count: int, cache: Path, baseline: Path | None, fresh: bool) -> dict
             Path(f"{partial}{suffix}").unlink(missing_ok=True)
         info["before_schema"] = _version(before)
         info.pop("after_stamp", None)
+        if baseline is None:
+            info["after_stamp"], info["after_schema"] = _code_stamp(), info["before_schema"]
     if info.get("values_version") != VALUES_VERSION:
         info["values"], info["values_version"] = pick_values(before), VALUES_VERSION
     if baseline is not None and (info.get("after_stamp") != _code_stamp() or not after.exists()):
@@ -533,6 +566,7 @@ def run_size(
     filters = list(dict.fromkeys(c["filter"] for c in all_cases))
     out: dict[str, Any] = {"count": count, "prepared": info}
     out["filters"] = filters
+    out["groups"] = {c["filter"]: c["group"] for c in all_cases}
     out["sides"] = {side: {"tree": str(tree), "open": {}, "filters": []} for side, tree in trees}
     common = ["--repeats", str(opts.repeats), "--cold", opts.cold, "--cap", str(opts.cap)]
     turn = 0
@@ -550,9 +584,12 @@ def run_size(
             print(f"  [{label} {side}] {' '.join(part_args[:2])} in {time.perf_counter() - started:.0f} s", flush=True)
 
     if "open" in opts.parts:
-        alternate(["--part", "open"], lambda side, r: out["sides"][side].__setitem__("open", r["open"]))
+        alternate(
+            ["--part", "open", "--big-reader", info.get("big_reader", BIG_READER)],
+            lambda side, r: out["sides"][side].__setitem__("open", r["open"]),
+        )
     if "filters" in opts.parts:
-        size = opts.group_size
+        size = opts.group_size if len(trees) > 1 else len(filters)  # one tree: nothing to alternate with
         for start in range(0, len(filters), size):
             chunk = WORK / f"filters-{label}-{start}.json"
             chunk.write_text(json.dumps(filters[start : start + size]))
@@ -577,7 +614,7 @@ def report(results: dict[str, Any], cold: str, cap: float) -> None:
         print(
             f"databases: before {prepared.get('before')} (schema {prepared.get('before_schema')}),"
             f" after {prepared.get('after')} (schema {prepared.get('after_schema')});"
-            f" the reader {BIG_READER} has {prepared.get('big_reader_events', 0):,} events"
+            f" the reader {prepared.get('big_reader')} has {prepared.get('big_reader_events', 0):,} events"
         )
         if "after_upgrade_s" in prepared:
             print(
@@ -667,7 +704,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--modes", nargs="+", choices=("gateway", "all"), default=["gateway", "all"])
     parser.add_argument("--only", nargs="+", help="only the cases whose filter holds one of these (or group)")
     parser.add_argument("--repeats", type=int, default=3, help="warm runs per case (the median is shown)")
-    parser.add_argument("--cold", choices=("drop_caches", "fadvise", "none"), default="drop_caches")
+    parser.add_argument(
+        "--cold",
+        choices=("drop_caches", "fadvise", "none"),
+        default="fadvise",
+        help="how a cold run is made cold: drop_caches (all of the OS's, needs root) or fadvise (the file's pages)",
+    )
+    parser.add_argument("--work", type=Path, help="the copies of the databases (default /tmp/E16, or CACHE/work)")
     parser.add_argument("--cap", type=float, default=60.0, help="seconds after which a filter run is stopped")
     parser.add_argument("--group-size", type=int, default=8, help="filters per child (trees alternate per group)")
     parser.add_argument("--fresh", action="store_true", help="copy and upgrade the databases again")
@@ -676,6 +719,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = [10_000, 50_000]
+    global WORK
+    WORK = args.work or (WORK if args.cache == CACHE else args.cache / "work")
     print(describe_machine(), flush=True)
     trees = [("before", args.baseline), ("after", ROOT)] if args.baseline else [("after", ROOT)]
     started = time.perf_counter()
@@ -685,11 +730,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results[_label(count)] = run_size(count, info, trees, args)
     print(f"\nwall time {time.perf_counter() - started:.0f} s; trees: " + ", ".join(f"{s} {t}" for s, t in trees))
     report(results, args.cold, args.cap)
-    target = args.json or RESULTS / f"scale-{'-'.join(_label(c) for c in args.sizes)}.json"
+    name = f"scale-{'-'.join(_label(c) for c in args.sizes)}.json"
+    target = args.json or (RESULTS if args.cache == CACHE else WORK) / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"machine": describe_machine(), "command": sys.argv, **results}, indent=1))
+    command = [Path(sys.executable).name, "-m", "bench.scale", *(sys.argv[1:] if argv is None else argv)]
+    target.write_text(json.dumps({"machine": describe_machine(), "command": command, **results}, indent=1))
     print(f"\nJSON: {target}")
-    return results
+    return {result["count"]: flat(result) for result in results.values()}
+
+
+def flat(result: dict[str, Any]) -> dict[str, Any]:
+    """One size's figures of this checkout in one dict: the open part, and the user id and word filters."""
+    side = result["sides"]["after"]
+    out: dict[str, Any] = dict(side["open"])
+    groups = result["groups"]
+    users = [text for text in result["filters"] if groups[text] == "user"]
+    for case in side["filters"]:
+        if case["mode"] != "gateway":
+            continue
+        if users and case["filter"] == users[0]:  # user:<id>
+            out["user_filter_ms"], out["user_filter_rows"] = case["warm_ms"], case["rows"]
+        if groups[case["filter"]] == "text":  # the last: a whole word
+            out["text_filter_ms"], out["text_filter_rows"] = case["warm_ms"], case["rows"]
+    return out
 
 
 if __name__ == "__main__":
