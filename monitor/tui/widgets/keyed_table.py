@@ -1,11 +1,12 @@
-"""A ``DataTable`` whose keys mean what they mean on the main table: the journey, readers and sessions use it.
+"""A ``DataTable`` whose keys mean what they mean on the main table: the readers and sessions lists use it.
 
 On :class:`~monitor.tui.widgets.event_table.EventTable` Home (or ``g``) is
 the first row, End (or ``G``) the last, PgUp/PgDn a page, Enter opens what
 the row leads to and ``d`` shows the delivery's details. Textual's own
 ``DataTable`` binds Home and End to the first and last *column*, so End on
-a long journey moved the view sideways and the cursor nowhere near the last
-step. This table binds them to rows, and says in the footer what Enter opens.
+a long list moved the view sideways and the cursor nowhere near the last
+row. This table binds them to rows, and says in the footer what Enter opens.
+(The drill-down's journey is a virtual table of its own, ``JourneyTable``, with the same keys.)
 
 Subclasses name what Enter opens (their own ``enter`` binding) and
 whether ``d`` leads anywhere (``DETAILS``); the screen answers
