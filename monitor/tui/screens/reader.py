@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 
 from rich.cells import cell_len
 from rich.console import Group, RenderableType
+from rich.segment import Segment
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual import events, on, work
@@ -110,7 +112,6 @@ class JourneyTable(ScrollView, can_focus=True):
     JourneyTable {
         background: $surface;
         color: $foreground;
-        scrollbar-gutter: stable;
         &:focus {
             background-tint: $foreground 5%;
             & > .journey-table--cursor {
@@ -123,6 +124,7 @@ class JourneyTable(ScrollView, can_focus=True):
         &:dark > .journey-table--even-row { background: $surface-darken-1 40%; }
         & > .journey-table--header { text-style: bold; background: $panel; color: $foreground; }
         &:ansi > .journey-table--header { background: ansi_bright_blue; color: ansi_default; }
+        & > .journey-table--odd-row { }
         & > .journey-table--even-row { background: $surface-lighten-1 50%; }
         & > .journey-table--cursor {
             background: $block-cursor-blurred-background;
@@ -133,6 +135,7 @@ class JourneyTable(ScrollView, can_focus=True):
     """
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "journey-table--header",
+        "journey-table--odd-row",
         "journey-table--even-row",
         "journey-table--cursor",
     }
@@ -285,12 +288,20 @@ class JourneyTable(ScrollView, can_focus=True):
     # -- drawing -------------------------------------------------------------------
 
     def render_line(self, y: int) -> Strip:
+        """Line ``y`` drawn as ``DataTable`` draws a row (its ``_render_line_in_row``/``_render_cell``).
+
+        Each cell padded by one cell each side (``cell_padding`` 1) and as wide
+        as its column; the row's style (header, even or odd row) under the
+        cells' own, the cursor's colours over them; the rest of the width in
+        the row's style (with the cursor's on the cursor's row).
+        """
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         base = self.rich_style
+        cursor: Style | None = None
         if y == 0:
-            style = base + self.get_component_rich_style("journey-table--header")
-            key: tuple[object, ...] = ("header", self._layout_no, scroll_x, width, style)
+            row_style = self.get_component_styles("journey-table--header").rich_style
+            key: tuple[object, ...] = ("header", self._layout_no, scroll_x, width, row_style, base)
             cells = [Text(title) for title in self.titles]
         else:
             index = scroll_y + y - 1
@@ -301,25 +312,35 @@ class JourneyTable(ScrollView, can_focus=True):
                 return Strip.blank(width, base)
             if not 0 <= index < self.total:
                 return Strip.blank(width, base)
-            style = base
-            if index % 2 == 0:
-                style += self.get_component_rich_style("journey-table--even-row")
-            cursor = self.get_component_rich_style("journey-table--cursor") if index == self.cursor_row else None
+            row_style = self.get_component_styles(
+                "journey-table--even-row" if index % 2 == 0 else "journey-table--odd-row"
+            ).rich_style
+            if index == self.cursor_row:
+                cursor = self.get_component_rich_style("journey-table--cursor")
             cells = self.get_row_at(index)
-            key = (index, self._layout_no, scroll_x, width, style, cursor, id(cells))
+            key = (index, self._layout_no, scroll_x, width, row_style, base, cursor, id(cells))
         strip = self._lines.get(key)
         if strip is None:
-            line = Text(style=style, no_wrap=True, end="")
-            for text, column_width in zip(cells, self._widths, strict=False):
-                value = text.copy()
-                value.truncate(column_width, overflow="ellipsis", pad=True)
-                line.append(" ")
-                line.append_text(value)
-                line.append(" ")
-            if y and cursor is not None:
-                line.stylize(cursor)
-            segments = list(line.render(self.app.console))
-            strip = Strip(segments).crop_extend(scroll_x, scroll_x + width, style)
+            console = self.app.console
+            pre = row_style if cursor is None else row_style + cursor
+            # DataTable's cursor_foreground_priority and cursor_background_priority "css": over the cells' colours.
+            post = Style.null() if cursor is None else Style.from_color(cursor.color, cursor.bgcolor)
+            segments: list[Segment] = []
+            row = -1 if y == 0 else scroll_y + y - 1
+            for column, (text, column_width) in enumerate(zip(cells, self._widths, strict=False)):
+                value = Text(end="", no_wrap=True)
+                value.append_text(text)  # the cell's own style as a span: Text.render drops a bare Text's style
+                value.truncate(column_width, overflow="ellipsis")
+                pad = column_width - value.cell_len
+                cell_segments = [Segment(" "), *value.render(console), Segment(" " * (pad + 1))]
+                # The cell's row and column as meta, as DataTable's (also keeps each cell its own segments).
+                meta = Style.from_meta({"row": row, "column": column})
+                segments += Segment.apply_style(cell_segments, pre + meta, post)
+            remaining = max(0, width - sum(w + 2 for w in self._widths))
+            segments.append(
+                Segment(" " * remaining, pre + Style.from_meta({"row": row, "column": 0, "out_of_bounds": True}))
+            )
+            strip = Strip(segments).crop_extend(scroll_x, scroll_x + width, base).simplify()
             self._lines[key] = strip
         return strip
 
