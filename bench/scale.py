@@ -614,7 +614,7 @@ def report(results: dict[str, Any], cold: str, cap: float) -> None:
         print(
             f"databases: before {prepared.get('before')} (schema {prepared.get('before_schema')}),"
             f" after {prepared.get('after')} (schema {prepared.get('after_schema')});"
-            f" the reader {prepared.get('big_reader')} has {prepared.get('big_reader_events', 0):,} events"
+            f" the reader {prepared.get('big_reader', BIG_READER)} has {prepared.get('big_reader_events', 0):,} events"
         )
         if "after_upgrade_s" in prepared:
             print(
