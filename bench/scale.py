@@ -499,7 +499,7 @@ def _code_stamp() -> str:
     return hashlib.sha256((ROOT / "monitor" / "store.py").read_bytes()).hexdigest()[:16]
 
 
-def prepare(count: int, cache: Path, baseline: Path | None, fresh: bool) -> dict[str, Any]:
+def prepare(count: int, cache: Path, baseline: Path | None, fresh: bool, fresh_after: bool) -> dict[str, Any]:
     """The databases of one size: ``before`` (the baseline's schema) and ``after`` (this checkout's)."""
     WORK.mkdir(parents=True, exist_ok=True)
     label = _label(count)
@@ -531,7 +531,7 @@ def prepare(count: int, cache: Path, baseline: Path | None, fresh: bool) -> dict
             info["after_stamp"], info["after_schema"] = _code_stamp(), info["before_schema"]
     if info.get("values_version") != VALUES_VERSION:
         info["values"], info["values_version"] = pick_values(before), VALUES_VERSION
-    if baseline is not None and (info.get("after_stamp") != _code_stamp() or not after.exists()):
+    if baseline is not None and (fresh_after or info.get("after_stamp") != _code_stamp() or not after.exists()):
         print(f"{label}: copying {before} -> {after}, upgrading with {ROOT}", flush=True)
         _copy(before, after)
         info["after_upgrade_s"] = _upgrade(ROOT, after)
@@ -714,6 +714,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cap", type=float, default=60.0, help="seconds after which a filter run is stopped")
     parser.add_argument("--group-size", type=int, default=8, help="filters per child (trees alternate per group)")
     parser.add_argument("--fresh", action="store_true", help="copy and upgrade the databases again")
+    parser.add_argument("--fresh-after", action="store_true", help="copy and upgrade the after database again")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -726,7 +727,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     results: dict[str, Any] = {}
     for count in args.sizes:
-        info = prepare(count, args.cache, args.baseline, args.fresh)
+        info = prepare(count, args.cache, args.baseline, args.fresh, args.fresh_after)
         results[_label(count)] = run_size(count, info, trees, args)
     print(f"\nwall time {time.perf_counter() - started:.0f} s; trees: " + ", ".join(f"{s} {t}" for s, t in trees))
     report(results, args.cold, args.cap)
