@@ -515,13 +515,15 @@ def prepare(count: int, cache: Path, baseline: Path | None, fresh: bool, fresh_a
     base_tree = baseline or ROOT
     stale = baseline is None and info.get("after_stamp") != _code_stamp()
     if fresh or stale or not before.exists() or info.get("baseline") != str(base_tree):
-        partial = WORK / f"before-{label}.tmp.db"
+        partial = WORK / f"{prefix}before-{label}.tmp.db"
         print(f"{label}: copying {source} -> {before}", flush=True)
         _copy(source, partial)
         info = {"baseline": str(base_tree)}
         info["big_reader"], info["big_reader_events"] = add_big_reader(partial, count)
         info["before_upgrade_s"] = _upgrade(base_tree, partial)
         _checkpoint(partial)
+        for suffix in ("-wal", "-shm"):  # the old file's log must not meet the new file
+            Path(f"{before}{suffix}").unlink(missing_ok=True)
         partial.rename(before)
         for suffix in ("-wal", "-shm"):
             Path(f"{partial}{suffix}").unlink(missing_ok=True)
