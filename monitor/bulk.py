@@ -27,6 +27,8 @@ from monitor import store
 
 #: Fewer rows than this are cheaper to index as they come.
 MIN_ROWS = 20_000
+#: Page cache while the indexes are built (KiB).
+SORT_CACHE_KIB = 16 * 1024
 #: The index :func:`monitor.store.write_batch` needs while rows arrive (duplicates by ``body_sha256``).
 KEPT = ("body_sha256",)
 
@@ -69,5 +71,9 @@ def suspend(db: sqlite_utils.Database) -> list[str]:
 def restore(db: sqlite_utils.Database) -> float:
     """Build every index the schema defines that is missing; the seconds it took."""
     started = time.perf_counter()
-    store.migrate(db)  # (PRAGMA threads = 2 was no faster and took the sorter's memory up by ~30 MB)
+    # The sorter holds up to the cache's size besides the cache itself: 16 MiB, not the import's 64,
+    # took a 200k import's peak from 150 to 125 MB at no cost in time (3.3-3.5 s against 3.9-4.2).
+    # (PRAGMA threads = 2 was no faster and took the sorter's memory up by ~30 MB.)
+    db.execute(f"PRAGMA cache_size = -{SORT_CACHE_KIB}")
+    store.migrate(db)
     return time.perf_counter() - started
