@@ -57,7 +57,7 @@ def _tmux(socket: str, *args: str) -> str:
 
 
 #: A table row (its time first), or the empty table's text.
-_ROWS = re.compile(r"^\s*\d\d:\d\d:\d\d |Waiting for the first delivery", re.MULTILINE)
+_ROWS = re.compile(r"^\s*(\d\d-\d\d )?\d\d:\d\d:\d\d |Waiting for the first delivery", re.MULTILINE)
 #: The stats bar with its counts (before they are read it shows no number).
 _STATS = re.compile(r"views [\d,]+ +closes [\d,]+")
 
