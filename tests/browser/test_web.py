@@ -81,8 +81,8 @@ def test_the_spec_pair_live_in_two_pages(
     assert served.listener_url.rstrip("/") in screen, screen  # the page names this serve's listener
 
     post_spec(served, spec)
-    screen = wait_for_screen(page, both_rows, "both rows in the page")
-    assert "row 1 of 2" in screen, screen
+    # The status line follows the rows by a frame or so: both, as the page shows them once settled.
+    screen = wait_for_screen(page, lambda s: both_rows(s) and "row 1 of 2" in s, "both rows and their count")
     if not small:
         assert PHONE in screen, screen
         assert cells(page)[0] >= 120, cells(page)  # 1280 px wide: the wide layout
