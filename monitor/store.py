@@ -310,6 +310,7 @@ def open_for_review(path: str | Path) -> None:
         names = set(db.table_names())
         version = db.execute("PRAGMA user_version").fetchone()[0]
         db.execute("SELECT id FROM events ORDER BY id DESC LIMIT 1").fetchall() if "events" in names else None
+        indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not a readable SQLite database ({exc})") from None
     finally:
@@ -317,8 +318,15 @@ def open_for_review(path: str | Path) -> None:
     if not {"events", "sessions"} <= names:
         shown = ", ".join(sorted(names)) or "none"
         raise StoreError(f"{path}: not a conscent-monitor database (tables: {shown})")
-    if version < SCHEMA_VERSION and os.access(path, os.W_OK):
-        open_store(path).close()  # an older schema: add what this version reads
+    # An older schema, or indexes missing (an import killed while it rebuilt them): add what this version reads.
+    if (version < SCHEMA_VERSION or not index_names() <= indexes) and os.access(path, os.W_OK):
+        open_store(path).close()
+
+
+def index_names() -> set[str]:
+    """The names of every index the schema defines (sqlite-utils names the ``INDEXES``)."""
+    made = {f"idx_{table}_{'_'.join(columns)}" for table, indexes in INDEXES.items() for columns in indexes}
+    return made | set(SPECIAL_INDEXES)
 
 
 #: Past this many events, opening a database of an older schema says it is being upgraded (it takes seconds).

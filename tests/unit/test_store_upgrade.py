@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -50,3 +51,17 @@ def test_nothing_is_said_when_opening_is_quick(tmp_path: Path, case: str) -> Non
             conn.execute("DELETE FROM events")
         conn.close()
     assert store.upgrade_notice(path) is None
+
+
+def test_opening_a_file_missing_an_index_builds_it(tmp_path: Path) -> None:
+    """An import killed while it rebuilt the indexes leaves them missing: the next `open` builds them."""
+    path = tmp_path / "m.db"
+    store.open_store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"DROP INDEX {store.LAG_INDEX}")
+        conn.execute("DROP INDEX idx_events_user_id_received_at")
+    conn.close()
+    store.open_for_review(path)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        have = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert store.index_names() <= have
