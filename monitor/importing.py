@@ -148,26 +148,6 @@ def row_values(item: Incoming) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def unparsed_values(item: Incoming) -> tuple[Any, ...]:
-    """What :func:`parsed_values` needs to make ``item``'s row values again: its request and bytes, not its object.
-
-    Only for items whose object is what their body decodes to (``generate``'s: the body is the object's JSON).
-    """
-    return (
-        item.received_at, item.method, item.path, item.remote_addr, item.headers, item.content_type,
-        item.signature, item.basic_auth, item.body,
-    )  # fmt: skip
-
-
-def parsed_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """:func:`row_values` of the item :func:`unparsed_values` described."""
-    received, method, path, remote, headers, content_type, signature, basic_auth, body = values
-    item = Incoming(
-        body, orjson.loads(body), received, method, path, remote, headers, content_type, signature, basic_auth
-    )
-    return row_values(item)
-
-
 def event_row(session_id: int, item: Incoming, now: float) -> dict[str, Any]:
     """The ``events`` row the listener would have written for ``item`` (id and duplicate_of aside)."""
     return _row(session_id, row_values(item), now)
@@ -360,8 +340,7 @@ def _store(
                 report.skipped += 1
                 if len(report.errors) < max_errors:
                     report.errors.append(f"{clean(where)}: {clean(reason)}")
-            parsed = map(parsed_values, batch.rows) if batch.unparsed else batch.rows
-            _write(db.conn, [_row(session_id, values, now) for values in parsed], report)
+            _write(db.conn, [_row(session_id, values, now) for values in batch.rows], report)
             if progress is not None:
                 progress(batch.done, taken)
         report.rows_seconds = time.perf_counter() - started

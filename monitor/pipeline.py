@@ -58,7 +58,6 @@ class Batch:
     rows: list[tuple[Any, ...]] = field(default_factory=list)  # monitor.importing.row_values
     bad: list[tuple[str, str]] = field(default_factory=list)  # (where, reason)
     done: int = 0  # Source.done() after this batch
-    unparsed: bool = False  # rows are monitor.importing.unparsed_values, for the parent to parse
 
     @property
     def size(self) -> int:
@@ -66,29 +65,20 @@ class Batch:
 
 
 def batched(source: Source, batch_size: int = BATCH_ROWS) -> Iterator[Batch]:
-    """The items of ``source`` as batches of about ``batch_size`` items (rows and bad inputs together).
+    """The items of ``source`` as batches of about ``batch_size`` items (rows and bad inputs together)."""
+    from monitor.importing import Bad, row_values
 
-    A source whose ``parse_in_parent`` is true (``generate``: making the
-    deliveries is most of the child's work) sends each delivery's request
-    and bytes only (:func:`monitor.importing.unparsed_values`), and the parent
-    parses them (:func:`monitor.importing.parsed_values`): the two processes
-    then share the work more evenly.
-    """
-    from monitor.importing import Bad, row_values, unparsed_values
-
-    late = bool(getattr(source, "parse_in_parent", False))
-    values = unparsed_values if late else row_values
-    batch = Batch(unparsed=late)
+    batch = Batch()
     rows, bad = batch.rows, batch.bad
     for item in source.items():
         if isinstance(item, Bad):
             bad.append((item.where, item.reason))
         else:
-            rows.append(values(item))
+            rows.append(row_values(item))
         if len(rows) + len(bad) >= batch_size:
             batch.done = source.done()
             yield batch
-            batch = Batch(unparsed=late)
+            batch = Batch()
             rows, bad = batch.rows, batch.bad
     batch.done = source.done()
     if batch.size:

@@ -221,9 +221,6 @@ class SynthSource:
         self.count, self.seed, self.readers, self.days, self.end = count, seed, readers, days, end
         self.met: set[int] = set()
         self.made = 0
-        #: In a child process, send the bodies and let the parent parse them (pipeline.batched):
-        #: making the deliveries is already most of the child's work.
-        self.parse_in_parent = False
 
     def items(self) -> Iterator[importing.Incoming]:
         rng = random.Random(self.seed + 1)  # noqa: S311
@@ -267,7 +264,6 @@ def build_database(
     sessions = max(1, min(sessions, count or 1))
     about = f"synthetic: {count:,} deliveries, seed {seed}, end {end:g}, up to {readers:,} readers"
     if parallel if parallel is not None else count >= PARALLEL_ROWS:
-        source.parse_in_parent = True
         with pipeline.Producer(source) as producer:
             batches = iter(producer)
             reports = _sessions(db_path, batches, count, sessions, about, progress, stage, bulk)
@@ -319,7 +315,6 @@ class _Rows:
     def __init__(self, batches: Iterator[pipeline.Batch]) -> None:
         self._batches = batches
         self._left: list[tuple[Any, ...]] = []
-        self._unparsed = False
 
     def take(self, count: int) -> Iterator[pipeline.Batch]:
         while count > 0:
@@ -327,10 +322,10 @@ class _Rows:
                 batch = next(self._batches, None)
                 if batch is None:
                     return
-                self._left, self._unparsed = batch.rows, batch.unparsed
+                self._left = batch.rows
             rows, self._left = self._left[:count], self._left[count:]
             count -= len(rows)
-            yield pipeline.Batch(rows, [], len(rows), self._unparsed)
+            yield pipeline.Batch(rows, [], len(rows))
 
 
 def _stamp_session(db_path: str | Path, session_id: int) -> None:
