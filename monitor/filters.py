@@ -46,7 +46,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from typing import Any, Literal
@@ -105,6 +105,9 @@ class Facets:
     guard: _Sql
     scan: _Sql
     rest: _Sql
+    #: When ``rest`` is free text alone: its query in the bodies' search index (rows up to
+    #: ``indexed_upto`` are found there; ``rest`` judges the others).
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +329,11 @@ class _Text:
     alternatives: tuple[_Words, ...]
     scan: _Sql
 
+    @staticmethod
+    def query(words: _Words) -> str:
+        """The search index's query for rows holding every word (each a word's start)."""
+        return " AND ".join(f'"{word}"*' for word in words)  # words hold no quotes: safe FTS5 syntax
+
     def sql(self) -> _Sql:
         # One look-up per alternative, ORed and tried row by row: SQLite runs
         # a look-up only once some row gets past the ones before it, so a
@@ -339,7 +347,7 @@ class _Text:
         # are read only when it is past the indexed part.
         rowid = "+id" if len(self.alternatives) > 1 else "id"
         lookup = f"{rowid} IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)"
-        matches = [(lookup, (" AND ".join(f'"{word}"*' for word in words),)) for words in self.alternatives]
+        matches = [(lookup, (self.query(words),)) for words in self.alternatives]
         scan_sql, scan_params = self.scan
         unindexed = (
             f"({rowid} > (SELECT indexed_upto FROM search_state)"
@@ -820,15 +828,23 @@ def _combine(groups: list[list[_Piece]]) -> Compiled:
             wanted.append(texts[0])
         else:
             anded.append(_or([*alive, *([_any_of(texts).sql()] if texts else [])]))
+    text = None
     if wanted:
-        anded.append(_all_of(wanted).sql())
+        searched = _all_of(wanted)
+        if not anded and len(searched.alternatives) == 1:
+            text = searched.query(searched.alternatives[0])
+        anded.append(searched.sql())
     if faceted:
         rest = _join("AND", anded) if anded else ("1", ())
         found, params = _facets(faceted, rest)
-        return Compiled(found.where, params, found)
+        return Compiled(found.where, params, replace(found, text=text))
     if not anded:
         return Compiled("1", ())
-    return Compiled(*_join("AND", anded))
+    where, params = _join("AND", anded)
+    if text is not None:  # free text alone: the facets index still counts the session's and mode's rows
+        alone = Facets(where, (f"'{facets.ALL}'", ()), ("0", ()), ("1", ()), ("1", ()), (where, params), text)
+        return Compiled(where, params, alone)
+    return Compiled(where, params)
 
 
 def _alone(negated: bool, piece: _Sql | _Text | _Facet) -> _Sql:

@@ -153,16 +153,41 @@ def count_rows(db: sqlite_utils.Database, view: View) -> int:
         return sum(
             db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0] for sql, params in _count_arms(view)
         )
-    # The index counts its rows without reading the table; the scan, the few rows it has not reached.
+    # The indexes count their rows without reading the table; the general query, the few they have not reached.
+    upto = _indexed_upto(db, found)
+    rows, params = _indexed_rows(db, view, found, upto)
+    total = int(db.execute(f"SELECT count(*) FROM ({rows})", params).fetchone()[0])
+    past = replace(view, where=f"id > ? AND ({view.where})", params=(upto, *view.params), facets=None)
+    return total + sum(
+        int(db.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]) for sql, args in _count_arms(past)
+    )
+
+
+def _indexed_upto(db: sqlite_utils.Database, found: Facets) -> int:
+    """The last id both indexes the view reads hold (the facets', and the bodies' for free text)."""
+    column = "min(facets_upto, indexed_upto)" if found.text is not None else "facets_upto"
+    return int(db.execute(f"SELECT {column} FROM search_state").fetchone()[0])
+
+
+def _indexed_rows(db: sqlite_utils.Database, view: View, found: Facets, upto: int) -> tuple[str, list[Any]]:
+    """``SELECT rowid`` of the view's rows up to ``upto``, from the indexes alone (no table row read)."""
     words, params = _facet_words(db, view, found)
-    total = db.execute(f"SELECT count(*) FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words}", params)
-    unindexed, args = _unindexed_arm(view, found)
-    total_rows = int(total.fetchone()[0])
-    total_rows += int(db.execute(f"SELECT count(*) FROM ({unindexed})", args).fetchone()[0])
-    if view.mode == "all":
-        rejected, rejected_args = _arms(view)[1]
-        total_rows += int(db.execute(f"SELECT count(*) FROM ({rejected})", rejected_args).fetchone()[0])
-    return total_rows
+    sql = f"SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words} AND rowid <= ?"
+    params = [*params, upto]
+    if found.text is not None:
+        # The bodies' rows as a list tried per row (+rowid): a constraint handed to FTS5 would run its
+        # query once per listed row.
+        sql += f" AND +rowid IN (SELECT rowid FROM {store.SEARCH_TABLE} WHERE {store.SEARCH_TABLE} MATCH ?)"
+        params.append(found.text)
+    return sql, params
+
+
+def _past_indexes(view: View, upto: int) -> tuple[str, list[Any]]:
+    """The view's events past ``upto``, by the general query on the id range (few rows)."""
+    past = replace(view, where=f"id > ? AND ({view.where})", params=(upto, *view.params), facets=None)
+    arms = _arms(past)[: 2 if view.mode == "gateway" else 1]
+    sql = " UNION ALL ".join(f"SELECT * FROM ({arm})" for arm, _ in arms)
+    return sql, [p for _, args in arms for p in args]
 
 
 #: A filtered view of at most this many rows is read by looking its rows up and sorting them: a walk of
@@ -173,8 +198,8 @@ _SORT_ROWS = 2000
 def _facet_plan(db: sqlite_utils.Database, view: View) -> Facets | None:
     """The view's facet terms when the facets index alone can answer them, else None (the general query)."""
     found = view.facets
-    if found is None or found.where != view.where or found.rest[0] != "1":
-        return None  # another condition was added to the filter, or terms the index does not hold
+    if found is None or found.where != view.where or (found.rest[0] != "1" and found.text is None):
+        return None  # another condition was added to the filter, or terms the indexes do not hold
     broad_sql, broad_params = found.broad
     if broad_sql != "0" and db.execute(f"SELECT {broad_sql}", broad_params).fetchone()[0]:
         return None  # a term matched too many values to look them up: the rows are scanned
@@ -208,19 +233,6 @@ def _facet_words(db: sqlite_utils.Database, view: View, found: Facets) -> tuple[
     return "('(' || " + " || ') AND (' || ".join(parts) + " || ')')", params
 
 
-def _unindexed_arm(view: View, found: Facets) -> tuple[str, list[Any]]:
-    """The view's rows past the facets index, judged by the scan."""
-    # On the id range (a few rows): not the session's, the events' or (under ORDER BY) the time index.
-    gateway = "+event IN (?, ?) AND " if view.mode == "gateway" else ""
-    session = "" if view.session_id is None else "+session_id = ? AND "
-    sql = (
-        "SELECT 'event' AS source, id, received_at FROM events NOT INDEXED"
-        f" WHERE id > (SELECT facets_upto FROM search_state) AND {session}{gateway}({found.scan[0]})"
-    )
-    gateways = [GATEWAY_VIEW, GATEWAY_CLOSE] if gateway else []
-    return sql, [*_session_args(view.session_id), *gateways, *found.scan[1]]
-
-
 #: The first pages of a filtered view of many rows come from the index's newest rows (by id), when
 #: the ids of the file follow the times (as a monitor writes them): no list of all the matches to build.
 _RECENT_ROWS = 2000
@@ -235,11 +247,11 @@ def _recent_page(db: sqlite_utils.Database, view: View, found: Facets, offset: i
     captures), and the caller walks the time order.
     """
     wanted = offset + limit
-    words, params = _facet_words(db, view, found)
-    newest = f"SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words} ORDER BY rowid DESC"
-    unindexed, args = _unindexed_arm(view, found)
-    ids = {row[0] for row in db.execute(f"{newest} LIMIT ?", [*params, wanted])}
-    ids.update(row[1] for row in db.execute(f"{unindexed} ORDER BY id DESC LIMIT ?", [*args, wanted]))
+    upto = _indexed_upto(db, found)
+    newest, params = _indexed_rows(db, view, found, upto)
+    past, args = _past_indexes(view, upto)
+    ids = {row[0] for row in db.execute(f"{newest} ORDER BY rowid DESC LIMIT ?", [*params, wanted])}
+    ids.update(row[1] for row in db.execute(f"SELECT * FROM ({past}) ORDER BY id DESC LIMIT ?", [*args, wanted]))
     chosen = sorted(ids, reverse=True)[:wanted]
     if len(chosen) == wanted:
         marks = ", ".join("?" * len(chosen))
@@ -262,12 +274,10 @@ def _recent_page(db: sqlite_utils.Database, view: View, found: Facets, offset: i
 
 def _sorted_page(db: sqlite_utils.Database, view: View, found: Facets, offset: int, limit: int) -> list[Row]:
     """A page of a view of few rows: its rows looked up through the facets index, then sorted."""
-    words, params = _facet_words(db, view, found)
-    indexed = (
-        "SELECT 'event' AS source, id, received_at FROM events"
-        f" WHERE id IN (SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words})"
-    )
-    arms = [(indexed, params), _unindexed_arm(view, found)]
+    upto = _indexed_upto(db, found)
+    rows, params = _indexed_rows(db, view, found, upto)
+    indexed = f"SELECT 'event' AS source, id, received_at FROM events WHERE id IN ({rows})"
+    arms = [(indexed, params), _past_indexes(view, upto)]
     if view.mode == "all":
         arms.append(_arms(view)[1])
     order = " ORDER BY received_at DESC, id DESC, source DESC LIMIT ? OFFSET ?"
