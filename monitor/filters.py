@@ -590,7 +590,7 @@ def _content(t: _Term, now: float) -> _Built:
 def _session(t: _Term, now: float) -> _Built:
     """A gateway session id: equality on its index for an id, else the dictionary's ids containing the value."""
     if _HEX_ID.fullmatch(t.value) or _UUID.fullmatch(t.value):
-        return "+id IN (SELECT id FROM events AS s WHERE s.gateway_session_id = ?)", (t.value,)  # its few rows
+        return "id IN (SELECT id FROM events AS s WHERE s.gateway_session_id = ?)", (t.value,)  # its few rows, first
     pattern = f"%{_escape_like(t.value)}%"
     known = (
         "+id IN (SELECT id FROM events AS s WHERE s.gateway_session_id IN (SELECT value FROM"

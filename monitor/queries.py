@@ -363,10 +363,18 @@ def event_counts_by_session(db: sqlite_utils.Database) -> dict[int, dict[str, in
     return counts
 
 
-def page_sql(view: View, *, descending: bool = True) -> tuple[str, list[Any]]:
-    """The ``(source, id)`` walk for one page; takes LIMIT and OFFSET last."""
+def page_sql(view: View, *, descending: bool = True, few: bool = False) -> tuple[str, list[Any]]:
+    """The ``(source, id)`` walk for one page; takes LIMIT and OFFSET last.
+
+    ``few``: the view has few rows (its count is known): found by the filter's own indexes and sorted,
+    not by a walk in time order that would pass every row of the session to find them.
+    """
     arms = _arms(view)
     direction = "DESC" if descending else "ASC"
+    if few:  # a time the order cannot take from an index
+        arms = [
+            (sql.replace(" id, received_at FROM ", " id, +received_at AS received_at FROM ", 1), a) for sql, a in arms
+        ]
     sql = " UNION ALL ".join(sql for sql, _ in arms)
     sql += f" ORDER BY received_at {direction}, id {direction}, source {direction} LIMIT ? OFFSET ?"
     return sql, [param for _, params in arms for param in params]
@@ -395,7 +403,9 @@ def fetch_rows(
         assert total is not None
         start = max(0, total - offset - limit)
         limit, offset = max(0, total - offset - start), start
-    sql, walk = page_sql(view, descending=descending)
+    sql, walk = page_sql(
+        view, descending=descending, few=view.where != "1" and total is not None and total <= _SORT_ROWS
+    )
     keys: list[tuple[Source, int]] = [(s, i) for s, i, _ in db.execute(sql, [*walk, limit, offset]).fetchall()]
     if not descending:
         keys.reverse()
