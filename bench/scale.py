@@ -694,7 +694,12 @@ def report(results: dict[str, Any], cold: str, cap: float) -> None:
                 f"{_ms(b.get('cold_ms'))} | {_ms(cold_a)} | <200 / <1000 | {'yes' if met else 'NO'}"
                 f"{' ' + '; '.join(notes) if notes else ''} |"
             )
-        print(f"\nmet: {met_count} of {len(keys)} cases (after)")
+        met_before = sum(
+            1
+            for c in before.values()
+            if (c.get("warm_ms") or 1e9) < WARM_TARGET_MS and c.get("cold_ms", 0) < COLD_TARGET_MS
+        )
+        print(f"\nmet: {met_count} of {len(keys)} cases (after)" + (f"; before: {met_before}" if both else ""))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
