@@ -261,11 +261,22 @@ def _recent_page(db: sqlite_utils.Database, view: View, found: Facets, offset: i
         )
         if db.execute(later, [*_session_args(view.session_id), oldest, chosen[-1]]).fetchone()[0]:
             return None
-    arms = [
-        (f"SELECT 'event' AS source, id, received_at FROM events WHERE id IN ({', '.join('?' * len(chosen))})", chosen)
-    ]
+    marks = ", ".join("?" * len(chosen))
+    return _page_of(
+        db,
+        view,
+        [(f"SELECT 'event' AS source, id, received_at FROM events WHERE id IN ({marks})", chosen)],
+        offset,
+        limit,
+    )
+
+
+def _page_of(
+    db: sqlite_utils.Database, view: View, arms: list[tuple[str, list[Any]]], offset: int, limit: int
+) -> list[Row]:
+    """A page of the events ``arms`` select (and, in "all" mode, the rejections), newest first."""
     if view.mode == "all":
-        arms.append(_arms(view)[1])
+        arms = [*arms, _arms(view)[1]]
     order = " ORDER BY received_at DESC, id DESC, source DESC LIMIT ? OFFSET ?"
     sql = " UNION ALL ".join(arm for arm, _ in arms) + order
     keys = [(s, i) for s, i, _ in db.execute(sql, [*(p for _, a in arms for p in a), limit, offset]).fetchall()]
@@ -277,13 +288,7 @@ def _sorted_page(db: sqlite_utils.Database, view: View, found: Facets, offset: i
     upto = _indexed_upto(db, found)
     rows, params = _indexed_rows(db, view, found, upto)
     indexed = f"SELECT 'event' AS source, id, received_at FROM events WHERE id IN ({rows})"
-    arms = [(indexed, params), _past_indexes(view, upto)]
-    if view.mode == "all":
-        arms.append(_arms(view)[1])
-    order = " ORDER BY received_at DESC, id DESC, source DESC LIMIT ? OFFSET ?"
-    sql = " UNION ALL ".join(arm for arm, _ in arms) + order
-    keys = [(s, i) for s, i, _ in db.execute(sql, [*(p for _, args in arms for p in args), limit, offset]).fetchall()]
-    return _load_rows(db, keys)
+    return _page_of(db, view, [(indexed, params), _past_indexes(view, upto)], offset, limit)
 
 
 def shows(view: View, row: dict[str, Any], source: Source) -> bool | None:
