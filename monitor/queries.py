@@ -172,6 +172,9 @@ def _indexed_upto(db: sqlite_utils.Database, found: Facets) -> int:
 def _indexed_rows(db: sqlite_utils.Database, view: View, found: Facets, upto: int) -> tuple[str, list[Any]]:
     """``SELECT rowid`` of the view's rows up to ``upto``, from the indexes alone (no table row read)."""
     words, params = _facet_words(db, view, found)
+    if found.text is not None and words == f"'{facets.ALL}'":  # free text on every event: its index alone
+        sql = f"SELECT rowid FROM {store.SEARCH_TABLE} WHERE {store.SEARCH_TABLE} MATCH ? AND rowid <= ?"
+        return sql, [found.text, upto]
     sql = f"SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words} AND rowid <= ?"
     params = [*params, upto]
     if found.text is not None:
@@ -226,8 +229,9 @@ def _facet_words(db: sqlite_utils.Database, view: View, found: Facets) -> tuple[
             " WHERE field = 'event' AND value IN (?, ?))"
         )
         params += [GATEWAY_VIEW, GATEWAY_CLOSE]
-    parts.append(found.match[0])
-    params += found.match[1]
+    if found.match[0] != f"'{facets.ALL}'" or not parts:  # every event's word says nothing beside others
+        parts.append(found.match[0])
+        params += found.match[1]
     if len(parts) == 1:
         return parts[0], params
     return "('(' || " + " || ') AND (' || ".join(parts) + " || ')')", params
