@@ -70,7 +70,8 @@ def test_ui_load() -> None:
 def test_scale(tmp_path: Path) -> None:
     from bench import scale
 
-    results = scale.main(["--sizes", "300", "800", "--repeats", "1", "--cache", str(tmp_path)])
+    args = ["--sizes", "300", "800", "--repeats", "1", "--cache", str(tmp_path), "--only", "user", "text"]
+    results = scale.main([*args, "--modes", "gateway"])
     for figures in results.values():
         for key in (
             "first_screen_ms",
