@@ -147,9 +147,31 @@ def _count_arms(view: View) -> list[tuple[str, list[Any]]]:
     ]
 
 
+def _narrowed(db: sqlite_utils.Database, view: View) -> View:
+    """The view, its facet terms driving the query when they hold few rows and other terms (a time range) do not.
+
+    The facets' rows are otherwise a list each row of the other terms' index is
+    tried against (``+id IN``): right for many rows, a walk of the whole range
+    for a reader's few (``user:<id> since:2d``).
+    """
+    found = view.facets
+    if found is None or found.where != view.where or found.rest[0] == "1" or found.text is not None:
+        return view
+    broad_sql, broad_params = found.broad
+    if broad_sql != "0" and db.execute(f"SELECT {broad_sql}", broad_params).fetchone()[0]:
+        return view
+    words, params = _facet_words(db, view, found)
+    fts = f"SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words} LIMIT {_SORT_ROWS + 1}"
+    if db.execute(f"SELECT count(*) FROM ({fts})", params).fetchone()[0] > _SORT_ROWS:
+        return view
+    lookup = f"+id IN (SELECT rowid FROM {facets.FACETS_TABLE}"
+    return replace(view, where=view.where.replace(lookup, lookup[1:], 1), facets=None)
+
+
 def count_rows(db: sqlite_utils.Database, view: View) -> int:
     found = _facet_plan(db, view)
     if found is None:
+        view = _narrowed(db, view)
         return sum(
             db.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0] for sql, params in _count_arms(view)
         )
@@ -405,6 +427,8 @@ def fetch_rows(
         recent = _recent_page(db, view, found, offset, limit)
         if recent is not None:
             return recent
+    if found is None and total is not None and total <= _SORT_ROWS:
+        view = _narrowed(db, view)
     if total is None and offset > _FORWARD_WALK:
         total = count_rows(db, view)
     descending = total is None or 2 * offset + limit <= total
