@@ -371,6 +371,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """The options the parent passes on to each child: repeats, how to make a run cold, copies, the cap."""
+    parser.add_argument("--repeats", type=int, default=3, help="warm runs per case (the median is shown)")
+    parser.add_argument(
+        "--cold",
+        choices=("drop_caches", "fadvise", "none"),
+        default="fadvise",
+        help="how a cold run is made cold: drop_caches (all of the OS's, needs root) or fadvise (the file's pages)",
+    )
+    parser.add_argument("--work", type=Path, help="the copies of the databases (default /tmp/E16, or CACHE/work)")
+    parser.add_argument("--cap", type=float, default=60.0, help="seconds after which a filter run is stopped")
+
+
 def child(argv: list[str], monitor_dir: str) -> None:
     """One part on one database, in this process (started by bench/scale_child.py)."""
     import asyncio
@@ -381,15 +394,7 @@ def child(argv: list[str], monitor_dir: str) -> None:
     parser.add_argument("--part", choices=("open", "filters"), required=True)
     parser.add_argument("--filters", type=Path, help="a JSON list of filter texts")
     parser.add_argument("--modes", nargs="+", default=["gateway", "all"])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--cold",
-        choices=("drop_caches", "fadvise", "none"),
-        default="fadvise",
-        help="how a cold run is made cold: drop_caches (all of the OS's, needs root) or fadvise (the file's pages)",
-    )
-    parser.add_argument("--work", type=Path, help="the copies of the databases (default /tmp/E16, or CACHE/work)")
-    parser.add_argument("--cap", type=float, default=60.0)
+    _run_options(parser)
     parser.add_argument("--big-reader", default=BIG_READER)
     args = parser.parse_args(argv)
     result: dict[str, Any] = {"monitor": monitor_dir}
@@ -710,15 +715,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--parts", nargs="+", choices=("open", "filters"), default=["open", "filters"])
     parser.add_argument("--modes", nargs="+", choices=("gateway", "all"), default=["gateway", "all"])
     parser.add_argument("--only", nargs="+", help="only the cases whose filter holds one of these (or group)")
-    parser.add_argument("--repeats", type=int, default=3, help="warm runs per case (the median is shown)")
-    parser.add_argument(
-        "--cold",
-        choices=("drop_caches", "fadvise", "none"),
-        default="fadvise",
-        help="how a cold run is made cold: drop_caches (all of the OS's, needs root) or fadvise (the file's pages)",
-    )
-    parser.add_argument("--work", type=Path, help="the copies of the databases (default /tmp/E16, or CACHE/work)")
-    parser.add_argument("--cap", type=float, default=60.0, help="seconds after which a filter run is stopped")
+    _run_options(parser)
     parser.add_argument("--group-size", type=int, default=8, help="filters per child (trees alternate per group)")
     parser.add_argument("--fresh", action="store_true", help="copy and upgrade the databases again")
     parser.add_argument("--fresh-after", action="store_true", help="copy and upgrade the after database again")

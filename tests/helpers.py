@@ -521,3 +521,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+def journey_row(id_: int, event: str, t: float | None, received: float | None = None, **extra: Any) -> dict[str, Any]:
+    """A reader's event as the journey reads it (``created_at`` ``t``, received a second later unless given)."""
+    row: dict[str, Any] = {
+        "id": id_,
+        "event": event,
+        "created_at": t,
+        "received_at": received if received is not None else (t or 0) + 1,
+        "content_id": None,
+        "client_content_id": None,
+        "paywall_id": None,
+        "gateway_session_id": None,
+        "click_action": None,
+        "duplicate_of": None,
+    }
+    return row | extra

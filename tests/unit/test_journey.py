@@ -9,6 +9,7 @@ import pytest
 
 from monitor.events import parse_body
 from monitor.journey import build_journey, match_key, pair_summary
+from tests.helpers import journey_row as ev
 
 REPO = Path(__file__).parents[2]
 SPEC = Path(__file__).parents[3] / "shared/spec/conscent-payment-gateway-webhook.txt"
@@ -33,22 +34,6 @@ def spec_rows() -> tuple[dict[str, Any], dict[str, Any]]:
         row = parse_body(body).columns() | {"id": id_, "received_at": received, "duplicate_of": None}
         rows.append(row)
     return rows[0], rows[1]
-
-
-def ev(id_: int, event: str, t: float | None, received: float | None = None, **extra: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": id_,
-        "event": event,
-        "created_at": t,
-        "received_at": received if received is not None else (t or 0) + 1,
-        "content_id": None,
-        "client_content_id": None,
-        "paywall_id": None,
-        "gateway_session_id": None,
-        "click_action": None,
-        "duplicate_of": None,
-    }
-    return row | extra
 
 
 def by_id(rows: list[dict[str, Any]]) -> dict[int, Any]:

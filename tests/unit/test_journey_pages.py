@@ -26,25 +26,10 @@ from monitor.journey import (
     pairs_by_session,
     summarize,
 )
+from tests.helpers import journey_row as ev
 
 VIEW, CLOSE = "payment_gateway.view", "payment_gateway.close"
 GATEWAY = (VIEW, CLOSE)
-
-
-def ev(id_: int, event: str, t: float | None, received: float | None = None, **extra: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "id": id_,
-        "event": event,
-        "created_at": t,
-        "received_at": received if received is not None else (t or 0) + 1,
-        "content_id": None,
-        "client_content_id": None,
-        "paywall_id": None,
-        "gateway_session_id": None,
-        "click_action": None,
-        "duplicate_of": None,
-    }
-    return row | extra
 
 
 def fields(step: JourneyStep) -> tuple[Any, ...]:
