@@ -100,10 +100,11 @@ def gateway_of_sessions(
     scope, args = _scope(session_id)
     wanted = sorted(gateway_sessions)
     rows: list[dict[str, Any]] = []
+    indexed = _pairing_index(db)  # once, not per chunk
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         sql = (
-            f"SELECT {PAIRING_COLUMNS} FROM events{_pairing_index(db)}"
+            f"SELECT {PAIRING_COLUMNS} FROM events{indexed}"
             f" WHERE gateway_session_id IN ({', '.join('?' * len(chunk))})"
             f" AND user_id = ? AND {store.GATEWAY_ROWS}{scope}"
         )

@@ -22,6 +22,7 @@ outcome figures are read by a thread worker once the first screen is drawn.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from monitor.reader_pages import Order
 from monitor.reading import ReadAccess
 from monitor.textsafe import cell
 from monitor.tui.format import event_label, format_datetime, format_duration, format_time, reader_name, today
-from monitor.tui.messages import OpenDelivery, ReaderData
+from monitor.tui.messages import OpenDelivery, ReaderData, ReadFailed
 from monitor.tui.screens.palette import ThemedScreen
 from monitor.tui.widgets.footer import KeyFooter
 from monitor.wording import count, number
@@ -450,8 +451,12 @@ class ReaderScreen(ThemedScreen):
     def _read_summary(self, reads: ReadAccess) -> None:
         """The outcome figures of a long journey, on a connection of their own off the UI thread."""
         journey = self.data.journey
-        with reads.connect() as db:
-            summary = journey.summary(db)
+        try:
+            with reads.connect() as db:
+                summary = journey.summary(db)
+        except sqlite3.Error as exc:  # said, not a "pairing…" that never ends
+            self.post_message(ReadFailed(exc, "the journey's outcome figures"))
+            return
         self.app.call_from_thread(self._summary_read, summary)
 
     def _summary_read(self, summary: PairSummary) -> None:
