@@ -93,17 +93,15 @@ class Facets:
     ``match`` is an SQL expression whose value is the FTS5 query of those
     terms. ``broad`` (an SQL expression, constant) is true when one of them
     matched too many distinct values to be looked up (:data:`facets.MAX_VALUES`):
-    the index then over-selects and ``guard`` (on an event's columns) is the
-    exact test. ``scan`` judges an event past the index by its columns alone.
-    ``rest`` is the filter's other terms. The whole filter, :attr:`Compiled.where`,
-    is ``rest AND ((id IN match-rows AND guard) OR (id past the index AND scan))``.
+    the index then over-selects and a guard (on an event's columns) is the
+    exact test. ``rest`` is the filter's other terms. The whole filter,
+    :attr:`Compiled.where`, is ``rest AND ((id IN match-rows AND guard) OR
+    (id past the index AND the scan of the event's columns))``.
     """
 
     where: str  # the Compiled.where these pieces make up (a view whose where differs cannot use them)
     match: _Sql
     broad: _Sql
-    guard: _Sql
-    scan: _Sql
     rest: _Sql
     #: When ``rest`` is free text alone: its query in the bodies' search index (rows up to
     #: ``indexed_upto`` are found there; ``rest`` judges the others).
@@ -209,7 +207,7 @@ class _Facet:
             if self.prefix is not None and op == "LIKE" and column in facets.WORDED:
                 # Not those the prefix query finds: an ASCII value holding the word at the start of a word.
                 sql += " AND (value GLOB ? OR NOT (lower(value) GLOB ? OR lower(value) GLOB ?))"
-                params += (_ASCII_ONLY, f"{self.prefix}*", f"*[^a-z0-9]{self.prefix}*")
+                params += (_NON_ASCII, f"{self.prefix}*", f"*[^a-z0-9]{self.prefix}*")
             pieces.append((sql + ")", params))
         return _or(pieces)
 
@@ -241,8 +239,8 @@ def _facet_like(columns: Iterable[str], value: str, *more: tuple[str, str, Any])
 
 #: Text the prefix queries take: one ASCII word (letters and digits), as the index splits values.
 _ONE_WORD = re.compile(r"[A-Za-z0-9]+", re.ASCII)
-#: A value with no character outside ASCII (GLOB; the upper end is DEL).
-_ASCII_ONLY = b"*[^\x01-\x7f]*".decode("unicode_escape")
+#: A value holding a character outside ASCII (GLOB; ASCII's upper end is DEL): it has no words in the index.
+_NON_ASCII = b"*[^\x01-\x7f]*".decode("unicode_escape")
 
 
 def _quote(text: str) -> str:
@@ -310,7 +308,7 @@ def _facets(groups: list[list[tuple[bool, _Facet]]], rest: _Sql) -> tuple[Facets
     whole = _or([indexed, unindexed])
     if rest[0] != "1":
         whole = _join("AND", [rest, whole])
-    return Facets(whole[0], match, broad_any, guard, scan_all, rest), whole[1]
+    return Facets(whole[0], match, broad_any, rest), whole[1]
 
 
 #: Words of one term: a row must hold them all, each as the start of a word.
@@ -842,7 +840,7 @@ def _combine(groups: list[list[_Piece]]) -> Compiled:
         return Compiled("1", ())
     where, params = _join("AND", anded)
     if text is not None:  # free text alone: the facets index still counts the session's and mode's rows
-        alone = Facets(where, (f"'{facets.ALL}'", ()), ("0", ()), ("1", ()), ("1", ()), (where, params), text)
+        alone = Facets(where, (f"'{facets.ALL}'", ()), ("0", ()), (where, params), text)
         return Compiled(where, params, alone)
     return Compiled(where, params)
 

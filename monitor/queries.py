@@ -164,8 +164,10 @@ def _narrowed(db: sqlite_utils.Database, view: View) -> View:
     fts = f"SELECT rowid FROM {facets.FACETS_TABLE} WHERE {facets.FACETS_TABLE} MATCH {words} LIMIT {_SORT_ROWS + 1}"
     if db.execute(f"SELECT count(*) FROM ({fts})", params).fetchone()[0] > _SORT_ROWS:
         return view
+    # The last look-up is the facets' own (a facet ORed with other terms sits in ``rest``, before it).
     lookup = f"+id IN (SELECT rowid FROM {facets.FACETS_TABLE}"
-    return replace(view, where=view.where.replace(lookup, lookup[1:], 1), facets=None)
+    head, found_at, tail = view.where.rpartition(lookup)
+    return replace(view, where=head + found_at[1:] + tail, facets=None)
 
 
 def count_rows(db: sqlite_utils.Database, view: View) -> int:
@@ -179,9 +181,9 @@ def count_rows(db: sqlite_utils.Database, view: View) -> int:
     upto = _indexed_upto(db, found)
     rows, params = _indexed_rows(db, view, found, upto)
     total = int(db.execute(f"SELECT count(*) FROM ({rows})", params).fetchone()[0])
-    past = replace(view, where=f"id > ? AND ({view.where})", params=(upto, *view.params), facets=None)
     return total + sum(
-        int(db.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0]) for sql, args in _count_arms(past)
+        int(db.execute(f"SELECT count(*) FROM ({sql})", args).fetchone()[0])
+        for sql, args in _count_arms(_past(view, upto))
     )
 
 
@@ -207,10 +209,14 @@ def _indexed_rows(db: sqlite_utils.Database, view: View, found: Facets, upto: in
     return sql, params
 
 
+def _past(view: View, upto: int) -> View:
+    """The view's rows past ``upto``: the general query, on the id range."""
+    return replace(view, where=f"id > ? AND ({view.where})", params=(upto, *view.params), facets=None)
+
+
 def _past_indexes(view: View, upto: int) -> tuple[str, list[Any]]:
     """The view's events past ``upto``, by the general query on the id range (few rows)."""
-    past = replace(view, where=f"id > ? AND ({view.where})", params=(upto, *view.params), facets=None)
-    arms = _arms(past)[: 2 if view.mode == "gateway" else 1]
+    arms = _arms(_past(view, upto))[: 2 if view.mode == "gateway" else 1]
     sql = " UNION ALL ".join(f"SELECT * FROM ({arm})" for arm, _ in arms)
     return sql, [p for _, args in arms for p in args]
 
