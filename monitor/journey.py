@@ -287,16 +287,19 @@ def page_steps(
     conversions: Conversions,
     *,
     by_session: bool,
+    paired: Mapping[int, JourneyStep] | None = None,
 ) -> list[JourneyStep]:
     """The steps of ``page`` (rows in the order shown), paired and judged as in the whole journey.
 
     ``related``: the components of the page's views and closes (see
     :func:`pair_rows`; the page's rows may be among them or not);
-    ``conversions``: the journey's purchases.
+    ``conversions``: the journey's purchases; ``paired``: ``pair_rows`` of
+    ``related`` when the caller keeps it (a journey that is one component).
     """
     rows = {int(row["id"]): row for row in related}
     rows.update((int(row["id"]), row) for row in page if row.get("event") in (GATEWAY_VIEW, GATEWAY_CLOSE))
-    paired = pair_rows(rows.values(), by_session=by_session)
+    if paired is None:
+        paired = pair_rows(rows.values(), by_session=by_session)
     steps = []
     for row in page:
         step = JourneyStep(row, duplicate=row.get("duplicate_of") is not None)

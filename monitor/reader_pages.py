@@ -30,7 +30,7 @@ import sqlite_utils
 
 from monitor import store
 from monitor.events import GATEWAY_CLOSE, GATEWAY_VIEW
-from monitor.journey import Conversions, JourneyStep, PairSummary, page_steps, summarize
+from monitor.journey import Conversions, JourneyStep, PairSummary, page_steps, pair_rows, summarize
 
 Order = Literal["received", "created"]
 
@@ -196,7 +196,12 @@ def figures(db: sqlite_utils.Database, user_id: str, session_id: int | None) -> 
 
 
 def summary(
-    db: sqlite_utils.Database, user_id: str, session_id: int | None, counted: Figures | None = None
+    db: sqlite_utils.Database,
+    user_id: str,
+    session_id: int | None,
+    counted: Figures | None = None,
+    *,
+    by_session: bool | None = None,
 ) -> PairSummary:
     """The journey's :class:`~monitor.journey.PairSummary`, as ``pair_summary(build_journey(...))`` tells it.
 
@@ -204,7 +209,8 @@ def summary(
     purchases, never a whole row.
     """
     counted = counted or figures(db, user_id, session_id)
-    by_session = pairs_by_session(db, user_id, session_id)
+    if by_session is None:
+        by_session = pairs_by_session(db, user_id, session_id)
     conversions = Conversions(conversion_rows(db, user_id, session_id))
     return summarize(gateway_rows(db, user_id, session_id), conversions, counted.duplicates, by_session=by_session)
 
@@ -226,6 +232,7 @@ class Journey:
     _positions: dict[Order, dict[int, int]] = field(default_factory=dict)
     _groups: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _every_gateway: list[dict[str, Any]] | None = None
+    _every_paired: dict[int, JourneyStep] | None = None
     _conversions: Conversions | None = None
 
     @classmethod
@@ -263,7 +270,12 @@ class Journey:
     def steps(self, db: sqlite_utils.Database, order: Order, offset: int, limit: int) -> list[JourneyStep]:
         """Steps ``offset .. offset + limit`` of the journey in ``order``, paired as in the whole journey."""
         page = rows_by_id(db, self.ids(db, order)[max(offset, 0) : max(offset, 0) + max(limit, 0)])
-        return page_steps(page, self._related(db, page), self._purchases(db), by_session=self.by_session)
+        related = self._related(db, page)
+        if self.by_session:
+            return page_steps(page, related, self._purchases(db), by_session=True)
+        if self._every_paired is None:  # one component: paired once, not again for each page
+            self._every_paired = pair_rows(related, by_session=False)
+        return page_steps(page, related, self._purchases(db), by_session=False, paired=self._every_paired)
 
     def _related(self, db: sqlite_utils.Database, page: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """The rows that can pair with the page's views and closes (their components)."""
@@ -291,7 +303,7 @@ class Journey:
 
     def summary(self, db: sqlite_utils.Database) -> PairSummary:
         """The whole journey's summary (see :func:`summary`); reads on ``db``, touches none of the caches."""
-        return summary(db, self.user_id, self.session_id, self.counted)
+        return summary(db, self.user_id, self.session_id, self.counted, by_session=self.by_session)
 
 
 def _dicts(db: sqlite_utils.Database, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
